@@ -1,0 +1,26 @@
+# Two commands do all set-up on a fresh machine (see README): `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test test-slow lint bench clean
+
+setup:
+	VENV=$(VENV) scripts/setup.sh train,eval,dev
+
+demo: setup
+	$(PY) -m waveflow_py demo -o out/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check waveflow_py tests benchmarks recipes
+
+bench: setup
+	$(PY) -m waveflow_py bench
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,70 @@
+"""The ``waveflow`` command line. Thin: each subcommand lives in its own module and calls the library.
+
+A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+it imports heavy dependencies inside ``run`` so that ``waveflow --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+# name -> module; order is the order in --help
+COMMANDS: dict[str, str] = {
+    "vocode": "waveflow_py.cli.vocode",
+    "mel": "waveflow_py.cli.mel",
+    "info": "waveflow_py.cli.info",
+    "train": "waveflow_py.cli.train",
+    "bench": "waveflow_py.cli.bench",
+    "eval": "waveflow_py.cli.eval",
+    "toy2d": "waveflow_py.cli.toy2d",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="waveflow", description="Flow-based neural vocoders: synthesis, training, evaluation."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, modname in COMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name == modname:  # subcommand not shipped in this build
+                continue
+            raise
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        # bad input: a clear one-line message, no traceback (use -v for one)
+        if args.verbose:
+            raise
+        print(f"waveflow {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

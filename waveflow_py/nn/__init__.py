@@ -1,0 +1,1 @@
+"""waveflow_py.nn"""

@@ -28,6 +28,10 @@ __all__ = [
     "load_yaml",
     "parse_overrides",
     "merge_dicts",
+    "DataConfig",
+    "TrainConfig",
+    "ExperimentConfig",
+    "MODEL_CONFIGS",
 ]
 
 T = TypeVar("T")
@@ -64,28 +68,69 @@ class MelConfig:
             raise ValueError(f"log: expected 'ln' or 'log10', got {self.log!r}")
         if self.padding not in ("center", "hifigan"):
             raise ValueError(f"padding: expected 'center' or 'hifigan', got {self.padding!r}")
+        if self.pad_mode not in ("reflect", "constant"):
+            raise ValueError(f"pad_mode: expected 'reflect' or 'constant', got {self.pad_mode!r}")
+        if self.mel_norm not in ("slaney", None):
+            raise ValueError(f"mel_norm: expected 'slaney' or null, got {self.mel_norm!r}")
+        for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if not (self.clamp > 0 and self.power > 0 and self.mag_eps >= 0):
+            raise ValueError(
+                "expected clamp > 0, power > 0 and mag_eps >= 0, "
+                f"got {self.clamp}, {self.power}, {self.mag_eps}"
+            )
         if self.win_length > self.n_fft:
             raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
+        if self.fmin < 0 or (self.fmax is not None and self.fmax <= self.fmin):
+            raise ValueError(f"expected 0 <= fmin < fmax, got fmin={self.fmin}, fmax={self.fmax}")
         if self.fmax is not None and self.fmax > self.sample_rate / 2:
             raise ValueError(f"fmax ({self.fmax}) is above Nyquist ({self.sample_rate / 2})")
         for name in ("mean", "std"):
             stats = getattr(self, name)
             if stats is not None and len(stats) != self.n_mels:
                 raise ValueError(f"{name}: expected {self.n_mels} values, got {len(stats)}")
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f"std: expected positive values, got min {min(self.std)}")
 
 
 MEL_PRESETS: dict[str, dict[str, Any]] = {
-    # Tacotron 2 / WaveGlow / WaveFlow (NVIDIA): natural log, clamp 1e-5, centred reflect padding.
+    # Every preset is a set of overrides of the MelConfig defaults (which are "tacotron2"). Audio is float
+    # in [-1, 1] (int16 PCM / 32768) in all of them. tests/test_audio.py checks each against a
+    # librosa.stft + librosa.filters.mel reference.
+    #
+    # NVIDIA Tacotron 2 / WaveGlow (and WaveFlow on LJ Speech): 22050 Hz, n_fft 1024, hop 256, win 1024,
+    # 80 slaney mels 0-8000 Hz, magnitude |X|, ln(max(x, 1e-5)), reflect padding n_fft // 2 (centred).
     "tacotron2": {},
-    # HiFi-GAN (Kong et al. 2020) mel: same numbers, (n_fft - hop) / 2 reflect padding, no centring,
-    # sqrt(|X|^2 + 1e-9) magnitude.
+    # HiFi-GAN (Kong et al. 2020, config v1): the same numbers, but reflect padding (n_fft - hop) // 2
+    # on both sides without centring (F = T // hop), and magnitude sqrt(|X|^2 + 1e-9).
     "hifigan": {"padding": "hifigan", "mag_eps": 1e-9},
-    # ESPnet / ParallelWaveGAN: log10, 80-7600 Hz, clamp 1e-10; optional mean/variance stats.
+    # ParallelWaveGAN / ESPnet (logmelfilterbank): librosa.stft centred reflect, |X|, 80 mels 80-7600 Hz,
+    # log10(max(x, 1e-10)); recipes then standardise with per-bin mean/scale stats (set mean/std here).
+    # ESPnet2's LogMelFbank clamps |X|^2 at 1e-10 before the sqrt: identical except in digital silence.
     "espnet": {"log": "log10", "fmin": 80.0, "fmax": 7600.0, "clamp": 1e-10},
-    # 16 kHz (LibriSpeech / LibriTTS-style): 1024-point FFT, hop 256, 0-8000 Hz.
+    # 16 kHz (SpeechBrain tts-hifigan-libritts-16kHz): n_fft 1024, hop 256, win 1024, 80 slaney mels
+    # 0-8000 Hz, |X|, ln(max(x, 1e-5)), torchaudio centred reflect padding.
     "16k": {"sample_rate": 16000, "fmax": 8000.0},
-    # 24 kHz, 100 mels (LibriTTS / Vocos-style): n_fft 1024, hop 256, 0-12000 Hz.
-    "24k": {"sample_rate": 24000, "n_mels": 100, "fmax": 12000.0},
+    # 24 kHz, 100 mels (Vocos, Siuzdak 2023: torchaudio MelSpectrogram defaults): n_fft 1024, hop 256,
+    # HTK mel scale without area normalisation, 0-12000 Hz, |X|, ln(max(x, 1e-7)), centred reflect.
+    "24k": {
+        "sample_rate": 24000,
+        "n_mels": 100,
+        "fmax": 12000.0,
+        "mel_scale": "htk",
+        "mel_norm": None,
+        "clamp": 1e-7,
+    },
+    # 24 kHz, 100 mels (BigVGAN bigvgan_24khz_100band, HiFi-GAN front end): slaney mels 0-12000 Hz,
+    # (n_fft - hop) // 2 reflect padding, sqrt(|X|^2 + 1e-9), ln(max(x, 1e-5)).
+    "bigvgan-24k": {
+        "sample_rate": 24000,
+        "n_mels": 100,
+        "fmax": 12000.0,
+        "padding": "hifigan",
+        "mag_eps": 1e-9,
+    },
 }
 
 
@@ -289,3 +334,136 @@ def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> 
     data = _read_yaml_chain(Path(path))
     data = merge_dicts(data, parse_overrides(overrides))
     return from_dict(cls, data)
+
+
+# ----------------------------------------------------------------------------- training experiments
+DATA_SOURCES = ("auto", "folder", "csv", "ljspeech")
+LR_SCHEDULES = ("constant", "step", "cosine")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class DataConfig:
+    """Where the audio comes from and how training segments are cut.
+
+    ``source``: ``"folder"`` (audio files under ``root/<split>/``), ``"csv"`` (``root/metadata.csv`` with a
+    header ``path,split,...``, paths relative to ``root``), ``"ljspeech"`` (``root/metadata.csv`` with lines
+    ``id|text|normalized`` and ``root/wavs/<id>.wav``; the last ``dev_count`` ids form the dev split) or
+    ``"auto"`` (detected from ``metadata.csv``). Relative ``root`` paths are relative to the working directory.
+    """
+
+    source: str = "auto"
+    root: str = ""
+    train_split: str = "train"
+    dev_split: str = "dev"
+    dev_count: int = 100  # ljspeech layout only: how many of the last ids are held out for dev
+    segment_length: int = 16384  # training segment in samples (a multiple of the mel hop)
+    sample_rate: int | None = None  # None: the model's mel sample rate; other corpus rates are resampled
+    min_seconds: float = 0.5  # shorter files are reported and skipped
+    max_items: int | None = None  # cap on files per split (None: all)
+    dev_max_items: int | None = 8  # dev utterances used for validation NLL (None: all)
+    dev_max_seconds: float | None = 4.0  # dev utterances are cropped to this length (None: full)
+    cache_audio: bool = True  # keep decoded audio in memory (False for corpora larger than RAM)
+    peak_normalize: bool = False
+    num_workers: int = 0  # DataLoader workers (mels are computed on the training device, not here)
+
+    def __post_init__(self) -> None:
+        if self.source not in DATA_SOURCES:
+            raise ValueError(f"data.source: expected one of {DATA_SOURCES}, got {self.source!r}")
+        if self.segment_length <= 0:
+            raise ValueError(f"data.segment_length: expected a positive integer, got {self.segment_length}")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers: expected >= 0, got {self.num_workers}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, precision, logging and checkpointing of one training run."""
+
+    steps: int = 100000
+    batch_size: int = 8  # per process (the global batch is batch_size * world size)
+    lr: float = 2e-4
+    lr_schedule: str = "constant"  # "constant", "step" (x lr_gamma every lr_step_size) or "cosine"
+    warmup_steps: int = 0  # linear warm-up from 0 to lr (all schedules)
+    lr_step_size: int = 200000
+    lr_gamma: float = 0.5
+    lr_min_ratio: float = 0.0  # cosine floor, as a fraction of lr
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # max global grad norm (0: no clipping; the norm is logged either way)
+    precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast on CUDA only; fp16 uses a GradScaler)
+    compile: bool = False  # torch.compile the training module
+    ema_decay: float = 0.0  # exponential moving average of the weights (0: off)
+    seed: int = 1234
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    num_threads: int | None = None  # torch.set_num_threads on CPU (None: leave as is)
+    out_dir: str = "runs/exp"
+    log_every: int = 10
+    val_every: int = 1000
+    val_at_start: bool = False  # also validate before the first step (a step-0 point on the dev curve)
+    val_clips: int = 2  # dev clips vocoded at validation (mel L1, audio and spectrograms)
+    val_sigma: float = 1.0  # prior temperature used when vocoding validation clips
+    ckpt_every: int = 1000
+    keep_last_k: int = 3
+    max_nonfinite: int = 10  # this many consecutive non-finite losses stop the run
+    progress: bool = True  # tqdm bar on rank 0
+    tensorboard: bool = True  # TensorBoard event files (if tensorboard is installed)
+    export_release: bool = True  # write a release (pretrained.save_release) at the end
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every", "keep_last_k",
+                     "max_nonfinite"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name}: expected a positive integer, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay: expected 0 <= decay < 1, got {self.ema_decay}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr: expected > 0, got {self.lr}")
+
+
+@dataclass
+class ExperimentConfig:
+    """One training experiment: ``model_type`` + ``model`` (validated into that model's config class),
+    ``data`` and ``train``. ``mel_preset`` (optional) fills ``model.mel`` from :data:`MEL_PRESETS` before
+    any explicit ``model.mel`` keys are applied."""
+
+    model_type: str = "waveflow"
+    mel_preset: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        cfg = self.model_config()  # validates early: unknown model keys are errors at load time
+        hop = cfg.mel.hop_length
+        if self.data.segment_length % hop:
+            raise ValueError(
+                f"data.segment_length ({self.data.segment_length}) must be a multiple of the mel hop ({hop})"
+            )
+        if self.data.sample_rate is not None and self.data.sample_rate != cfg.mel.sample_rate:
+            raise ValueError(
+                f"data.sample_rate ({self.data.sample_rate}) differs from model mel sample_rate "
+                f"({cfg.mel.sample_rate}); leave it null to use the model's rate"
+            )
+
+    def model_config(self) -> WaveFlowConfig | WaveGlowConfig:
+        """The typed model config (``WaveFlowConfig`` or ``WaveGlowConfig``)."""
+        if self.model_type not in MODEL_CONFIGS:
+            raise ValueError(f"model_type: expected one of {sorted(MODEL_CONFIGS)}, got {self.model_type!r}")
+        data = dict(self.model)
+        if self.mel_preset is not None:
+            base = to_dict(mel_preset(self.mel_preset))
+            data["mel"] = merge_dicts(base, data.get("mel") or {})
+        return from_dict(MODEL_CONFIGS[self.model_type], data, path="model")
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model_config().mel.sample_rate
+
+
+MODEL_CONFIGS: dict[str, type] = {"waveflow": WaveFlowConfig, "waveglow": WaveGlowConfig}

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "bench": "waveflow_py.cli.bench",
     "eval": "waveflow_py.cli.eval",
     "toy2d": "waveflow_py.cli.toy2d",
+    "demo": "waveflow_py.cli.demo",
 }
 
 

@@ -86,7 +86,12 @@ class Transform(nn.Module):
 
     Subclasses implement ``forward`` and (where possible) ``inverse``; a transform without an inverse
     raises :class:`InverseNotAvailable`.
+
+    ``accepts_context`` tells :class:`Composite` whether to pass the context on: a transform that never
+    takes one (a permutation, ActNorm, ...) sets it to ``False`` and rejects a context given directly.
     """
+
+    accepts_context: bool = True
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:  # noqa: D401
         raise NotImplementedError
@@ -96,23 +101,39 @@ class Transform(nn.Module):
 
 
 class Composite(Transform):
-    """Apply ``transforms`` in order; the inverse applies their inverses in reverse order."""
+    """Apply ``transforms`` in order; the inverse applies their inverses in reverse order.
+
+    The context goes only to the members whose ``accepts_context`` is true, so conditional couplings
+    can be mixed with permutations or ActNorm; a context given to a composite of which no member
+    takes one is an error.
+    """
 
     def __init__(self, transforms: Iterable[Transform]) -> None:
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
 
+    @property
+    def accepts_context(self) -> bool:  # type: ignore[override]
+        return any(getattr(t, "accepts_context", True) for t in self.transforms)
+
+    def _check(self, x: Tensor, context: Tensor | None) -> None:
+        check_tensor(x, name="input", finite=False)
+        if context is not None and not self.accepts_context:
+            check_context(context, expected=False, batch=x.shape[0])
+
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self._check(x, context)
         total = x.new_zeros(x.shape[0])
         for t in self.transforms:
-            x, ld = t(x, context)
+            x, ld = t(x, context if getattr(t, "accepts_context", True) else None)
             total = total + ld
         return x, total
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self._check(y, context)
         total = y.new_zeros(y.shape[0])
         for t in reversed(self.transforms):
-            y, ld = t.inverse(y, context)
+            y, ld = t.inverse(y, context if getattr(t, "accepts_context", True) else None)
             total = total + ld
         return y, total
 
@@ -123,6 +144,10 @@ class Inverse(Transform):
     def __init__(self, transform: Transform) -> None:
         super().__init__()
         self.base_transform = transform
+
+    @property
+    def accepts_context(self) -> bool:  # type: ignore[override]
+        return getattr(self.base_transform, "accepts_context", True)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self.base_transform.inverse(x, context)

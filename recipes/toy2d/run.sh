@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Toy 2-D recipe: train every flow family on every toy data set; write results.md, densities.png and
+# resolved_config.yaml into OUTDIR (default: this folder).
+# Usage (from anywhere): recipes/toy2d/run.sh [OUTDIR] [extra `waveflow toy2d` arguments...]
+# Single-threaded on purpose: the budget is ~15 min on one CPU core.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."   # repository root, so the recorded command is portable
+out="${1:-recipes/toy2d}"
+shift || true
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+waveflow toy2d --config recipes/toy2d/config.yaml -o "$out" "$@"

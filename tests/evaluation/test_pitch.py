@@ -1,0 +1,73 @@
+"""pYIN-based F0 RMSE (cents), periodicity RMSE and V/UV F1 on known cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soxr
+
+from tests.evaluation.signals import harmonic_tone
+from waveflow_py.evaluation import PitchConfig, pitch_metrics, track_pitch
+from waveflow_py.evaluation.pitch import PitchTrack, f0_rmse_cents, periodicity_rmse, vuv_f1
+
+SR = 16000
+
+
+def test_identical_signals_give_the_ceilings() -> None:
+    tone = harmonic_tone(180, SR, 1.0)
+    m = pitch_metrics(tone, tone, SR)
+    assert m == {"f0_rmse_cents": 0.0, "periodicity_rmse": 0.0, "vuv_f1": 1.0}
+
+
+def test_a_tone_100_cents_up_gives_100_cents_error() -> None:
+    tone = harmonic_tone(180, SR, 1.0)
+    # play the tone 2**(100/1200) times faster: read it as sampled at SR * ratio, resample that to SR
+    ratio = 2 ** (100 / 1200)
+    up = soxr.resample(harmonic_tone(180, SR, 1.2), SR * ratio, SR)[: tone.size]
+    assert up.size == tone.size
+    m = pitch_metrics(tone, up, SR)
+    assert m["f0_rmse_cents"] == pytest.approx(100, abs=10)
+    assert m["vuv_f1"] > 0.95
+
+
+def test_the_tracker_finds_the_tone_f0_at_other_rates() -> None:
+    track = track_pitch(harmonic_tone(220, 22050, 1.0), 22050)
+    voiced = track.f0[track.voiced]
+    assert voiced.size > 50
+    assert np.median(voiced) == pytest.approx(220, rel=0.01)
+
+
+def test_noise_against_a_tone_loses_voicing() -> None:
+    tone = harmonic_tone(180, SR, 1.0)
+    noise = 0.3 * np.random.default_rng(0).standard_normal(tone.size)
+    m = pitch_metrics(tone, noise, SR)
+    assert m["vuv_f1"] < 0.5
+    assert m["periodicity_rmse"] > 0.3
+
+
+def test_frame_scores_on_hand_made_tracks() -> None:
+    ref = PitchTrack(
+        f0=np.array([100.0, 100.0, np.nan, 200.0]),
+        voiced=np.array([True, True, False, True]),
+        voiced_prob=np.array([0.9, 0.8, 0.1, 0.9]),
+    )
+    deg = PitchTrack(
+        f0=np.array([200.0, 100.0, 150.0, np.nan]),
+        voiced=np.array([True, True, True, False]),
+        voiced_prob=np.array([0.9, 0.8, 0.5, 0.1]),
+    )
+    # frames voiced in both: 0 (1200 cents off) and 1 (0 cents)
+    assert f0_rmse_cents(ref, deg) == pytest.approx(np.sqrt((1200**2 + 0) / 2))
+    assert periodicity_rmse(ref, deg) == pytest.approx(np.sqrt((0.4**2 + 0.8**2) / 4))
+    # tp = 2, fp = 1, fn = 1 -> F1 = 4 / 6
+    assert vuv_f1(ref, deg) == pytest.approx(4 / 6)
+    unvoiced = PitchTrack(np.full(4, np.nan), np.zeros(4, bool), np.zeros(4))
+    assert np.isnan(f0_rmse_cents(ref, unvoiced))
+    assert vuv_f1(unvoiced, unvoiced) == 1.0
+
+
+def test_bad_pitch_settings_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="two periods"):
+        PitchConfig(fmin=20.0)
+    with pytest.raises(ValueError, match="fmin < fmax"):
+        PitchConfig(fmin=300.0, fmax=200.0)

@@ -1,0 +1,138 @@
+"""`waveflow vocode`, `waveflow info` and `waveflow demo` end to end with a tiny random release."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from waveflow_py.cli import main
+from waveflow_py.pretrained import build_random_release, lookup
+
+SR = 22050
+HOP = 256
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_random_release(tmp_path_factory.mktemp("rel") / "tiny")
+
+
+def tone(seconds: float, sr: int = SR) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.3 * np.sin(2 * math.pi * 220 * t)).astype(np.float32)
+
+
+def mel_of(release: Path, seconds: float) -> torch.Tensor:
+    from waveflow_py.vocoder import Vocoder
+
+    return Vocoder.from_pretrained(release).mel(torch.from_numpy(tone(seconds)))
+
+
+def test_vocodes_audio_mels_and_directories(release: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    sf.write(src / "a.wav", tone(0.3), SR)
+    sf.write(src / "sub" / "b.flac", tone(0.2), SR)
+    np.save(tmp_path / "m.npy", mel_of(release, 0.25).numpy())
+    torch.save(mel_of(release, 0.15)[None], tmp_path / "p.pt")  # (1, n_mels, F) is accepted too
+    out = tmp_path / "out"
+    argv = ["vocode", str(src), str(tmp_path / "m.npy"), str(tmp_path / "p.pt"), "-o", str(out)]
+    rc = main([*argv, "--model", str(release), "--batch-size", "2", "--sigma", "0.3", "--quiet"])
+    assert rc == 0
+    a, sr = sf.read(out / "a.wav")
+    assert sr == SR and len(a) == int(0.3 * SR)  # resynthesis keeps the input's length
+    assert len(sf.read(out / "sub" / "b.wav")[0]) == int(0.2 * SR)
+    assert len(sf.read(out / "m.wav")[0]) == mel_of(release, 0.25).shape[-1] * HOP
+    assert (out / "p.wav").is_file()
+    # a normalised log10 (ESPnet-style) mel with its stats file
+    mean, std = np.full(80, -2.0), np.full(80, 1.5)
+    np.save(tmp_path / "stats.npy", np.stack([mean, std]))
+    np.save(
+        tmp_path / "e.npy", ((mel_of(release, 0.2).numpy() / math.log(10) - mean[:, None]) / std[:, None])
+    )
+    argv = ["vocode", str(tmp_path / "e.npy"), "-o", str(out), "--model", str(release), "--quiet"]
+    assert main([*argv, "--mel-format", "log10", "--mel-stats", str(tmp_path / "stats.npy")]) == 0
+    assert len(sf.read(out / "e.wav")[0]) == mel_of(release, 0.2).shape[-1] * HOP
+
+
+def test_bad_inputs_are_reported_and_the_rest_complete(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sf.write(tmp_path / "good.wav", tone(0.2), SR)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
+    np.save(tmp_path / "nan.npy", np.full((80, 10), np.nan, dtype=np.float32))
+    np.save(tmp_path / "bins.npy", np.zeros((64, 10), dtype=np.float32))
+    sf.write(tmp_path / "rate.wav", tone(0.2, 16000), 16000)
+    names = ["empty.wav", "good.wav", "corrupt.wav", "nan.npy", "bins.npy", "rate.wav", "missing.wav"]
+    out = tmp_path / "out"
+    rc = main(
+        ["vocode", *[str(tmp_path / n) for n in names], "-o", str(out), "--model", str(release), "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert (out / "good.wav").is_file()
+    for bad in ("empty.wav", "corrupt.wav", "nan.npy", "bins.npy", "rate.wav", "missing.wav"):
+        lines = [line for line in err.splitlines() if line.startswith("waveflow vocode: ") and bad in line]
+        assert len(lines) == 1, (bad, err)
+        assert not (out / Path(bad).with_suffix(".wav").name).exists()
+    assert "16000 Hz" in err and "80" in err
+    # the wrong-rate file works once resampling is asked for
+    assert main(["vocode", str(tmp_path / "rate.wav"), "-o", str(out / "r.wav"), "--model", str(release),
+                 "--resample", "--quiet"]) == 0  # fmt: skip
+    assert sf.info(str(out / "r.wav")).samplerate == SR
+
+
+def test_unknown_model_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sf.write(tmp_path / "a.wav", tone(0.1), SR)
+    rc = main(["vocode", str(tmp_path / "a.wav"), "-o", str(tmp_path / "o"), "--model", "no-such-model"])
+    assert rc == 2 and "unknown release 'no-such-model'; available:" in capsys.readouterr().err
+
+
+def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(release)]) == 0
+    text = capsys.readouterr().out
+    sha = json.loads((release / "config.json").read_text())["files"]["model.safetensors"]["sha256"]
+    assert f"sha256 {sha} (verified)" in text
+    assert "waveflow" in text and "n_mels=80" in text and "hop=256" in text and "untrained" in text
+    assert main(["info", str(release), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verified"] and data["mel"]["sample_rate"] == SR and data["parameters"] > 0
+
+
+def test_info_without_model_lists_bundled(tmp_path: Path, monkeypatch, capsys) -> None:
+    build_random_release(tmp_path / "bundle" / "alpha")
+    monkeypatch.setenv("WAVEFLOW_PRETRAINED_DIR", str(tmp_path / "bundle"))
+    assert main(["info"]) == 0
+    assert "bundled releases: alpha" in capsys.readouterr().out
+
+
+def test_demo_builds_an_untrained_release_when_none_is_bundled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(lookup, "_SOURCE_PRETRAINED", tmp_path / "none")
+    monkeypatch.delenv("WAVEFLOW_PRETRAINED_DIR", raising=False)
+    monkeypatch.delenv("WAVEFLOW_DEFAULT_MODEL", raising=False)
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "untrained (random weights): this shows the pipeline, not quality" in printed
+    assert (out / "untrained-release" / "config.json").is_file()
+    wav_in, sr = sf.read(out / "input.wav")
+    wav_out, sr_out = sf.read(out / "vocoded.wav")
+    assert sr == sr_out == SR and len(wav_in) == len(wav_out) > SR  # the example is a few seconds
+    assert (out / "spectrograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_with_a_given_model_and_input(release: Path, tmp_path: Path) -> None:
+    sf.write(tmp_path / "x.wav", tone(0.3), SR)
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--model", str(release), "--input", str(tmp_path / "x.wav")]) == 0
+    assert len(sf.read(out / "vocoded.wav")[0]) == int(0.3 * SR)
+    assert not (out / "untrained-release").exists()

@@ -1,0 +1,188 @@
+"""Vocoder: shapes, the model's own features, mel validation, resynthesis, and the quick start snippet."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from waveflow_py.audio import AudioError, MelSpectrogram
+from waveflow_py.config import mel_preset
+from waveflow_py.melformats import from_model_mel
+from waveflow_py.pretrained import ReleaseNotFoundError, build_random_release, lookup
+from waveflow_py.vocoder import Vocoder
+
+SR = 22050
+HOP = 256
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_random_release(tmp_path_factory.mktemp("rel") / "tiny")
+
+
+@pytest.fixture
+def vocoder(release: Path) -> Vocoder:
+    return Vocoder.from_pretrained(release)
+
+
+def speechlike(seconds: float = 0.5, sr: int = SR) -> torch.Tensor:
+    t = torch.arange(int(sr * seconds)) / sr
+    return 0.3 * torch.sin(2 * math.pi * 220 * t) * (1 + torch.sin(2 * math.pi * 3 * t)) / 2 + 0.01
+
+
+def test_properties_and_features_match_the_release(vocoder: Vocoder) -> None:
+    assert vocoder.sample_rate == SR and vocoder.hop_length == HOP and vocoder.mel_config.n_mels == 80
+    assert vocoder.info is not None and vocoder.info.verified
+    audio = speechlike()
+    want = MelSpectrogram(vocoder.mel_config)(audio[None])[0]
+    torch.testing.assert_close(vocoder.mel(audio), want)
+    assert vocoder.mel(torch.stack([audio, audio])).shape == (2, 80, want.shape[-1])
+
+
+def test_vocode_shapes_lengths_and_numpy(vocoder: Vocoder) -> None:
+    mel = vocoder.mel(speechlike())
+    frames = mel.shape[-1]
+    audio = vocoder.vocode(mel)
+    assert audio.shape == (frames * HOP,) and audio.dtype == torch.float32 and torch.isfinite(audio).all()
+    assert vocoder.vocode(mel.numpy()).shape == (frames * HOP,)
+    batch = torch.stack([mel, mel])
+    out = vocoder.vocode(batch, lengths=[frames, 5], sigma=0.5)
+    assert out.shape == (2, frames * HOP)
+    assert (out[1, 5 * HOP :] == 0).all() and out[1, : 5 * HOP].abs().sum() > 0
+    assert vocoder.audio_lengths([frames, 5]).tolist() == [frames * HOP, 5 * HOP]
+    with pytest.raises(ValueError, match="lengths"):
+        vocoder.vocode(batch, lengths=[frames + 1, 1])
+
+
+def test_vocode_runs_the_model_inverse(vocoder: Vocoder) -> None:
+    mel = vocoder.mel(speechlike())
+    want = vocoder.model.infer(mel[None], sigma=0.0, cached=False)[0]
+    got = vocoder.vocode(mel, sigma=0.0)
+    assert want.abs().max() > 1e-4  # the tiny release's output depends on the mel
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    quieter = vocoder.vocode(mel - 2.0, sigma=0.0)
+    assert not torch.allclose(quieter, got)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    torch.testing.assert_close(vocoder.vocode(mel, generator=g1), vocoder.vocode(mel, generator=g2))
+
+
+def test_a_padded_batch_item_equals_the_item_alone(vocoder: Vocoder) -> None:
+    long, short = vocoder.mel(speechlike(0.5)), vocoder.mel(speechlike(0.2))
+    batch, lens = vocoder.pad_mels([long, short])
+    assert lens.tolist() == [long.shape[-1], short.shape[-1]]
+    out = vocoder.vocode(batch, lens, sigma=0.0, mel_format="model")
+    alone = vocoder.vocode(short, sigma=0.0)
+    torch.testing.assert_close(out[1, : alone.numel()], alone, rtol=1e-4, atol=1e-5)
+    assert (out[1, alone.numel() :] == 0).all()
+
+
+def test_vocode_many_keeps_each_length(vocoder: Vocoder) -> None:
+    mels = [vocoder.mel(speechlike(s)) for s in (0.2, 0.5, 0.3)]
+    outs = vocoder.vocode_many(mels, batch_size=2)
+    assert [o.shape[0] for o in outs] == [m.shape[-1] * HOP for m in mels]
+
+
+def test_other_mel_conventions_are_converted(vocoder: Vocoder) -> None:
+    mel = vocoder.mel(speechlike())
+    natural = vocoder.vocode(mel, sigma=0.0)
+    as_log10 = vocoder.vocode(mel / math.log(10), sigma=0.0, mel_format="log10")
+    torch.testing.assert_close(as_log10, natural, rtol=1e-3, atol=1e-4)
+
+
+def test_bad_mels_say_what_was_expected(vocoder: Vocoder) -> None:
+    mel = vocoder.mel(speechlike())
+    with pytest.raises(ValueError, match="80"):
+        vocoder.vocode(mel[:64])  # wrong bin count
+    with pytest.raises(ValueError, match="transpose"):
+        vocoder.vocode(mel.T)
+    bad = mel.clone()
+    bad[3, 4] = float("nan")
+    with pytest.raises(ValueError, match="(?i)nan|finite"):
+        vocoder.vocode(bad)
+    with pytest.raises(ValueError, match=r"mel values span .* lies in \[-11.5, "):
+        vocoder.vocode(torch.exp(mel) * 1000.0)  # linear magnitudes, not log-mel
+    coqui = from_model_mel(mel, "db", vocoder.mel_config)  # a Coqui-style dB mel given as natural log
+    with pytest.raises(ValueError, match="mel-format db"):
+        vocoder.vocode(coqui)
+    back = vocoder.prepare_mel(coqui, "db")[0]
+    above_floor = mel > -9.0  # Coqui's dB range (min_level_db -100, ref 20) floors at ln(1e-4)
+    assert above_floor.float().mean() > 0.2
+    torch.testing.assert_close(back[above_floor], mel[above_floor], rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="shape"):
+        vocoder.vocode(mel[0])
+    with pytest.raises(ValueError, match="sigma"):
+        vocoder.vocode(mel, sigma=-1.0)
+
+
+def test_features_of_another_frame_rate_are_refused(vocoder: Vocoder) -> None:
+    mel = vocoder.mel(speechlike())
+    with pytest.raises(ValueError, match="sample_rate: 16000 vs model 22050"):
+        vocoder.vocode(mel, source_cfg=mel_preset("16k"))
+    with pytest.raises(ValueError, match="different frame rate"):
+        vocoder.vocode(mel, source_cfg=mel_preset("16k"), approximate=True)
+
+
+def test_normalised_log10_mels_with_stats(vocoder: Vocoder, tmp_path: Path) -> None:
+    mel = vocoder.mel(speechlike())
+    mean, std = np.linspace(-3, -1, 80), np.linspace(0.5, 2, 80)
+    np.save(tmp_path / "stats.npy", np.stack([mean, std]))
+    espnet = (mel.double().numpy() / math.log(10) - mean[:, None]) / std[:, None]
+    got = vocoder.prepare_mel(espnet, "log10", stats=tmp_path / "stats.npy")[0]
+    torch.testing.assert_close(got, mel, rtol=1e-4, atol=1e-4)
+
+
+def test_resynthesize_files_and_rates(vocoder: Vocoder, tmp_path: Path) -> None:
+    audio = speechlike(0.4)
+    sf.write(tmp_path / "a.wav", audio.numpy(), SR)
+    out = vocoder.resynthesize(tmp_path / "a.wav")
+    assert out.shape == audio.shape
+    sf.write(tmp_path / "b.wav", speechlike(0.4, 16000).numpy(), 16000)
+    with pytest.raises(AudioError, match="16000 Hz"):
+        vocoder.resynthesize(tmp_path / "b.wav")
+    assert vocoder.resynthesize(tmp_path / "b.wav", resample=True).shape[0] == pytest.approx(0.4 * SR, abs=2)
+    with pytest.raises(AudioError, match="resample"):
+        vocoder.resynthesize(speechlike(0.4, 16000), sample_rate=16000)
+    assert vocoder.resynthesize(speechlike(0.4, 16000), sample_rate=16000, resample=True).numel() > 0
+
+
+def test_denoise_option_keeps_shape(release: Path) -> None:
+    vocoder = Vocoder.from_pretrained(release, denoise=0.05)
+    mel = vocoder.mel(speechlike(0.3))
+    out = vocoder.vocode(mel, sigma=0.3)
+    assert out.shape == (mel.shape[-1] * HOP,) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="denoise"):
+        Vocoder(vocoder.model, denoise=-1)
+
+
+def test_save_pretrained_round_trip(vocoder: Vocoder, tmp_path: Path) -> None:
+    path = vocoder.save_pretrained(tmp_path / "copy")
+    again = Vocoder.from_pretrained(path)
+    assert again.info.sha256 == vocoder.info.sha256 and again.info.provenance == vocoder.info.provenance
+
+
+def test_no_default_model_says_how_to_make_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lookup, "_SOURCE_PRETRAINED", tmp_path)
+    monkeypatch.delenv("WAVEFLOW_PRETRAINED_DIR", raising=False)
+    monkeypatch.delenv("WAVEFLOW_DEFAULT_MODEL", raising=False)
+    with pytest.raises(ReleaseNotFoundError, match="no release is bundled.*save_release"):
+        Vocoder.from_pretrained()
+
+
+def test_quickstart_snippet_runs(release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/quickstart.md's first code block, exactly as written, with a tiny release as the default."""
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.setenv("WAVEFLOW_DEFAULT_MODEL", str(release))
+    monkeypatch.chdir(tmp_path)
+    vocoder = Vocoder.from_pretrained(release)
+    np.save(tmp_path / "mel.npy", vocoder.mel(speechlike(0.3)).numpy())  # what a TTS front end gives
+    exec(compile(snippet, "docs/quickstart.md", "exec"), {})
+    data, sr = sf.read(tmp_path / "out.wav")
+    assert sr == SR and data.shape[0] == np.load(tmp_path / "mel.npy").shape[-1] * HOP

@@ -1,0 +1,43 @@
+"""Audio front end: the log-mel spectrogram module and audio file I/O.
+
+``waveflow_py.audio`` sits at the bottom of the package (it imports only ``config``):
+
+* :class:`MelSpectrogram` — log-mel features as the named TTS front ends compute them
+  (:data:`waveflow_py.config.MEL_PRESETS`), filters and window as buffers.
+* :func:`load_audio` / :func:`save_audio` — soundfile I/O (wav, flac, ogg, ...) with checks that
+  raise :class:`AudioError` (a ``ValueError``) naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+from waveflow_py.audio.io import (
+    AUDIO_EXTENSIONS,
+    AudioError,
+    find_audio_files,
+    load_audio,
+    resample_audio,
+    save_audio,
+)
+from waveflow_py.audio.mel import (
+    MelSpectrogram,
+    log_compress,
+    log_decompress,
+    mel_filter_bank,
+    num_frames,
+)
+from waveflow_py.audio.stats import load_stats
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioError",
+    "MelSpectrogram",
+    "find_audio_files",
+    "load_audio",
+    "load_stats",
+    "log_compress",
+    "log_decompress",
+    "mel_filter_bank",
+    "num_frames",
+    "resample_audio",
+    "save_audio",
+]

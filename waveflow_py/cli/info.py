@@ -1,0 +1,85 @@
+"""``waveflow info [MODEL]``: what a release holds (or, without MODEL, the bundled releases).
+
+Prints the model type, the model config, parameter count, mel settings, provenance and whether the
+weights' sha256 matched the one recorded in config.json (the weights are loaded to check they fit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+HELP = "show what a release holds: model, mel settings, provenance, verified sha256"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", nargs="?", default=None, help="release name or directory (omit to list the bundled releases)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)) and len(value) > 8:
+        return f"[{len(value)} values]"
+    return str(value)
+
+
+def _summary(info: Any) -> dict[str, Any]:
+    from waveflow_py.config import to_dict
+
+    model = to_dict(info.config)
+    mel = model.pop("mel")
+    return {
+        "name": info.name,
+        "path": str(info.path),
+        "model_type": info.model_type,
+        "parameters": info.num_parameters,
+        "sample_rate": info.sample_rate,
+        "model": model,
+        "mel": mel,
+        "provenance": info.provenance,
+        "sha256": info.sha256,
+        "verified": info.verified,
+        "format_version": info.format_version,
+        "untrained": info.is_untrained,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from waveflow_py.pretrained import list_releases, load_release, release_dirs
+
+    if args.model is None:
+        names = list_releases()
+        if args.json:
+            print(json.dumps({"releases": names, "searched": [str(d) for d in release_dirs()]}))
+            return 0
+        print("bundled releases: " + (", ".join(names) if names else "none"))
+        print("searched: " + ", ".join(str(d) for d in release_dirs()))
+        return 0
+    model, info = load_release(args.model)
+    del model
+    data = _summary(info)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"release:     {data['name']}  ({data['path']})")
+    print(f"model:       {data['model_type']}, {data['parameters']:,} parameters, {data['sample_rate']} Hz")
+    if data["untrained"]:
+        print("WARNING:     untrained (random) weights: this release shows the pipeline, not quality")
+    print("config:      " + ", ".join(f"{k}={_fmt(v)}" for k, v in data["model"].items()))
+    mel = data["mel"]
+    print(
+        f"mel:         preset={mel['preset']} n_mels={mel['n_mels']} n_fft={mel['n_fft']} "
+        f"hop={mel['hop_length']} win={mel['win_length']} fmin={_fmt(mel['fmin'])} fmax={_fmt(mel['fmax'])} "
+        f"log={mel['log']} clamp={_fmt(mel['clamp'])} padding={mel['padding']} "
+        f"stats={'yes' if mel['mean'] is not None else 'no'}"
+    )
+    print("provenance:  " + (", ".join(f"{k}={_fmt(v)}" for k, v in info.provenance.items()) or "(none)"))
+    state = "verified" if info.verified else "NOT verified"
+    print(f"weights:     model.safetensors sha256 {info.sha256} ({state})")
+    print(f"format:      {data['format_version']}")
+    return 0

@@ -1,0 +1,67 @@
+"""``waveflow train CONFIG [--set key=value ...] [--resume [CKPT]] [--out DIR] [--export-only]``.
+
+Multi-GPU: ``torchrun --nproc_per_node=N -m waveflow_py train CONFIG`` (DDP from torchrun's environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a vocoder from a YAML experiment config (recipes/*/config.yaml)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="experiment YAML (may 'extends:' a base config)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config entry, e.g. --set train.lr=1e-4 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CKPT",
+        help="continue from the latest checkpoint of the run directory, or from CKPT "
+        "(a step_* directory or a run directory)",
+    )
+    parser.add_argument("--out", default=None, metavar="DIR", help="run directory (default: train.out_dir)")
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="write a release from the checkpoint given by --resume (or the run's latest) "
+        "and exit without training",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from waveflow_py.config import ExperimentConfig, load_yaml
+    from waveflow_py.train.export import export_checkpoint
+    from waveflow_py.train.loop import train
+
+    log = logging.getLogger("waveflow.train")
+    exp = load_yaml(ExperimentConfig, args.config, args.overrides)
+    out = args.out if args.out is not None else exp.train.out_dir
+    if args.export_only:
+        source = out if args.resume in (None, True) else args.resume
+        path = export_checkpoint(exp, source, out)
+        log.info("release written to %s", path)
+        return 0
+    result = train(exp, out_dir=out, resume=args.resume)
+    if result.dev:
+        step, last = result.dev[-1]
+        log.info(
+            "done: step %d, dev NLL %.4f nats/sample (%.4f bits/sample)",
+            step,
+            last["nll"],
+            last["bits_per_sample"],
+        )
+    else:
+        log.info("done: step %d", result.step)
+    return 0

@@ -1,0 +1,84 @@
+"""Griffin-Lim baseline: audio from the same log-mel the vocoder gets, without any learned model.
+
+The model's log-mel (:class:`~waveflow_py.config.MelConfig`) is undone step by step: mean/std
+normalisation, ``log``/``log10`` (``exp`` / ``10**``), then the mel filter bank is inverted by
+non-negative least squares (``librosa.feature.inverse.mel_to_stft``, librosa's Slaney/HTK filters
+with the config's ``fmin``, ``fmax``, ``mel_scale`` and ``mel_norm``), giving a linear magnitude
+spectrogram. Phase comes from fast Griffin-Lim (Griffin & Lim 1984; Perraudin et al. 2013:
+``librosa.griffinlim``, momentum 0.99, random initial phase from ``seed``) with the config's
+``n_fft``, ``hop_length``, ``win_length`` and a Hann window; :data:`DEFAULT_GL_ITERS` = 60 iterations.
+Frames are centred for ``padding="center"``; for ``padding="hifigan"`` the ``(n_fft - hop) // 2``
+reflect padding is undone so the output stays time-aligned with the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from waveflow_py.audio import log_decompress
+from waveflow_py.config import MelConfig
+
+__all__ = ["DEFAULT_GL_ITERS", "mel_to_linear", "griffin_lim"]
+
+DEFAULT_GL_ITERS = 60
+
+
+def mel_to_linear(log_mel_spec: Any, mel_config: MelConfig) -> np.ndarray:
+    """Linear STFT magnitude ``(n_fft // 2 + 1, frames)`` from one log-mel ``(n_mels, frames)`` (NNLS)."""
+    import librosa
+
+    if hasattr(log_mel_spec, "detach"):
+        log_mel_spec = log_mel_spec.detach().cpu().numpy()
+    x = np.asarray(log_mel_spec, dtype=np.float64)
+    if x.ndim == 3 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 2 or x.shape[0] != mel_config.n_mels:
+        raise ValueError(f"log-mel: expected shape ({mel_config.n_mels}, frames), got {x.shape}")
+    mel = log_decompress(torch.from_numpy(x), mel_config).numpy()  # the front end's linear mel
+    return librosa.feature.inverse.mel_to_stft(
+        mel,
+        sr=mel_config.sample_rate,
+        n_fft=mel_config.n_fft,
+        power=mel_config.power,
+        fmin=mel_config.fmin,
+        fmax=mel_config.fmax,
+        htk=mel_config.mel_scale == "htk",
+        norm=mel_config.mel_norm,
+    )
+
+
+def griffin_lim(
+    log_mel_spec: Any,
+    mel_config: MelConfig,
+    n_iter: int = DEFAULT_GL_ITERS,
+    length: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Audio ``(T,)`` float32 from a log-mel ``(n_mels, frames)``; ``length`` trims/pads to T samples."""
+    import librosa
+
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
+        raise ValueError(f"n_iter: expected a positive integer, got {n_iter!r}")
+    magnitude = mel_to_linear(log_mel_spec, mel_config)
+    frames = magnitude.shape[1]
+    common = {
+        "n_iter": n_iter,
+        "hop_length": mel_config.hop_length,
+        "win_length": mel_config.win_length,
+        "window": "hann",
+        "momentum": 0.99,
+        "init": "random",
+        "random_state": np.random.default_rng(seed),
+    }
+    if mel_config.padding == "center":
+        audio = librosa.griffinlim(magnitude, center=True, length=length, **common)
+    else:  # "hifigan": frames of the signal reflect-padded by (n_fft - hop) // 2 on both sides, not centred
+        pad = (mel_config.n_fft - mel_config.hop_length) // 2
+        full = librosa.griffinlim(magnitude, center=False, n_fft=mel_config.n_fft, **common)
+        audio = full[pad:]
+        target = length if length is not None else frames * mel_config.hop_length
+        audio = audio[:target] if audio.size >= target else np.pad(audio, (0, target - audio.size))
+    return np.asarray(audio, dtype=np.float32)

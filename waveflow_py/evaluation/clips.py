@@ -1,0 +1,73 @@
+"""Which reference clips to evaluate: a ``metadata.csv`` (``path,split,...``) or a folder of audio files.
+
+* ``metadata.csv`` (a file, or a directory that holds one): rows whose ``split`` column equals
+  ``split`` (all rows when ``split`` is None); ``path`` is relative to the CSV's directory.
+* A directory without ``metadata.csv``: every audio file below it (sorted), or below ``DIR/split``
+  when ``split`` is given.
+
+Clip ids are the paths relative to the data root, so reports name files unambiguously.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["EvalClip", "METADATA_FILE", "AUDIO_SUFFIXES", "find_clips"]
+
+METADATA_FILE = "metadata.csv"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+@dataclass(frozen=True)
+class EvalClip:
+    """One reference clip: ``clip_id`` (path relative to the data root) and the file's path."""
+
+    clip_id: str
+    path: Path
+
+
+def _from_metadata(csv_path: Path, split: str | None) -> list[EvalClip]:
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        if "path" not in fields:
+            raise ValueError(f"{csv_path}: expected a 'path' column (path,split,...), got columns {fields}")
+        if split is not None and "split" not in fields:
+            raise ValueError(f"{csv_path}: --split {split!r} given but the CSV has no 'split' column")
+        rows = list(reader)
+    clips = [
+        EvalClip(row["path"], csv_path.parent / row["path"])
+        for row in rows
+        if split is None or row.get("split") == split
+    ]
+    if not clips:
+        splits = sorted({row.get("split", "") for row in rows})
+        raise ValueError(f"{csv_path}: no rows with split {split!r}; splits present: {splits}")
+    return clips
+
+
+def find_clips(data: str | Path, split: str | None = None, max_clips: int | None = None) -> list[EvalClip]:
+    """The clips to evaluate (first ``max_clips`` in file order); ValueError when there are none."""
+    if max_clips is not None and max_clips < 1:
+        raise ValueError(f"max_clips: expected a positive integer, got {max_clips}")
+    root = Path(data).expanduser()
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise ValueError(f"{root}: expected a directory or a metadata .csv file")
+        clips = _from_metadata(root, split)
+    elif root.is_dir():
+        if (root / METADATA_FILE).is_file():
+            clips = _from_metadata(root / METADATA_FILE, split)
+        else:
+            base = root / split if split is not None else root
+            if not base.is_dir():
+                raise ValueError(f"{root}: no {METADATA_FILE} and no {split!r} subfolder for --split")
+            files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not files:
+                raise ValueError(f"{base}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found")
+            clips = [EvalClip(p.relative_to(root).as_posix(), p) for p in files]
+    else:
+        raise FileNotFoundError(f"evaluation data not found: {root}")
+    return clips[:max_clips] if max_clips is not None else clips

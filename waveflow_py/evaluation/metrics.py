@@ -1,0 +1,129 @@
+"""All evaluation metrics of one degraded/vocoded signal against its reference, in one call.
+
+The individual metrics live by concept in :mod:`.perceptual` (PESQ-WB, STOI), :mod:`.spectral`
+(multi-resolution STFT, log-mel L1, MCD) and :mod:`.pitch` (F0 RMSE, periodicity, V/UV F1); their
+docstrings state every parameter. :data:`METRICS` describes each result key (unit, direction) for
+reports. A metric that cannot be computed for a pair (e.g. PESQ finds no speech) gives NaN and
+its reason in :attr:`MetricResult.errors` instead of stopping an evaluation run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from waveflow_py.config import MelConfig
+from waveflow_py.evaluation._signal import align_pair, check_sample_rate
+from waveflow_py.evaluation.perceptual import pesq_wb, stoi
+from waveflow_py.evaluation.pitch import (
+    PitchConfig,
+    PitchTrack,
+    pitch_metrics,
+    pitch_metrics_from_tracks,
+    track_pitch,
+)
+from waveflow_py.evaluation.spectral import log_mel_l1, mel_cepstral_distortion, multi_resolution_stft
+
+__all__ = ["MetricSpec", "METRICS", "METRIC_KEYS", "MetricResult", "compute_metrics"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How to read one metric: a short label, its unit and whether higher is better."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    description: str
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("pesq_wb", "PESQ-WB", "MOS-LQO", True, "wide-band PESQ at 16 kHz (1.04..4.64)"),
+    MetricSpec("stoi", "STOI", "", True, "short-time objective intelligibility (0..1)"),
+    MetricSpec("mrstft", "MR-STFT", "", False, "multi-resolution STFT: spectral convergence + log-mag L1"),
+    MetricSpec("mrstft_sc", "MR-STFT SC", "", False, "spectral convergence, mean of 3 resolutions"),
+    MetricSpec("mrstft_logmag", "MR-STFT logmag", "ln", False, "log-magnitude L1, mean of 3 resolutions"),
+    MetricSpec("log_mel_l1", "log-mel L1", "model log units", False, "L1 of the model's log-mel"),
+    MetricSpec("mcd", "MCD", "dB", False, "mel-cepstral distortion, c1..c24, frames 1:1"),
+    MetricSpec("f0_rmse_cents", "F0 RMSE", "cents", False, "over frames voiced in both (pYIN)"),
+    MetricSpec("periodicity_rmse", "periodicity RMSE", "", False, "RMSE of pYIN voiced probability"),
+    MetricSpec("vuv_f1", "V/UV F1", "", True, "voicing decisions vs the reference's (pYIN)"),
+)
+METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
+
+
+@dataclass
+class MetricResult:
+    """``values[key]`` for every key of :data:`METRIC_KEYS` (NaN where it failed; reason in ``errors``)."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _attempt(result: MetricResult, keys: tuple[str, ...], fn: Callable[[], Any]) -> None:
+    """Run ``fn`` (returning a float for one key or a dict for several); failures become NaN + reason."""
+    try:
+        out = fn()
+    except (ValueError, ArithmeticError, RuntimeError) as e:
+        for k in keys:
+            result.values[k] = float("nan")
+            result.errors[k] = f"{type(e).__name__}: {e}"
+        logger.warning("metric %s failed: %s", "/".join(keys), e)
+        return
+    if isinstance(out, dict):
+        result.values.update({k: float(out[k]) for k in keys})
+    else:
+        result.values[keys[0]] = float(out)
+
+
+def compute_metrics(
+    reference: Any,
+    degraded: Any,
+    sample_rate: int,
+    mel_config: MelConfig,
+    *,
+    pitch_config: PitchConfig | None = None,
+    reference_tracks: MutableMapping[int, PitchTrack] | None = None,
+) -> MetricResult:
+    """Every metric of :data:`METRICS`: ``degraded`` against ``reference`` (1-D, trimmed to the shorter).
+
+    ``mel_config`` is the model's mel (log-mel L1 and MCD use it; its sample rate must be
+    ``sample_rate``). ``reference_tracks`` is an optional cache of the reference's pitch track keyed by
+    the trimmed length, so one reference scored against several systems is tracked once.
+    Invalid input (not 1-D, NaN, wrong rate) raises ``ValueError``; a metric that cannot score an
+    otherwise valid pair yields NaN with its reason.
+    """
+    sr = check_sample_rate(sample_rate)
+    if sr != mel_config.sample_rate:
+        raise ValueError(f"sample_rate {sr} Hz does not match the mel config's {mel_config.sample_rate} Hz")
+    ref, deg = align_pair(reference, degraded)
+    result = MetricResult()
+    _attempt(result, ("pesq_wb",), lambda: pesq_wb(ref, deg, sr))
+    _attempt(result, ("stoi",), lambda: stoi(ref, deg, sr))
+
+    def mrstft() -> dict[str, float]:
+        d = multi_resolution_stft(ref, deg)
+        return {"mrstft": d["total"], "mrstft_sc": d["sc"], "mrstft_logmag": d["log_mag"]}
+
+    _attempt(result, ("mrstft", "mrstft_sc", "mrstft_logmag"), mrstft)
+    _attempt(result, ("log_mel_l1",), lambda: log_mel_l1(ref, deg, sr, mel_config))
+    _attempt(result, ("mcd",), lambda: mel_cepstral_distortion(ref, deg, sr, mel_config))
+
+    def pitch() -> dict[str, float]:
+        cache = reference_tracks if reference_tracks is not None else {}
+        if ref.size not in cache:
+            cache[ref.size] = track_pitch(ref, sr, pitch_config)
+        track = cache[ref.size]
+        if np.array_equal(ref, deg):  # pYIN is deterministic: the reference's own track, not re-run
+            return pitch_metrics_from_tracks(track, track)
+        return pitch_metrics(ref, deg, sr, pitch_config, reference_track=track)
+
+    _attempt(result, ("f0_rmse_cents", "periodicity_rmse", "vuv_f1"), pitch)
+    return result

@@ -1,0 +1,233 @@
+"""``evaluate``: vocode every reference clip from its own mel and score it against the reference.
+
+For each clip (see :func:`~waveflow_py.evaluation.clips.find_clips`): load it at the model's sample
+rate (resampled when the file's rate differs), compute the model's log-mel, then score three systems
+with :func:`~waveflow_py.evaluation.metrics.compute_metrics`:
+
+* ``reference``: the clip against itself, the ceiling of each metric (computed, not assumed);
+* ``vocoder``: the model's audio from the mel at temperature ``sigma``, noise seeded with
+  ``seed + clip index`` (reproducible per clip whatever the clip order);
+* ``griffin_lim``: :func:`~waveflow_py.evaluation.baselines.griffin_lim` from the same mel.
+
+The model's negative log-likelihood of the reference given its mel is recorded in nats and bits per
+sample. A clip that cannot be loaded or processed is listed with its reason in ``failed`` (and in the
+report), never silently dropped. :func:`~waveflow_py.evaluation.report.write_report` writes the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from waveflow_py.evaluation.baselines import DEFAULT_GL_ITERS, griffin_lim
+from waveflow_py.evaluation.clips import EvalClip, find_clips
+from waveflow_py.evaluation.metrics import compute_metrics
+from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack
+from waveflow_py.evaluation.system import EvalModel, nll_from_log_prob
+
+__all__ = ["SYSTEMS", "DEFAULT_SIGMA", "ClipResult", "EvalResult", "evaluate_clips", "evaluate"]
+
+logger = logging.getLogger(__name__)
+
+SYSTEMS: tuple[str, ...] = ("reference", "vocoder", "griffin_lim")
+DEFAULT_SIGMA = 0.6  # sampling temperature used for evaluation in the WaveGlow and WaveFlow papers
+
+
+@dataclass
+class ClipResult:
+    """Scores of one clip: ``values[system][metric]`` (NaN where a metric failed, reason in ``errors``)."""
+
+    clip_id: str
+    path: str
+    seconds: float
+    values: dict[str, dict[str, float]]
+    errors: dict[str, dict[str, str]]
+    nll_nats: float = float("nan")
+    nll_bits: float = float("nan")
+    vocode_seconds: float = float("nan")
+    # kept in memory for figures/audio of the first few clips only (not serialised)
+    audio: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    mels: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class EvalResult:
+    """Everything a report needs: settings, per-clip results, failed clips and timing."""
+
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    clips: list[ClipResult]
+    failed: list[dict[str, str]]
+    wall_seconds: float = 0.0
+
+
+def _load(clip: EvalClip, sample_rate: int) -> np.ndarray:
+    from waveflow_py.audio import load_audio
+
+    audio, _sr = load_audio(clip.path, sample_rate, resample=True)
+    return audio.detach().cpu().numpy().astype(np.float32) if hasattr(audio, "detach") else np.asarray(audio)
+
+
+def _evaluate_one(
+    model: EvalModel,
+    clip: EvalClip,
+    index: int,
+    *,
+    sigma: float,
+    seed: int,
+    gl_iters: int,
+    pitch_config: PitchConfig,
+    keep: bool,
+) -> ClipResult:
+    audio = _load(clip, model.sample_rate)
+    n = audio.size
+    mel = np.asarray(model.mel(audio), dtype=np.float32)
+    if mel.ndim != 2 or mel.shape[0] != model.mel_config.n_mels:
+        raise ValueError(
+            f"model.mel returned shape {mel.shape}; expected ({model.mel_config.n_mels}, frames)"
+        )
+    t0 = time.perf_counter()
+    vocoded = np.asarray(model.vocode(mel, sigma, seed + index), dtype=np.float32).reshape(-1)[:n]
+    vocode_seconds = time.perf_counter() - t0
+    if not np.all(np.isfinite(vocoded)):
+        raise ValueError("the vocoder produced NaN/inf samples")
+    gl = griffin_lim(mel, model.mel_config, n_iter=gl_iters, length=n, seed=seed + index)
+    outputs = {"reference": audio, "vocoder": vocoded, "griffin_lim": gl}
+    cache: dict[int, PitchTrack] = {}
+    values: dict[str, dict[str, float]] = {}
+    errors: dict[str, dict[str, str]] = {}
+    for system, signal in outputs.items():
+        res = compute_metrics(
+            audio,
+            signal,
+            model.sample_rate,
+            model.mel_config,
+            pitch_config=pitch_config,
+            reference_tracks=cache,
+        )
+        values[system], errors[system] = res.values, res.errors
+    result = ClipResult(
+        clip.clip_id, str(clip.path), n / model.sample_rate, values, errors, vocode_seconds=vocode_seconds
+    )
+    if model.log_prob is not None:
+        result.nll_nats, result.nll_bits = nll_from_log_prob(float(model.log_prob(audio, mel)))
+    if keep:
+        result.audio = outputs
+        result.mels = {
+            "reference": mel,
+            "vocoder": np.asarray(model.mel(vocoded)),
+            "griffin_lim": np.asarray(model.mel(gl)),
+        }
+    return result
+
+
+def evaluate_clips(
+    model: EvalModel,
+    clips: Sequence[EvalClip],
+    *,
+    sigma: float = DEFAULT_SIGMA,
+    seed: int = 0,
+    gl_iters: int = DEFAULT_GL_ITERS,
+    pitch_config: PitchConfig | None = None,
+    keep_clips: int = 3,
+    progress: bool = False,
+    data_description: str = "",
+) -> EvalResult:
+    """Score ``clips`` (module docstring); keeps audio and mels of the first ``keep_clips`` for figures."""
+    if not sigma > 0:
+        raise ValueError(f"sigma: expected a positive temperature, got {sigma}")
+    pitch_config = pitch_config or PitchConfig()
+    start = time.perf_counter()
+    results: list[ClipResult] = []
+    failed: list[dict[str, str]] = []
+    iterator: Any = clips
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(clips, desc="evaluating", unit="clip")
+    for index, clip in enumerate(iterator):
+        try:
+            results.append(
+                _evaluate_one(
+                    model,
+                    clip,
+                    index,
+                    sigma=sigma,
+                    seed=seed,
+                    gl_iters=gl_iters,
+                    pitch_config=pitch_config,
+                    keep=len(results) < keep_clips,
+                )
+            )
+        except (ValueError, OSError, RuntimeError) as e:
+            logger.warning("clip %s failed: %s", clip.clip_id, e)
+            failed.append(
+                {"clip": clip.clip_id, "path": str(clip.path), "reason": f"{type(e).__name__}: {e}"}
+            )
+    settings = {
+        "data": data_description,
+        "sample_rate": model.sample_rate,
+        "sigma": sigma,
+        "seed": seed,
+        "griffin_lim_iters": gl_iters,
+        "pitch": pitch_config.to_dict() | {"description": pitch_config.describe()},
+        "mel": {k: v for k, v in vars(model.mel_config).items() if k not in ("mean", "std")},
+        "clips_requested": len(clips),
+    }
+    model_info = {
+        "name": model.name,
+        "provenance": model.provenance,
+        "untrained": model.is_untrained,
+        **model.description,
+    }
+    return EvalResult(model_info, settings, results, failed, time.perf_counter() - start)
+
+
+def evaluate(
+    model: EvalModel | str,
+    data: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    split: str | None = None,
+    max_clips: int | None = None,
+    sigma: float = DEFAULT_SIGMA,
+    seed: int = 0,
+    gl_iters: int = DEFAULT_GL_ITERS,
+    pitch_config: PitchConfig | None = None,
+    n_figures: int = 3,
+    progress: bool = False,
+    device: str | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` (an :class:`EvalModel`, or a release name/directory) on ``data``.
+
+    ``data`` is a metadata.csv or a directory (:func:`find_clips`; ``split`` filters it, ``max_clips``
+    keeps the first N). When ``out_dir`` is given, writes ``report.md``, ``metrics.json`` and the
+    figures there (:func:`~waveflow_py.evaluation.report.write_report`). Returns the results.
+    """
+    if isinstance(model, str):
+        model = EvalModel.from_pretrained(model, device=device)
+    clips = find_clips(data, split=split, max_clips=max_clips)
+    desc = f"{data}" + (f" (split {split})" if split else "") + (f", first {max_clips}" if max_clips else "")
+    logger.info("evaluating %s on %d clips of %s", model.name, len(clips), desc)
+    result = evaluate_clips(
+        model,
+        clips,
+        sigma=sigma,
+        seed=seed,
+        gl_iters=gl_iters,
+        pitch_config=pitch_config,
+        keep_clips=n_figures if out_dir else 0,
+        progress=progress,
+        data_description=desc,
+    )
+    if out_dir is not None:
+        from waveflow_py.evaluation.report import write_report
+
+        write_report(result, out_dir)
+    return result

@@ -1,0 +1,136 @@
+"""The vocoder under evaluation, as three plain callables (so any model, or a test double, fits).
+
+``EvalModel.from_model(model)`` wraps a :mod:`waveflow_py.models` vocoder through the agreed model
+interface (``config.mel``, ``infer(mel, sigma=..., generator=...)``, ``log_prob(audio, mel)`` in nats
+per sample); ``EvalModel.from_pretrained(name_or_dir)`` loads a release first
+(:meth:`waveflow_py.vocoder.Vocoder.from_pretrained`: a bundled name or a directory, sha256-verified).
+Sampling goes through ``model.infer`` with an explicit ``torch.Generator`` so that each clip's noise
+is reproducible without touching the global random state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from waveflow_py.config import MelConfig
+
+__all__ = ["EvalModel", "nll_from_log_prob"]
+
+MelFn = Callable[[np.ndarray], np.ndarray]  # audio (T,) -> log-mel (n_mels, F)
+VocodeFn = Callable[[np.ndarray, float, int], np.ndarray]  # (log-mel, sigma, seed) -> audio (>= T,)
+LogProbFn = Callable[[np.ndarray, np.ndarray], float]  # (audio (T,), log-mel) -> nats per sample
+
+
+@dataclass
+class EvalModel:
+    """A vocoder seen by :func:`~waveflow_py.evaluation.runner.evaluate`.
+
+    ``mel``: audio ``(T,)`` at ``sample_rate`` -> log-mel ``(n_mels, F)`` with ``mel_config``;
+    ``vocode``: ``(log-mel, sigma, seed)`` -> audio ``(T',)``, time-aligned with the reference;
+    ``log_prob`` (optional): average log-likelihood of the audio given its mel, nats per sample.
+    ``provenance`` and ``description`` are shown in the report.
+    """
+
+    name: str
+    sample_rate: int
+    mel_config: MelConfig
+    mel: MelFn
+    vocode: VocodeFn
+    log_prob: LogProbFn | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    description: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_untrained(self) -> bool:
+        text = json.dumps(self.provenance, default=str).lower()
+        return "untrained" in text or "random" in text
+
+    @classmethod
+    def from_model(
+        cls,
+        model: torch.nn.Module,
+        *,
+        name: str | None = None,
+        provenance: dict[str, Any] | None = None,
+        description: dict[str, Any] | None = None,
+        device: torch.device | str | None = None,
+    ) -> EvalModel:
+        """Wrap a vocoder with ``config.mel``, ``infer`` and ``log_prob`` (the agreed model interface)."""
+        from waveflow_py.audio import MelSpectrogram
+
+        config = getattr(model, "config", None)
+        mel_config = getattr(config, "mel", None)
+        if not isinstance(mel_config, MelConfig):
+            raise ValueError(f"{type(model).__name__}: expected a model with config.mel (a MelConfig)")
+        dev = torch.device(device) if device is not None else next(model.parameters()).device
+        dtype = next(model.parameters()).dtype
+        model = model.to(dev).eval()
+        front_end = MelSpectrogram(mel_config).to(dev)
+
+        @torch.no_grad()
+        def mel(audio: np.ndarray) -> np.ndarray:
+            x = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=dev)[None]
+            return front_end(x)[0].float().cpu().numpy()
+
+        @torch.no_grad()
+        def vocode(log_mel: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+            m = torch.as_tensor(log_mel, device=dev, dtype=dtype)[None]
+            gen = torch.Generator(device=dev).manual_seed(int(seed))
+            return model.infer(m, sigma=sigma, generator=gen)[0].float().cpu().numpy()
+
+        @torch.no_grad()
+        def log_prob(audio: np.ndarray, log_mel: np.ndarray) -> float:
+            x = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=dev, dtype=dtype)[None]
+            m = torch.as_tensor(log_mel, device=dev, dtype=dtype)[None]
+            return float(model.log_prob(x, m)[0])
+
+        info = {
+            "model_type": type(model).__name__,
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "device": str(dev),
+            "dtype": str(dtype).removeprefix("torch."),
+        }
+        return cls(
+            name=name or type(model).__name__,
+            sample_rate=int(mel_config.sample_rate),
+            mel_config=mel_config,
+            mel=mel,
+            vocode=vocode,
+            log_prob=log_prob,
+            provenance=dict(provenance or {}),
+            description={**info, **(description or {})},
+        )
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str, device: torch.device | str | None = None) -> EvalModel:
+        """Load a release with :meth:`waveflow_py.vocoder.Vocoder.from_pretrained` (name or directory;
+        sha256 checked) and wrap its model (sampled through ``model.infer`` with a seeded generator)."""
+        from waveflow_py.vocoder import Vocoder
+
+        vocoder = Vocoder.from_pretrained(name_or_dir, device=device)
+        info = vocoder.info
+        if info is None:  # pragma: no cover - from_pretrained always records its release
+            raise ValueError(f"{name_or_dir}: the vocoder has no release information")
+        return cls.from_model(
+            vocoder.model,
+            name=info.name,
+            provenance=info.provenance,
+            description={
+                "release": str(info.path),
+                "model_type": info.model_type,
+                "weights_sha256": info.sha256,
+                "verified": info.verified,
+            },
+        )
+
+
+def nll_from_log_prob(log_prob_nats: float) -> tuple[float, float]:
+    """(NLL in nats per sample, NLL in bits per sample) from an average log-likelihood in nats."""
+    return -log_prob_nats, -log_prob_nats / math.log(2.0)

@@ -1,0 +1,150 @@
+"""Streaming synthesis: mel chunks in, audio chunks out, with memory bounded by the chunk size.
+
+For long inputs and TTS servers that produce mels incrementally. Each emitted block of ``chunk_frames``
+frames is synthesised from a window holding ``context_frames`` frames on either side (the left context
+from the past, the right one a fixed lookahead), so work and memory per step are
+``O(chunk_frames + 2 * context_frames)`` frames whatever the input length; only the last
+``context_frames`` frames (+ the not yet emitted ones) of mel and noise are kept.
+
+**Exactness.** Every time-mixing operation of WaveGlow / WaveFlow is a convolution with a finite reach
+(the non-causal width/time convolutions of every flow add up, see
+:func:`~waveflow_py.inference.receptive.receptive_field`). With ``context_frames >= ceil(R / hop)`` (the
+default) the emitted audio equals offline :func:`~waveflow_py.inference.synthesis.synthesize` with the
+same noise **up to float rounding**, not bit for bit: the windows are different GEMM/conv shapes, so
+sums are accumulated in different orders (measured max difference at the 1e-6 level in float32, see
+tests/inference/test_streaming.py). A smaller ``context_frames`` trades accuracy for latency and speed;
+the error then depends on the weights (it is not bounded by this module). The lookahead (latency) is
+``context_frames`` frames; for WaveFlow h=16 with width dilations 1..128 this is about 128 frames.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+
+from waveflow_py.inference.receptive import context_frames as rf_frames
+from waveflow_py.inference.synthesis import _param, run_inverse
+
+__all__ = ["StreamingSynthesizer"]
+
+log = logging.getLogger(__name__)
+
+
+class StreamingSynthesizer:
+    """Incremental synthesiser for a batch of ``batch`` streams of equal progress.
+
+    ``push(mel (B, n_mels, f), z=None) -> audio (B, k * hop)`` for the frames that became final (``k`` a
+    multiple of ``chunk_frames``, maybe 0); ``flush() -> audio`` for the rest at the end of the input.
+    ``z`` (``(B, f * hop)``) gives the noise of the pushed frames; by default it is drawn from
+    ``generator`` with temperature ``sigma``.
+
+    Args:
+        model: WaveGlow or WaveFlow (its ``hop_length`` must be a multiple of ``n_group``).
+        chunk_frames: frames synthesised per step.
+        context_frames: frames of context on each side (default: the receptive field, exact).
+        sigma, generator: the noise, when ``z`` is not pushed.
+        dtype, cached: as in :func:`~waveflow_py.inference.synthesis.synthesize`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        chunk_frames: int = 32,
+        context_frames: int | None = None,
+        sigma: float = 1.0,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        cached: bool = True,
+    ) -> None:
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        if context_frames is not None and context_frames < 0:
+            raise ValueError(f"context_frames must be >= 0, got {context_frames}")
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        hop, g = int(model.hop_length), int(model.n_group)
+        if hop % g:
+            raise ValueError(f"streaming needs hop_length ({hop}) to be a multiple of n_group ({g})")
+        self.model = model
+        self.hop = hop
+        self.chunk_frames = chunk_frames
+        self.exact_context = rf_frames(model)
+        self.context_frames = self.exact_context if context_frames is None else context_frames
+        if self.context_frames < self.exact_context:
+            log.info("context_frames=%d < receptive field %d frames: output is approximate",
+                     self.context_frames, self.exact_context)
+        self.sigma, self.generator, self.dtype, self.cached = sigma, generator, dtype, cached
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream (start a new utterance)."""
+        self._mel: Tensor | None = None  # buffered frames [self._start, self._received)
+        self._z: Tensor | None = None
+        self._start = 0
+        self._received = 0
+        self._emitted = 0
+
+    @property
+    def buffered_frames(self) -> int:
+        """Frames of mel currently held (bounded by ``2 * context_frames + chunk_frames`` + one push)."""
+        return 0 if self._mel is None else self._mel.shape[-1]
+
+    def push(self, mel: Tensor, z: Tensor | None = None) -> Tensor:
+        """Add ``mel (B, n_mels, f)`` (and optionally its noise ``z (B, f * hop)``); return final audio."""
+        if mel.dim() != 3 or mel.shape[-1] < 1:
+            raise ValueError(f"mel: expected a chunk (B, n_mels, f >= 1), got {tuple(mel.shape)}")
+        if self._mel is not None and mel.shape[:2] != self._mel.shape[:2]:
+            raise ValueError(f"mel: expected (B, n_mels) = {tuple(self._mel.shape[:2])}, got {tuple(mel.shape)}")
+        p = _param(self.model)
+        f = mel.shape[-1]
+        if z is None:
+            dev = self.generator.device if self.generator is not None else torch.device("cpu")
+            z = torch.randn(mel.shape[0], f * self.hop, generator=self.generator, device=dev) * self.sigma
+        elif tuple(z.shape) != (mel.shape[0], f * self.hop):
+            raise ValueError(f"z: expected shape ({mel.shape[0]}, {f * self.hop}), got {tuple(z.shape)}")
+        mel, z = mel.to(p.device, p.dtype), z.to(p.device, p.dtype)
+        self._mel = mel if self._mel is None else torch.cat([self._mel, mel], dim=-1)
+        self._z = z if self._z is None else torch.cat([self._z, z], dim=-1)
+        self._received += f
+        out = []
+        while self._received - self._emitted - self.context_frames >= self.chunk_frames:
+            out.append(self._emit(self.chunk_frames))
+        return self._join(out)
+
+    def flush(self) -> Tensor:
+        """Synthesise every remaining frame (the input has ended); the stream is then reset."""
+        out = []
+        while self._emitted < self._received:
+            out.append(self._emit(min(self.chunk_frames, self._received - self._emitted)))
+        audio = self._join(out)
+        self.reset()
+        return audio
+
+    def _join(self, parts: list[Tensor]) -> Tensor:
+        if parts:
+            return torch.cat(parts, dim=-1)
+        b = 0 if self._mel is None else self._mel.shape[0]
+        return torch.zeros(b, 0)
+
+    def _emit(self, n: int) -> Tensor:
+        assert self._mel is not None and self._z is not None
+        ctx = self.context_frames
+        lo = max(self._start, self._emitted - ctx)
+        hi = min(self._received, self._emitted + n + ctx)  # the true end, or a full right context
+        a, b = lo - self._start, hi - self._start
+        audio = run_inverse(
+            self.model, self._z[:, a * self.hop : b * self.hop], self._mel[:, :, a:b],
+            cached=self.cached, dtype=self.dtype,
+        )
+        off = (self._emitted - lo) * self.hop
+        piece = audio[:, off : off + n * self.hop]
+        self._emitted += n
+        drop = max(0, self._emitted - ctx - self._start)  # keep only the left context
+        if drop:
+            self._mel = self._mel[:, :, drop:]
+            self._z = self._z[:, drop * self.hop :]
+            self._start += drop
+        return piece

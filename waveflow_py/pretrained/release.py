@@ -1,0 +1,292 @@
+"""Saving and loading one release: config.json (plain data) + model.safetensors, sha256-verified."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from waveflow_py.config import MelConfig, from_dict, to_dict
+from waveflow_py.pretrained.errors import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    ReleaseChecksumError,
+    ReleaseError,
+    ReleaseFileMissingError,
+    ReleaseFormatError,
+    ReleaseWeightsMismatchError,
+)
+from waveflow_py.pretrained.lookup import default_release, resolve_release
+
+__all__ = ["ReleaseInfo", "save_release", "load_release", "load_release_config", "parse_dtype"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReleaseInfo:
+    """What a release holds. ``verified`` is True once the weights' sha256 matched (in load_release)."""
+
+    name: str
+    path: Path
+    model_type: str
+    config: Any  # WaveFlowConfig / WaveGlowConfig
+    sample_rate: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+    format_version: int = FORMAT_VERSION
+    verified: bool = False
+    num_parameters: int | None = None
+
+    @property
+    def mel(self) -> MelConfig:
+        """The mel settings the model was trained on (features must be computed exactly so)."""
+        return self.config.mel
+
+    @property
+    def is_untrained(self) -> bool:
+        """True when the provenance says the weights are random: a text value mentioning "untrained",
+        a ``weights`` entry mentioning "random", or ``steps`` 0 (demo and test releases)."""
+        prov = self.provenance
+        texts = [str(v).lower() for v in prov.values() if isinstance(v, str)]
+        return (
+            any("untrained" in t for t in texts)
+            or "random" in str(prov.get("weights", "")).lower()
+            or prov.get("steps") == 0
+        )
+
+
+# ----------------------------------------------------------------------------- small helpers
+def _models() -> dict[str, tuple[type[nn.Module], type]]:
+    from waveflow_py.models import MODELS  # models sit below pretrained: imported on use
+
+    return MODELS
+
+
+def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``"float32"``/``"fp32"``, ``"float16"``/``"fp16"``/``"half"``, ``"bfloat16"``/``"bf16"`` -> dtype."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {
+        "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+        "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+        "float64": torch.float64, "fp64": torch.float64, "double": torch.float64,
+    }  # fmt: skip
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in names:
+        raise ValueError(f"dtype: expected one of {sorted(names)}, got {dtype!r}")
+    return names[key]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` on a temp file beside ``path``, then ``os.replace`` it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a release is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _model_type_of(model: nn.Module) -> str:
+    for name, (cls, _cfg) in _models().items():
+        if type(model) is cls:
+            return name
+    for name, (cls, _cfg) in _models().items():
+        if isinstance(model, cls):
+            return name
+    raise ReleaseError(
+        f"cannot save a {type(model).__name__}: expected one of {sorted(_models())} "
+        "(waveflow_py.models.MODELS)"
+    )
+
+
+# ----------------------------------------------------------------------------- save
+def save_release(
+    directory: str | os.PathLike[str], model: nn.Module, *, provenance: Mapping[str, Any]
+) -> Path:
+    """Write ``model`` as a release in ``directory`` (created if needed); returns the directory.
+
+    ``provenance`` must say where the weights come from (e.g. ``{"data": "LJSpeech 1.1", "steps":
+    100000, "hardware": "1x H100", "date": "...", "git_commit": "..."}``, or ``{"weights": "untrained
+    (random)"}``). Both files are written atomically; config.json last, so a reader never sees a
+    config whose weights are not in place.
+    """
+    if not isinstance(provenance, Mapping) or not provenance:
+        raise ValueError("provenance: expected a non-empty mapping saying where the weights come from")
+    model_type = _model_type_of(model)
+    config = getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        raise ReleaseError(f"{type(model).__name__} has no dataclass `.config`; cannot write config.json")
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    # clone: safetensors refuses tensors that share storage; loading restores ties via load_state_dict
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    weights = out / WEIGHTS_FILE
+    _atomic_write(weights, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    model_dict = to_dict(config)
+    data = {
+        "format_version": FORMAT_VERSION,
+        "model_type": model_type,
+        "model": model_dict,
+        "sample_rate": int(model_dict["mel"]["sample_rate"]),
+        "provenance": json.loads(json.dumps(dict(provenance), default=str)),
+        "num_parameters": int(sum(p.numel() for p in model.parameters())),
+        "files": {WEIGHTS_FILE: {"sha256": _sha256(weights), "bytes": weights.stat().st_size}},
+    }
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    _atomic_write(out / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    logger.info("saved %s release to %s", model_type, out)
+    return out
+
+
+# ----------------------------------------------------------------------------- load
+def _read_config(path: Path) -> dict[str, Any]:
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise ReleaseFileMissingError(f"{path}: missing {CONFIG_FILE}")
+    try:
+        data = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReleaseFormatError(f"{cfg_path}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise ReleaseFormatError(f"{cfg_path}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ReleaseFormatError(
+            f"{cfg_path}: unknown format_version {version!r}; this waveflow_py reads format_version "
+            f"{FORMAT_VERSION} (a newer release needs a newer waveflow_py)"
+        )
+    for key in ("model_type", "model", "files"):
+        if key not in data:
+            raise ReleaseFormatError(f"{cfg_path}: missing key {key!r}")
+    return data
+
+
+def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
+    """Read a release's config.json only (cheap: no weights are read or hashed; ``verified=False``)."""
+    path = resolve_release(name_or_dir)
+    data = _read_config(path)
+    models = _models()
+    model_type = data["model_type"]
+    if model_type not in models:
+        raise ReleaseFormatError(
+            f"{path / CONFIG_FILE}: unknown model_type {model_type!r}; expected one of {sorted(models)}"
+        )
+    try:
+        config = from_dict(models[model_type][1], data["model"], path="model")
+    except (TypeError, ValueError) as e:
+        raise ReleaseFormatError(f"{path / CONFIG_FILE}: invalid model config: {e}") from e
+    sample_rate = int(data.get("sample_rate", config.mel.sample_rate))
+    if sample_rate != config.mel.sample_rate:
+        raise ReleaseFormatError(
+            f"{path / CONFIG_FILE}: sample_rate {sample_rate} disagrees with model.mel.sample_rate "
+            f"{config.mel.sample_rate}"
+        )
+    files = data["files"]
+    if not isinstance(files, Mapping) or WEIGHTS_FILE not in files or "sha256" not in files[WEIGHTS_FILE]:
+        raise ReleaseFormatError(f"{path / CONFIG_FILE}: expected files.{WEIGHTS_FILE}.sha256")
+    return ReleaseInfo(
+        name=path.name,
+        path=path,
+        model_type=model_type,
+        config=config,
+        sample_rate=sample_rate,
+        provenance=dict(data.get("provenance") or {}),
+        sha256=str(files[WEIGHTS_FILE]["sha256"]),
+        format_version=int(data["format_version"]),
+        num_parameters=data.get("num_parameters"),
+    )
+
+
+def _check_fit(model: nn.Module, state: Mapping[str, torch.Tensor], where: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k}: weights {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append("shape mismatch: " + "; ".join(shapes[:8]) + (" ..." if len(shapes) > 8 else ""))
+        if missing:
+            parts.append(f"missing keys {missing[:8]}" + (" ..." if len(missing) > 8 else ""))
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:8]}" + (" ..." if len(unexpected) > 8 else ""))
+        raise ReleaseWeightsMismatchError(
+            f"{where}: the weights do not fit the model built from {CONFIG_FILE}: " + "; ".join(parts)
+        )
+
+
+def load_release(
+    name_or_dir: str | os.PathLike[str] | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+) -> tuple[nn.Module, ReleaseInfo]:
+    """Build the model of a release (``None``: :func:`default_release`), verified and in eval mode.
+
+    Checks, each failing with a :class:`ReleaseError`: the directory/name exists, config.json is a
+    known ``format_version`` with a valid model config, model.safetensors exists and its sha256
+    matches, and every tensor fits the model (names and shapes). Weights are read with safetensors
+    only. ``device``/``dtype`` move the model after loading (``dtype`` may be a string, e.g. "fp16").
+    """
+    info = load_release_config(default_release() if name_or_dir is None else name_or_dir)
+    weights = info.path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ReleaseFileMissingError(f"{info.path}: missing {WEIGHTS_FILE} (config.json names it)")
+    digest = _sha256(weights)
+    if digest != info.sha256:
+        raise ReleaseChecksumError(
+            f"{weights}: sha256 mismatch: config.json records {info.sha256}, the file has {digest} "
+            "(corrupt or altered download: fetch the release again)"
+        )
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise ReleaseFormatError(f"{weights}: cannot read safetensors ({e})") from e
+    model_cls = _models()[info.model_type][0]
+    model = model_cls(info.config)
+    _check_fit(model, state, weights)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    dt = parse_dtype(dtype)
+    if device is not None or dt is not None:
+        try:
+            model.to(device=device, dtype=dt)
+        except (RuntimeError, AssertionError) as e:  # e.g. "cuda" on a machine without a GPU
+            raise ValueError(f"cannot move the model to device={device!r}, dtype={dt}: {e}") from e
+    info.verified = True
+    info.num_parameters = int(sum(p.numel() for p in model.parameters()))
+    logger.info("loaded %s release %s (%d parameters)", info.model_type, info.path, info.num_parameters)
+    return model, info

@@ -1,0 +1,263 @@
+"""Training checkpoints: one directory per step, written atomically, no pickles.
+
+Layout of ``<run>/checkpoints/step_00001000/``::
+
+    model.safetensors      model weights
+    ema.safetensors        EMA weights (only when EMA is on)
+    optimizer.safetensors  optimizer tensors (``state.<param index>.<name>``)
+    state.json             plain state: step, optimizer param groups, GradScaler, RNG states of every rank
+                           (python, numpy, torch CPU/CUDA as byte lists), data sampler position, metrics
+    config.yaml            the full experiment config (the model part is checked on resume)
+
+The directory is written under a temporary name, every file and the directory are fsynced, then it is
+moved into place with ``os.replace``; ``<run>/checkpoints/latest`` (a one-line text file, also replaced
+atomically) names the newest one. Only the last ``keep_last_k`` step directories are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+__all__ = [
+    "CheckpointMismatch",
+    "save_checkpoint",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "load_model_weights",
+    "capture_rng",
+    "restore_rng",
+    "optimizer_to_files",
+    "optimizer_from_files",
+]
+
+logger = logging.getLogger(__name__)
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint does not fit the model or config it is loaded into (names the tensor or key)."""
+
+
+# ----------------------------------------------------------------------------- RNG state
+def capture_rng() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and every CUDA device) RNG states as JSON-safe data."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state().tolist(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in cuda])
+
+
+# ----------------------------------------------------------------------------- optimizer state
+def optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], list[dict[str, Any]]]:
+    """Split an optimizer state dict into tensors (for safetensors) and plain param groups (for JSON)."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {}
+    for pid, pstate in sd["state"].items():
+        for name, value in pstate.items():
+            t = value if isinstance(value, Tensor) else torch.tensor(value)
+            tensors[f"state.{pid}.{name}"] = t.detach().cpu().contiguous()
+    return tensors, sd["param_groups"]
+
+
+def optimizer_from_files(
+    optimizer: torch.optim.Optimizer, tensors: Mapping[str, Tensor], groups: list[dict[str, Any]]
+) -> None:
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = value
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else dict(g) for g in groups]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+# ----------------------------------------------------------------------------- model weights
+def _plain_state(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def load_model_weights(module: nn.Module, tensors: Mapping[str, Tensor], what: str = "model") -> None:
+    """Strict load that names every missing/unexpected tensor and every shape mismatch."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append("shape mismatch: " + "; ".join(shapes[:5]) + (" ..." if len(shapes) > 5 else ""))
+        if missing:
+            parts.append(f"missing from checkpoint: {missing[:5]}" + (" ..." if len(missing) > 5 else ""))
+        if unexpected:
+            parts.append(f"not in model: {unexpected[:5]}" + (" ..." if len(unexpected) > 5 else ""))
+        raise CheckpointMismatch(f"{what} weights do not fit: " + " | ".join(parts))
+    module.load_state_dict(dict(tensors), strict=True)
+
+
+# ----------------------------------------------------------------------------- atomic writing
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync_file(path)
+    except OSError:  # some file systems do not support fsync on directories
+        pass
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def step_dirs(ckpt_root: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoint directories under ``ckpt_root``, oldest first."""
+    if not ckpt_root.is_dir():
+        return []
+    out = []
+    for p in ckpt_root.iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and p.is_dir() and (p / "state.json").is_file():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def save_checkpoint(
+    ckpt_root: str | Path,
+    step: int,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: Mapping[str, Any],
+    state: Mapping[str, Any],
+    ema: Mapping[str, Tensor] | None = None,
+    keep_last_k: int = 3,
+) -> Path:
+    """Write ``step_<step>/`` atomically, update ``latest`` and prune to ``keep_last_k``. Returns the dir."""
+    root = Path(ckpt_root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    for stale in root.glob(".step_*.tmp-*"):  # left by a writer that crashed (only rank 0 writes)
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".{final.name}.tmp-{os.getpid()}"
+    tmp.mkdir()
+    opt_tensors, groups = optimizer_to_files(optimizer)
+    save_file(_plain_state(model), str(tmp / "model.safetensors"))
+    if ema is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    (tmp / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    full_state = {"format_version": 1, "step": step, "optimizer_param_groups": groups, **state}
+    (tmp / "state.json").write_text(json.dumps(full_state), encoding="utf-8")
+    for f in tmp.iterdir():
+        _fsync_file(f)
+    _fsync_dir(tmp)
+    if final.exists():  # re-saving the same step (e.g. after a resume): move the old one out of the way
+        old = root / f".{final.name}.old-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(root)
+    _write_text_atomic(root / "latest", final.name + "\n")
+    for _, old_dir in step_dirs(root)[:-keep_last_k]:
+        shutil.rmtree(old_dir, ignore_errors=True)
+        logger.debug("removed old checkpoint %s", old_dir)
+    return final
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A step directory from: a step directory, a ``checkpoints`` directory, or a run directory."""
+    p = Path(path)
+    if (p / "state.json").is_file():
+        return p
+    for root in (p, p / "checkpoints"):
+        latest = root / "latest"
+        if latest.is_file():
+            target = root / latest.read_text(encoding="utf-8").strip()
+            if (target / "state.json").is_file():
+                return target
+        dirs = step_dirs(root)
+        if dirs:
+            return dirs[-1][1]
+    raise FileNotFoundError(f"no checkpoint found at {p} (expected a step_* directory, or a run directory)")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint directory into plain data: ``model``, ``optimizer`` and (maybe) ``ema`` tensors,
+    ``state`` (JSON) and ``config`` (dict). Nothing is unpickled."""
+    d = resolve_checkpoint(path)
+    out: dict[str, Any] = {
+        "path": d,
+        "model": load_file(str(d / "model.safetensors")),
+        "optimizer": load_file(str(d / "optimizer.safetensors")),
+        "state": json.loads((d / "state.json").read_text(encoding="utf-8")),
+        "config": yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")),
+    }
+    if (d / "ema.safetensors").is_file():
+        out["ema"] = load_file(str(d / "ema.safetensors"))
+    return out
+
+
+def check_config_matches(saved: Mapping[str, Any], current: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    """Raise :class:`CheckpointMismatch` naming each differing entry of ``keys`` (dotted paths)."""
+    diffs: list[str] = []
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for k in sorted(set(a) | set(b)):
+                walk(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))
+        elif a != b:
+            diffs.append(f"{where}: checkpoint {a!r} vs config {b!r}")
+
+    for key in keys:
+        walk(saved.get(key), current.get(key), key)
+    if diffs:
+        raise CheckpointMismatch("checkpoint was trained with a different config: " + "; ".join(diffs[:8]))

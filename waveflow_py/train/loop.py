@@ -1,0 +1,316 @@
+"""The training loop: maximum likelihood training of a flow vocoder (WaveFlow, Ping et al. 2020; WaveGlow,
+Prenger et al. 2019) with Adam, an LR schedule, gradient clipping, mixed precision on CUDA, DDP, optional
+``torch.compile``, EMA weights, atomic checkpoints, exact resume and validation.
+
+The loss is ``-model.log_prob(audio, mel).mean()`` in nats per sample; mels are computed on the training
+device from the audio batch. The data for step ``s`` is a pure function of ``(seed, s, rank)`` (see
+:mod:`waveflow_py.train.data`), so resuming from a checkpoint replays exactly what a straight run would do.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from waveflow_py.config import ExperimentConfig, to_dict
+from waveflow_py.train import checkpoint as ckpt
+from waveflow_py.train.distributed import DistInfo, all_gather_objects, any_true, barrier
+from waveflow_py.train.logging import MetricsLogger, bits_per_sample
+from waveflow_py.train.schedule import lr_at
+from waveflow_py.train.setup import RunParts, build_parts
+
+__all__ = ["NonFiniteLossError", "TrainResult", "Trainer", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after ``train.max_nonfinite`` consecutive steps had a non-finite loss or gradient."""
+
+
+@dataclass
+class TrainResult:
+    """What a run did: the final step, its directory, train losses per step (rank 0) and dev history."""
+
+    step: int
+    out_dir: Path
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    dev: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    skipped_steps: int = 0
+    release: Path | None = None
+
+
+class Trainer:
+    """Owns one run. ``Trainer(exp, out_dir, resume).run()``; see :func:`train`."""
+
+    def __init__(
+        self,
+        exp: ExperimentConfig,
+        out_dir: str | Path | None = None,
+        resume: str | Path | bool | None = None,
+        model_factory: Callable[[Any], nn.Module] | None = None,
+    ) -> None:
+        self.exp = exp
+        self.cfg = exp.train
+        self.out_dir = Path(out_dir if out_dir is not None else exp.train.out_dir)
+        self.parts: RunParts = build_parts(exp, self.out_dir, model_factory)
+        self.dist: DistInfo = self.parts.dist
+        self.device = self.parts.device
+        self.step = 0
+        self.consecutive_nonfinite = 0
+        self.skipped_steps = 0
+        self.result = TrainResult(0, self.out_dir)
+        if resume:
+            self._resume(self.out_dir if resume is True else resume)
+        self.metrics = MetricsLogger(self.out_dir, enabled=self.dist.is_main,
+                                     tensorboard=self.cfg.tensorboard)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _config_dict(self) -> dict[str, Any]:
+        d = to_dict(self.exp)
+        d["model"] = to_dict(self.exp.model_config())  # resolved: the preset is folded in
+        d["mel_preset"] = None
+        return d
+
+    def _save(self) -> None:
+        p = self.parts
+        rng = all_gather_objects(self.dist, ckpt.capture_rng())  # every rank's RNG, gathered on all
+        if not self.dist.is_main:
+            barrier(self.dist)
+            return
+        state = {
+            "rng": rng,
+            "world_size": self.dist.world_size,
+            "data": {"next_step": self.step, "seed": self.cfg.seed},
+            "scaler": p.scaler.state_dict() if p.scaler is not None else None,
+            "consecutive_nonfinite": self.consecutive_nonfinite,
+            "skipped_steps": self.skipped_steps,
+        }
+        path = ckpt.save_checkpoint(
+            self.out_dir / "checkpoints", self.step, model=p.model, optimizer=p.optimizer,
+            config=self._config_dict(), state=state,
+            ema=p.ema.state_dict() if p.ema is not None else None, keep_last_k=self.cfg.keep_last_k,
+        )
+        logger.info("saved checkpoint %s", path)
+        barrier(self.dist)
+
+    def _resume(self, where: str | Path) -> None:
+        data = ckpt.load_checkpoint(where)
+        ckpt.check_config_matches(data["config"], self._config_dict(), ("model_type", "model"))
+        p = self.parts
+        ckpt.load_model_weights(p.model, data["model"])
+        ckpt.optimizer_from_files(p.optimizer, data["optimizer"], data["state"]["optimizer_param_groups"])
+        if p.ema is not None:
+            if "ema" not in data:
+                raise ckpt.CheckpointMismatch(f"{data['path']}: has no EMA weights but train.ema_decay > 0")
+            p.ema.load_state_dict(data["ema"])
+        st = data["state"]
+        if p.scaler is not None and st.get("scaler"):
+            p.scaler.load_state_dict(st["scaler"])
+        rngs = st["rng"]
+        if len(rngs) == self.dist.world_size:
+            ckpt.restore_rng(rngs[self.dist.rank])
+        else:
+            logger.warning("checkpoint has %d RNG state(s) for %d process(es): RNG not restored",
+                           len(rngs), self.dist.world_size)
+        self.step = int(st["step"])
+        self.consecutive_nonfinite = int(st.get("consecutive_nonfinite", 0))
+        self.skipped_steps = int(st.get("skipped_steps", 0))
+        if self.dist.is_main:
+            _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+        logger.info("resumed from %s at step %d", data["path"], self.step)
+
+    # ------------------------------------------------------------------ one step
+    def _train_step(self, audio: Tensor) -> tuple[float, float | None]:
+        """One optimizer step; returns ``(loss, grad_norm)``, grad_norm None when the step was skipped."""
+        p, cfg = self.parts, self.cfg
+        for group in p.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, cfg)
+        audio = audio.to(self.device, non_blocking=True)
+        with torch.no_grad():
+            mel = p.mel_fn(audio)
+        p.optimizer.zero_grad(set_to_none=True)
+        with p.autocast():
+            loss = -p.train_module(audio, mel).float().mean()
+        loss_value = float(loss.detach())
+        if any_true(self.dist, not math.isfinite(loss_value), self.device):
+            return loss_value, None
+        if p.scaler is not None:
+            p.scaler.scale(loss).backward()
+            p.scaler.unscale_(p.optimizer)
+        else:
+            loss.backward()
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(p.model.parameters(), max_norm))
+        if p.scaler is not None:  # fp16: the scaler skips overflowing steps itself and lowers the scale
+            p.scaler.step(p.optimizer)
+            p.scaler.update()
+        elif not math.isfinite(grad_norm):
+            return loss_value, None
+        else:
+            p.optimizer.step()
+        if p.ema is not None:
+            p.ema.update(p.model)
+        return loss_value, grad_norm
+
+    def _note_nonfinite(self, loss: float) -> None:
+        self.consecutive_nonfinite += 1
+        self.skipped_steps += 1
+        logger.warning("step %d: non-finite loss/gradient (loss=%s): step skipped (%d in a row, limit %d)",
+                       self.step, loss, self.consecutive_nonfinite, self.cfg.max_nonfinite)
+        if self.consecutive_nonfinite >= self.cfg.max_nonfinite:
+            raise NonFiniteLossError(
+                f"stopping at step {self.step}: {self.consecutive_nonfinite} consecutive non-finite losses "
+                f"(train.max_nonfinite={self.cfg.max_nonfinite}); lower train.lr, set train.grad_clip, or "
+                f"use fp32/bf16 instead of fp16; resume from the last checkpoint"
+            )
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self) -> None:
+        from waveflow_py.train.validate import ValidationResult, dev_nll, vocode_clips
+
+        p = self.parts
+        if self.dist.is_main and p.dev is not None and len(p.dev) > 0:
+            model = p.model
+            was_training = model.training
+            model.eval()
+            ctx = p.ema.swapped_in(model) if p.ema is not None else _nullcontext(model)
+            with ctx:
+                nll = dev_nll(model, p.mel_fn, p.dev, self.device)
+                l1, clips = vocode_clips(model, p.mel_fn, p.dev, self.cfg.val_clips, self.cfg.val_sigma,
+                                         self.device, self.cfg.seed)
+            model.train(was_training)
+            res = ValidationResult(nll, l1, clips)
+            self.metrics.scalars(self.step, "dev", res.scalars())
+            self.result.dev.append((self.step, res.scalars()))
+            logger.info("step %d: dev NLL %.4f nats/sample (%.4f bits)%s", self.step, nll,
+                        bits_per_sample(nll), f", mel L1 {l1:.4f}" if l1 is not None else "")
+            sr = self.exp.sample_rate
+            for c in clips:
+                self.metrics.audio(self.step, f"dev/{c.name}/generated", c.generated, sr)
+                if self.step == self.cfg.val_every or not self.result.dev[:-1]:
+                    self.metrics.audio(self.step, f"dev/{c.name}/reference", c.reference, sr)
+                self.metrics.spectrogram(self.step, f"dev/{c.name}/mel", [c.reference_mel, c.generated_mel],
+                                         ["reference", "generated"])
+        barrier(self.dist)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        cfg, p = self.cfg, self.parts
+        loader = p.make_loader(self.step)
+        samples_per_step = cfg.batch_size * self.dist.world_size * self.exp.data.segment_length
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.dist.is_main and cfg.progress),
+                   dynamic_ncols=True, unit="step")
+        p.model.train()
+        t0, s0 = time.perf_counter(), self.step
+        window: list[float] = []  # finite losses since the last log line (their mean is logged)
+        if self.step == 0 and cfg.val_at_start:
+            self._validate()
+        try:
+            for audio in loader:
+                loss, grad_norm = self._train_step(audio)
+                if grad_norm is None:
+                    self._note_nonfinite(loss)
+                else:
+                    self.consecutive_nonfinite = 0
+                    window.append(loss)
+                self.step += 1
+                self.result.losses.append((self.step, loss))
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    dt = max(time.perf_counter() - t0, 1e-9)
+                    rate = (self.step - s0) / dt
+                    mean = sum(window) / len(window) if window else float("nan")
+                    self._log_train(mean, grad_norm, rate, rate * samples_per_step)
+                    bar.set_postfix(nll=f"{mean:.3f}", steps_s=f"{rate:.2f}",
+                                    ksamples_s=f"{rate * samples_per_step / 1e3:.1f}")
+                    t0, s0, window = time.perf_counter(), self.step, []
+                bar.update(1)
+                t_pause = time.perf_counter()  # validation and saving do not count in steps/s
+                if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                    self._validate()
+                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                    self._save()
+                t0 += time.perf_counter() - t_pause
+        finally:
+            bar.close()
+            self.metrics.close()
+        self.result.step = self.step
+        self.result.skipped_steps = self.skipped_steps
+        if cfg.export_release and self.dist.is_main:
+            self.result.release = self._export()
+        return self.result
+
+    def _log_train(self, loss: float, grad_norm: float | None, steps_s: float, samples_s: float) -> None:
+        """``loss``: mean NLL over the steps since the last log line; ``grad_norm``: of the last step."""
+        values = {"nll": loss, "bits_per_sample": bits_per_sample(loss) if math.isfinite(loss) else loss,
+                  "lr": self.parts.optimizer.param_groups[0]["lr"], "steps_per_s": steps_s,
+                  "samples_per_s": samples_s, "skipped_steps": float(self.skipped_steps)}
+        if grad_norm is not None:
+            values["grad_norm"] = grad_norm
+        self.metrics.scalars(self.step, "train", values)
+        logger.debug("step %d: nll %.4f grad %s", self.step, loss, grad_norm)
+
+    def _export(self) -> Path | None:
+        from waveflow_py.train.export import write_release
+
+        p = self.parts
+        provenance = {
+            "data": self.exp.data.root, "steps": self.step, "model_type": self.exp.model_type,
+            "ema": p.ema is not None, "world_size": self.dist.world_size, "device": str(self.device),
+            "precision": self.cfg.precision,
+        }
+        ctx = p.ema.swapped_in(p.model) if p.ema is not None else _nullcontext(p.model)
+        with ctx as model:
+            return write_release(model.eval(), self.out_dir, provenance)
+
+
+class _nullcontext:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __enter__(self) -> Any:
+        return self.value
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log lines written after ``step`` by an interrupted run, so a resumed curve has no duplicates."""
+    if not path.is_file():
+        return
+    keep = [r for r in MetricsLogger.read(path) if int(r["step"]) <= step]
+    import json
+
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+    tmp.replace(path)
+
+
+def train(
+    exp: ExperimentConfig,
+    out_dir: str | Path | None = None,
+    resume: str | Path | bool | None = None,
+    model_factory: Callable[[Any], nn.Module] | None = None,
+) -> TrainResult:
+    """Train ``exp`` into ``out_dir`` (default ``exp.train.out_dir``). ``resume``: True (latest checkpoint of
+    ``out_dir``), a run / checkpoints / step directory, or None. ``model_factory(model_config)`` replaces
+    the registry model (tests)."""
+    trainer = Trainer(exp, out_dir, resume, model_factory)
+    try:
+        return trainer.run()
+    finally:
+        from waveflow_py.train.distributed import cleanup_distributed
+
+        cleanup_distributed(trainer.dist)
+

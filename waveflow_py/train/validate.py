@@ -1,0 +1,79 @@
+"""Validation: dev-set NLL on full utterances and mel L1 of vocoded dev clips.
+
+NLL is reported in nats per sample (the models' ``log_prob`` unit) and in bits per sample (nats / ln 2).
+Mel L1 is the mean absolute difference between the log-mels of a clip vocoded from its reference mel
+(``model.infer(mel, sigma)``) and of the reference audio, over the same frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from waveflow_py.train.data import DevSet
+from waveflow_py.train.logging import bits_per_sample
+
+__all__ = ["VocodedClip", "ValidationResult", "dev_nll", "vocode_clips"]
+
+
+@dataclass
+class VocodedClip:
+    """One vocoded dev clip: reference and generated audio ``(T,)`` and log-mels ``(n_mels, F)``."""
+
+    name: str
+    reference: Tensor
+    generated: Tensor
+    reference_mel: Tensor
+    generated_mel: Tensor
+
+
+@dataclass
+class ValidationResult:
+    nll: float
+    mel_l1: float | None
+    clips: list[VocodedClip] = field(default_factory=list)
+
+    def scalars(self) -> dict[str, float]:
+        out = {"nll": self.nll, "bits_per_sample": bits_per_sample(self.nll)}
+        if self.mel_l1 is not None:
+            out["mel_l1"] = self.mel_l1
+        return out
+
+
+@torch.no_grad()
+def dev_nll(model: nn.Module, mel_fn: nn.Module, dev: DevSet, device: torch.device) -> float:
+    """Length-weighted mean negative log-likelihood (nats per sample) over the dev utterances."""
+    total, count = 0.0, 0
+    for i in range(len(dev)):
+        _, audio = dev[i]
+        a = audio.to(device)[None]
+        lp = model.log_prob(a, mel_fn(a))
+        total += -float(lp.double().sum()) * a.shape[-1]
+        count += a.shape[-1]
+    if count == 0:
+        raise ValueError("dev set is empty: no utterance to validate on")
+    return total / count
+
+
+@torch.no_grad()
+def vocode_clips(
+    model: nn.Module, mel_fn: nn.Module, dev: DevSet, n: int, sigma: float, device: torch.device, seed: int
+) -> tuple[float | None, list[VocodedClip]]:
+    """Vocode the first ``n`` dev clips; returns the mean mel L1 and the clips (on CPU)."""
+    clips: list[VocodedClip] = []
+    errors = []
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    for i in range(min(n, len(dev))):
+        name, audio = dev[i]
+        a = audio.to(device)[None]
+        ref_mel = mel_fn(a)
+        out = model.infer(ref_mel, sigma=sigma, generator=gen)[..., : a.shape[-1]].float()
+        out = torch.nan_to_num(out).clamp(-1.0, 1.0)
+        gen_mel = mel_fn(out)
+        frames = min(ref_mel.shape[-1], gen_mel.shape[-1])
+        errors.append(float((gen_mel[..., :frames] - ref_mel[..., :frames]).abs().mean()))
+        clips.append(VocodedClip(name, audio.cpu(), out[0].cpu(), ref_mel[0].cpu(), gen_mel[0].cpu()))
+    return (sum(errors) / len(errors) if errors else None), clips

@@ -1,0 +1,296 @@
+"""`Vocoder`: the one object a text-to-speech user needs -- a release loaded, mels in, audio out.
+
+>>> vocoder = Vocoder.from_pretrained()                 # the default bundled release, or a directory
+>>> audio = vocoder.vocode(mel)                         # mel (n_mels, F) -> audio (F * hop,)
+>>> audio = vocoder.vocode(mel, mel_format="log10", stats="stats.npy")  # an ESPnet-style mel
+
+Mels from other front ends are converted to the model's convention by :mod:`waveflow_py.melformats`
+(``mel_format``: "ln" natural log, "log10" with optional mean/std stats, "db" Coqui-style dB, "model"
+for features already in the model's convention, e.g. from :meth:`Vocoder.mel`) and validated
+(bin count, value range, frame rate) before synthesis, so a mismatched front end fails with a message
+instead of producing noise. Synthesis runs under ``torch.inference_mode`` through the fast cached
+inverse (:func:`waveflow_py.inference.synthesize`). Shapes: a mel ``(n_mels, F)`` gives audio
+``(F * hop,)``; a batch ``(B, n_mels, F)`` gives ``(B, F * hop)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from waveflow_py.config import MelConfig
+from waveflow_py.inference.denoiser import Denoiser, silent_mel
+from waveflow_py.pretrained import ReleaseInfo, load_release, parse_dtype, save_release
+
+__all__ = ["Vocoder", "DEFAULT_SIGMA"]
+
+logger = logging.getLogger(__name__)
+
+# Flow vocoders are trained with a unit prior and sample speech from a narrower one (a lower
+# temperature): WaveGlow (Prenger et al. 2019) uses sigma = 0.6, WaveFlow (Ping et al. 2020) likewise.
+DEFAULT_SIGMA = 0.6
+
+
+def _synthesize(
+    model: nn.Module, mel: Tensor, lengths: Tensor | None, sigma: float, generator: torch.Generator | None
+) -> Tensor:
+    """Batched synthesis through the fast cached inverse (exact per item), else ``model.infer``."""
+    try:
+        from waveflow_py.inference.synthesis import synthesize
+    except ImportError:  # pragma: no cover - the fast path is optional; the model's inverse is exact
+        logger.debug("waveflow_py.inference.synthesis unavailable: using model.infer")
+        return model.infer(mel, sigma=sigma, lengths=lengths, generator=generator)
+    audio, _ = synthesize(model, mel, lengths=lengths, sigma=sigma, generator=generator)
+    return audio
+
+
+class Vocoder:
+    """A loaded vocoder release: ``vocode`` mels, compute ``mel`` features, ``resynthesize`` audio.
+
+    Args:
+        model: a ``WaveFlow``/``WaveGlow`` (anything with ``config.mel``, ``hop_length`` and ``infer``).
+        info: the release it came from (``None`` for a model built in code).
+        denoise: default strength of the bias-spectrum denoiser applied to every output (0: off).
+    """
+
+    def __init__(self, model: nn.Module, info: ReleaseInfo | None = None, *, denoise: float = 0.0) -> None:
+        if denoise < 0:
+            raise ValueError(f"denoise: expected a strength >= 0, got {denoise}")
+        self.model = model.eval()
+        self.info = info
+        self.denoise_strength = float(denoise)
+        self._denoiser: Denoiser | None = None
+        self._mel_module: nn.Module | None = None
+
+    # ------------------------------------------------------------------ construction and saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_dir: str | os.PathLike[str] | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        *,
+        denoise: float = 0.0,
+    ) -> Vocoder:
+        """Load a release by bundled name or directory (``None``: the default bundled release)."""
+        model, info = load_release(name_or_dir, device=device, dtype=dtype)
+        if info.is_untrained:
+            logger.warning("release %s has untrained (random) weights: its audio is noise", info.path)
+        return cls(model, info, denoise=denoise)
+
+    def save_pretrained(
+        self, directory: str | os.PathLike[str], provenance: dict[str, Any] | None = None
+    ) -> Path:
+        """Write this vocoder as a release (provenance defaults to the loaded release's)."""
+        prov = provenance if provenance is not None else (self.info.provenance if self.info else None)
+        if not prov:
+            raise ValueError("provenance: this vocoder has none recorded; pass one (data, steps, date, ...)")
+        return save_release(directory, self.model, provenance=prov)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def mel_config(self) -> MelConfig:
+        """The mel settings the model was trained on."""
+        return self.model.config.mel
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.mel_config.sample_rate)
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.mel_config.hop_length)
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        p = next(self.model.parameters(), None)
+        return p.dtype if p is not None else torch.float32
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None) -> Vocoder:
+        """Move the model (and cached helpers) in place; returns ``self``."""
+        self.model.to(device=device, dtype=parse_dtype(dtype))
+        self._denoiser = None
+        self._mel_module = None
+        return self
+
+    def __repr__(self) -> str:
+        where = str(self.info.path) if self.info else "in-memory"
+        return (
+            f"Vocoder({type(self.model).__name__}, {self.sample_rate} Hz, {self.mel_config.n_mels} mels, "
+            f"{where}, device={self.device}, dtype={self.dtype})"
+        )
+
+    # ------------------------------------------------------------------ features
+    def prepare_mel(self, mel: Tensor | np.ndarray, mel_format: str = "ln", **fmt_params: Any) -> Tensor:
+        """Any supported mel -> validated model-convention mel ``(B, n_mels, F)`` on the model's device.
+
+        Conversion and checks (bin count, transposed input, NaN/inf, value range, a floor that belongs
+        to another convention) are :func:`waveflow_py.melformats.to_model_mel`'s; ``fmt_params`` go to
+        it (``stats``/``mean``/``std`` for log10, Coqui's dB settings, ``source_cfg``/``approximate``).
+        """
+        from waveflow_py.melformats import to_model_mel
+
+        if isinstance(mel, Tensor):
+            mel = mel.detach().to("cpu")
+        batch = to_model_mel(mel, mel_format, self.mel_config, **fmt_params)
+        return batch.to(device=self.device, dtype=self.dtype)
+
+    def mel(self, audio: Tensor | np.ndarray) -> Tensor:
+        """Features exactly as the model was trained on: ``(T,)`` -> ``(n_mels, F)``, ``(B, T)`` -> batch."""
+        from waveflow_py.audio import MelSpectrogram
+
+        if isinstance(audio, np.ndarray):
+            audio = torch.from_numpy(np.ascontiguousarray(audio))
+        if not isinstance(audio, Tensor) or audio.dim() not in (1, 2):
+            shape = tuple(audio.shape) if isinstance(audio, Tensor) else type(audio).__name__
+            raise ValueError(f"audio: expected a (T,) or (B, T) tensor, got {shape}")
+        if self._mel_module is None:
+            self._mel_module = MelSpectrogram(self.mel_config).to(self.device)
+        with torch.inference_mode():
+            out = self._mel_module(audio.to(self.device, torch.float32))
+        return out[0] if audio.dim() == 1 else out
+
+    # ------------------------------------------------------------------ synthesis
+    def vocode(
+        self,
+        mel: Tensor | np.ndarray,
+        lengths: Tensor | Sequence[int] | None = None,
+        *,
+        sigma: float = DEFAULT_SIGMA,
+        mel_format: str = "ln",
+        denoise: float | None = None,
+        generator: torch.Generator | None = None,
+        **fmt_params: Any,
+    ) -> Tensor:
+        """Mel -> audio (float32, on the model's device).
+
+        ``mel``: ``(n_mels, F)`` -> ``(F * hop,)``; ``(B, n_mels, F)`` -> ``(B, F * hop)``, where
+        ``lengths`` (frames per item) mark a padded batch: item ``i`` is synthesised as if alone (the
+        padding never reaches it) and its samples past ``lengths[i] * hop`` are zero (see
+        :meth:`audio_lengths`). ``mel_format`` and ``fmt_params`` describe the front end's convention
+        (see :mod:`waveflow_py.melformats`); ``denoise`` overrides the vocoder's default strength;
+        ``generator`` makes the noise reproducible.
+        """
+        if sigma < 0:
+            raise ValueError(f"sigma: expected >= 0, got {sigma}")
+        single = (mel.dim() if isinstance(mel, Tensor) else np.ndim(mel)) == 2
+        batch = self.prepare_mel(mel, mel_format, **fmt_params)
+        lens = self._check_lengths(lengths, batch)
+        with torch.inference_mode():
+            audio = _synthesize(self.model, batch, lens, float(sigma), generator).float()
+            strength = self.denoise_strength if denoise is None else float(denoise)
+            if strength > 0:
+                audio = self.denoise(audio, strength)
+            if lens is not None:  # again after denoising, which spreads energy into the padding
+                keep = (
+                    torch.arange(audio.shape[-1], device=audio.device)[None]
+                    < (lens * self.hop_length)[:, None]
+                )
+                audio = audio * keep
+        return audio[0] if single else audio
+
+    def audio_lengths(self, lengths: Tensor | Sequence[int]) -> Tensor:
+        """Frames per item -> samples per item (``lengths * hop_length``)."""
+        return torch.as_tensor(lengths, dtype=torch.long) * self.hop_length
+
+    def vocode_many(
+        self,
+        mels: Sequence[Tensor | np.ndarray],
+        *,
+        batch_size: int = 8,
+        sigma: float = DEFAULT_SIGMA,
+        mel_format: str = "ln",
+        denoise: float | None = None,
+        **fmt_params: Any,
+    ) -> list[Tensor]:
+        """Mels of different lengths ``[(n_mels, F_i)]`` -> audio ``[(F_i * hop,)]``, in batches."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+        prepared = [self.prepare_mel(m, mel_format, **fmt_params) for m in mels]
+        for i, m in enumerate(prepared):
+            if m.shape[0] != 1:
+                raise ValueError(
+                    f"mels[{i}]: expected one mel (n_mels, frames), got a batch {tuple(m.shape)}"
+                )
+        out: list[Tensor] = []
+        for start in range(0, len(prepared), batch_size):
+            chunk = [m[0] for m in prepared[start : start + batch_size]]
+            batch, lens = self.pad_mels(chunk)
+            audio = self.vocode(batch, lens, sigma=sigma, denoise=denoise, mel_format="model")
+            out.extend(a[: int(n)] for a, n in zip(audio, self.audio_lengths(lens), strict=True))
+        return out
+
+    def pad_mels(self, mels: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """``[(n_mels, F_i)]`` model-convention mels -> ``(B, n_mels, max F)`` silence-padded, lengths."""
+        if not mels:
+            raise ValueError("mels: expected at least one mel, got none")
+        lens = torch.tensor([m.shape[-1] for m in mels], dtype=torch.long)
+        longest = int(lens.max())
+        batch = silent_mel(self.mel_config, longest, len(mels), device=self.device, dtype=self.dtype)
+        for i, m in enumerate(mels):
+            batch[i, :, : m.shape[-1]] = m.to(device=self.device, dtype=self.dtype)
+        return batch, lens
+
+    def _check_lengths(self, lengths: Tensor | Sequence[int] | None, batch: Tensor) -> Tensor | None:
+        if lengths is None:
+            return None
+        lens = torch.as_tensor(lengths, dtype=torch.long, device=batch.device).reshape(-1)
+        if lens.numel() != batch.shape[0] or bool((lens < 1).any()) or bool((lens > batch.shape[-1]).any()):
+            raise ValueError(
+                f"lengths: expected {batch.shape[0]} frame counts in 1..{batch.shape[-1]}, "
+                f"got {lens.tolist()}"
+            )
+        return lens
+
+    def resynthesize(
+        self,
+        audio: str | os.PathLike[str] | Tensor,
+        *,
+        sample_rate: int | None = None,
+        resample: bool = False,
+        sigma: float = DEFAULT_SIGMA,
+        denoise: float | None = None,
+    ) -> Tensor:
+        """Audio file or ``(T,)`` tensor -> mel -> audio: the vocoder's copy of a recording.
+
+        A file or tensor at another rate than the model's raises ``AudioError`` unless ``resample``
+        (for a tensor, give its ``sample_rate``; ``None`` means it is already at the model's rate).
+        """
+        from waveflow_py.audio import AudioError, load_audio
+
+        if isinstance(audio, (str, os.PathLike)):
+            wav, _ = load_audio(audio, self.sample_rate, resample=resample)
+        else:
+            if not isinstance(audio, Tensor) or audio.dim() != 1 or audio.numel() == 0:
+                shape = tuple(audio.shape) if isinstance(audio, Tensor) else type(audio).__name__
+                raise ValueError(f"audio: expected a non-empty (T,) tensor or a path, got {shape}")
+            wav = audio.float()
+            if sample_rate is not None and sample_rate != self.sample_rate:
+                if not resample:
+                    raise AudioError(
+                        f"audio is {sample_rate} Hz but the model expects {self.sample_rate} Hz; "
+                        "pass resample=True to convert it"
+                    )
+                from waveflow_py.audio import resample_audio
+
+                wav = torch.from_numpy(resample_audio(wav.cpu().numpy(), sample_rate, self.sample_rate))
+        features = self.mel(wav)
+        return self.vocode(features, sigma=sigma, denoise=denoise, mel_format="model")[: wav.numel()]
+
+    def denoise(self, audio: Tensor, strength: float = 0.1) -> Tensor:
+        """Remove the model's bias spectrum (WaveGlow-style, see :class:`Denoiser`) from ``audio``."""
+        if self._denoiser is None:
+            self._denoiser = Denoiser.from_model(self.model).to(self.device)
+        return self._denoiser(audio, strength)

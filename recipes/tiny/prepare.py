@@ -17,7 +17,8 @@ import soundfile as sf
 
 def speech_like(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
-    f0 = rng.uniform(90.0, 200.0) * (1.0 + 0.12 * np.sin(2 * np.pi * rng.uniform(0.7, 2.5) * t + rng.uniform(0, 6)))
+    base = rng.uniform(90.0, 200.0)
+    f0 = base * (1.0 + 0.12 * np.sin(2 * np.pi * rng.uniform(0.7, 2.5) * t + rng.uniform(0, 6)))
     phase = 2 * np.pi * np.cumsum(f0) / sr
     formants = rng.uniform([400.0, 1100.0], [800.0, 2200.0])
     voiced = np.zeros_like(t)
@@ -43,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     for split, n in (("train", args.train), ("dev", args.dev)):
         (args.out / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            sf.write(args.out / split / f"{split}_{i:03d}.wav", speech_like(rng, args.seconds, args.sample_rate),
-                     args.sample_rate)
+            clip = speech_like(rng, args.seconds, args.sample_rate)
+            sf.write(args.out / split / f"{split}_{i:03d}.wav", clip, args.sample_rate)
     print(f"wrote {args.train} + {args.dev} clips of {args.seconds} s at {args.sample_rate} Hz to {args.out}")
     return 0
 

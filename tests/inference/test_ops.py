@@ -12,6 +12,9 @@ import torch
 from waveflow_py.inference.ops import TorchGateOps, select_gate_ops
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
+needs_triton = pytest.mark.skipif(
+    not HAS_TRITON, reason="triton is not installed: the fused kernels cannot be checked here"
+)
 
 
 def test_torch_ops_reference_maths() -> None:
@@ -39,7 +42,7 @@ def test_auto_select_is_plain_on_cpu() -> None:
         select_gate_ops("cpu", prefer="cuda-please")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed: the fused kernels cannot be checked here")
+@needs_triton
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-6), (torch.bfloat16, 1e-2)])
 def test_triton_kernels_match_torch_under_interpreter(monkeypatch, dtype, tol) -> None:
     monkeypatch.setenv("TRITON_INTERPRET", "1")
@@ -59,3 +62,23 @@ def test_triton_kernels_match_torch_under_interpreter(monkeypatch, dtype, tol) -
             assert s2 is None
         else:
             torch.testing.assert_close(s2.float(), rs, atol=tol, rtol=tol)
+
+
+@needs_triton
+def test_triton_in_place_row_layout_matches_torch(monkeypatch) -> None:
+    """The (rows, channels) layout of the cached WaveFlow row step: pre (M, 2C) -> gate buffer (M, C),
+    h += rs[:, :C], skip += rs[:, C:] in place."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    ops, ref = select_gate_ops("cpu", prefer="triton"), TorchGateOps()
+    pre, rs = torch.randn(37, 16), torch.randn(37, 16)
+    out_t, out_r = torch.empty(37, 8), torch.empty(37, 8)
+    assert ops.gate(pre, out=out_t) is out_t
+    ref.gate(pre, out=out_r)
+    torch.testing.assert_close(out_t, out_r)
+    h, skip = torch.randn(37, 8), torch.randn(37, 8)
+    h2, s2 = h.clone(), skip.clone()
+    x_t, s_t = ops.residual_skip(h, rs, skip, 1.0, inplace=True)
+    ref.residual_skip(h2, rs, s2, 1.0, inplace=True)
+    assert x_t is h and s_t is skip
+    torch.testing.assert_close(h, h2)
+    torch.testing.assert_close(skip, s2)

@@ -28,7 +28,7 @@ def test_receptive_field_bounds_the_influence_of_one_noise_sample(tiny_model) ->
 @pytest.mark.parametrize("cached", [True, False])
 def test_batch_items_equal_items_synthesised_alone(tiny_model, cached: bool) -> None:
     c = context_frames(tiny_model)
-    lengths = [3 * c + 5, c // 2 + 1, 2 * c + 3, 3 * c + 5, 1]  # whole-window tails, split tails, equal, 1 frame
+    lengths = [3 * c + 5, c // 2 + 1, 2 * c + 3, 3 * c + 5, 1]  # long, short, equal, 1 frame
     mels = [torch.randn(6, f) for f in lengths]
     audio, out_len = synthesize(tiny_model, mels, sigma=0.8, generator=torch.Generator().manual_seed(3),
                                 cached=cached)

@@ -22,6 +22,7 @@ def tiny_waveflow_config(
     permutation: str = "bipartition",
     n_mels: int = 8,
     hop_length: int = 16,
+    sigma: float = 1.0,
 ) -> WaveFlowConfig:
     """A WaveFlow small enough for float64 Jacobians and O(h^2) reference inverses."""
     return WaveFlowConfig(
@@ -32,4 +33,5 @@ def tiny_waveflow_config(
         height_dilations=height_dilations,
         permutation=permutation,
         mel=tiny_mel_config(n_mels, hop_length),
+        sigma=sigma,
     )

@@ -10,7 +10,9 @@ from waveflow_py.nn.wavenet2d import WaveNet2D
 from waveflow_py.nn.weight_norm import folded_weight
 
 
-def make_net(height_dilations: list[int], kernel_size: tuple[int, int] = (3, 3), channels: int = 8) -> WaveNet2D:
+def make_net(
+    height_dilations: list[int], kernel_size: tuple[int, int] = (3, 3), channels: int = 8
+) -> WaveNet2D:
     net = WaveNet2D(1, channels, 5, 2, len(height_dilations), kernel_size, height_dilations).double()
     perturb_parameters(net, std=0.3)
     return net

@@ -16,8 +16,8 @@ def test_tiny_recipe_trains_and_nll_drops(tmp_path: Path) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
     prepare = runpy.run_path(str(RECIPE / "prepare.py"))["main"]
     assert prepare([str(data)]) == 0
-    args = ["train", str(RECIPE / "config.yaml"), "--set", f"data.root={data}", "--out", str(run),
-            "--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.val_at_start=true"]
+    sets = ["train.progress=false", "train.tensorboard=false", "train.val_at_start=true", f"data.root={data}"]
+    args = ["train", str(RECIPE / "config.yaml"), "--out", str(run)] + [x for s in sets for x in ("--set", s)]
     assert main(args) == 0
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     train_nll = [r["nll"] for r in records if r["split"] == "train"]

@@ -43,6 +43,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--gl-iters: expected a positive integer, got {args.gl_iters}")
     if args.figures < 0:
         raise ValueError(f"--figures: expected >= 0, got {args.figures}")
+    try:
+        from waveflow_py.evaluation.perceptual import require
+
+        require("pesq", "pesq")
+        require("pystoi", "pystoi")
+    except ImportError as e:  # a one-line CLI error that names the extra to install
+        raise ValueError(str(e)) from e
     result = evaluate(
         args.model,
         args.data,

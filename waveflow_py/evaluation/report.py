@@ -147,6 +147,7 @@ def _settings_lines(result: EvalResult) -> list[str]:
         "- **PESQ**: wide-band (P.862.2) at 16 kHz via `pesq`; **STOI** via `pystoi`. "
         "Signals are trimmed to the shorter length before every metric.",
         "- **NLL**: −log p(reference | its mel) from `model.log_prob`, per sample, in nats and bits.",
+        "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in st.get("versions", {}).items()) + ".",
         "- Summary cells: mean ± half-width of the 95% Student-t confidence interval over clips "
         "(n shown when some clips had no value).",
     ]
@@ -266,8 +267,8 @@ def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
             plot_spectrograms(
                 out / "figures" / f"spectrogram_{i}.png",
                 c.mels,
-                labels,
-                f"{c.clip_id} (log-mel, model settings)",
+                {**labels, "reference": "reference"},
+                f"{c.clip_id}: log-mel (model settings) of the reference and of each system's audio",
                 hop_s,
             )
         )
@@ -284,7 +285,10 @@ def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
             for s in SYSTEMS
         }
         metric_axes = [
-            (mm.key, mm.label + (f" ({mm.unit})" if mm.unit else ""))
+            (
+                mm.key,
+                mm.label + (f" ({mm.unit})" if mm.unit else "") + (" ↑" if mm.higher_is_better else " ↓"),
+            )
             for mm in METRICS
             if mm.key not in ("mrstft_sc", "mrstft_logmag")
         ]

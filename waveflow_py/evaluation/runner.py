@@ -28,6 +28,7 @@ import numpy as np
 from waveflow_py.evaluation.baselines import DEFAULT_GL_ITERS, griffin_lim
 from waveflow_py.evaluation.clips import EvalClip, find_clips
 from waveflow_py.evaluation.metrics import compute_metrics
+from waveflow_py.evaluation.perceptual import require
 from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack
 from waveflow_py.evaluation.system import EvalModel, nll_from_log_prob
 
@@ -65,6 +66,19 @@ class EvalResult:
     clips: list[ClipResult]
     failed: list[dict[str, str]]
     wall_seconds: float = 0.0
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the packages whose algorithms define the metrics (for reproducibility)."""
+    from importlib import metadata
+
+    out = {}
+    for dist in ("waveflow-py", "librosa", "pesq", "pystoi", "soxr", "torch", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
 
 
 def _load(clip: EvalClip, sample_rate: int) -> np.ndarray:
@@ -143,6 +157,8 @@ def evaluate_clips(
     if not sigma > 0:
         raise ValueError(f"sigma: expected a positive temperature, got {sigma}")
     pitch_config = pitch_config or PitchConfig()
+    require("pesq", "pesq")  # fail before any work when the eval extra is missing
+    require("pystoi", "pystoi")
     start = time.perf_counter()
     results: list[ClipResult] = []
     failed: list[dict[str, str]] = []
@@ -179,6 +195,7 @@ def evaluate_clips(
         "pitch": pitch_config.to_dict() | {"description": pitch_config.describe()},
         "mel": {k: v for k, v in vars(model.mel_config).items() if k not in ("mean", "std")},
         "clips_requested": len(clips),
+        "versions": _versions(),
     }
     model_info = {
         "name": model.name,

@@ -19,12 +19,14 @@ It has one code path and two ways of evaluating the conditioner:
 must be *causal-inclusive* along the height (output row ``i`` depends on input rows ``<= i``); this
 transform shifts its input down one row so that the parameters of row ``i`` depend only on rows ``< i``
 (row 0 sees zeros and the context). For the cached inverse it also has
-``start(context, *, batch, width, dtype) -> state`` and ``step(row (B, C, W), state) -> (B, 2C, W)``.
+``start(context, *, batch, width, dtype, reuse) -> state`` (``reuse``: a finished state whose buffers
+may be recycled, or ``None``) and ``step(row (B, C, W), state) -> (B, 2C, W)``.
 
 **Context** is either ``None`` or row-aligned, ``(B, C_ctx, H, W)``: the reference inverse gives the
 conditioner rows ``0..i`` of it together with rows ``0..i`` of the (shifted) input.
 
-**Stable scale** (:func:`~waveflow_py.flows.coupling.log_scale_from_raw`): ``s = b * tanh(raw / b)`` with ``b = scale_bound`` (default 8): the identity near 0,
+**Stable scale** (:func:`~waveflow_py.flows.coupling.log_scale_from_raw`): ``s = b * tanh(raw / b)``
+with ``b = scale_bound`` (default 8): the identity near 0,
 smoothly bounded so that ``exp(+-s)`` can never overflow; ``scale_bound=None`` uses ``raw`` unbounded.
 """
 
@@ -49,7 +51,9 @@ class CausalConditioner(Protocol):
 
     def __call__(self, x: Tensor, context: Tensor | None) -> Tensor: ...
 
-    def start(self, context: Tensor | None, *, batch: int, width: int, dtype: torch.dtype | None) -> Any: ...
+    def start(
+        self, context: Tensor | None, *, batch: int, width: int, dtype: torch.dtype | None, reuse: Any
+    ) -> Any: ...
 
     def step(self, row: Tensor, state: Any) -> Tensor: ...
 
@@ -61,7 +65,8 @@ class RowCache:
     ``dtype``: compute dtype of the conditioner (e.g. ``torch.bfloat16``; ``None`` = its parameters'
     dtype). The rows themselves are always solved in the dtype of ``y``. ``state`` holds the
     conditioner's incremental state of the latest inverse (rebuilt by every call, so new weights are
-    always read; kept only for inspection).
+    always read; its buffers are recycled by the next inverse that gets this cache, e.g. the next flow
+    of a model). One cache serves one inverse at a time.
     """
 
     dtype: torch.dtype | None = None
@@ -145,7 +150,7 @@ class AffineAutoregressive(Transform):
     @torch.no_grad()
     def _inverse_cached(self, y: Tensor, context: Tensor | None, cache: RowCache) -> tuple[Tensor, Tensor]:
         b, _, height, width = y.shape
-        state = self.conditioner.start(context, batch=b, width=width, dtype=cache.dtype)
+        state = self.conditioner.start(context, batch=b, width=width, dtype=cache.dtype, reuse=cache.state)
         cache.state = state
         x = torch.empty_like(y)
         log_s_rows = y.new_empty(b, self.channels, height, width)

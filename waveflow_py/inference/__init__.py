@@ -1,1 +1,29 @@
-"""waveflow_py.inference"""
+"""Fast synthesis around the models: batched exact synthesis, streaming, low-precision error, the GPU
+fast path (CUDA graphs + fused Triton kernels, with plain PyTorch fallbacks) and the denoiser.
+
+Heavy or optional pieces (``bench``, ``triton_kernels``) are imported from their modules on demand.
+"""
+
+from waveflow_py.inference.cuda import CudaGraphInverse, fast_inverse
+from waveflow_py.inference.denoiser import Denoiser, silent_mel
+from waveflow_py.inference.ops import TorchGateOps, select_gate_ops
+from waveflow_py.inference.precision import precision_error
+from waveflow_py.inference.receptive import context_frames, receptive_field
+from waveflow_py.inference.streaming import StreamingSynthesizer
+from waveflow_py.inference.synthesis import new_cache, run_inverse, synthesize
+
+__all__ = [
+    "synthesize",
+    "run_inverse",
+    "new_cache",
+    "StreamingSynthesizer",
+    "precision_error",
+    "receptive_field",
+    "context_frames",
+    "CudaGraphInverse",
+    "fast_inverse",
+    "TorchGateOps",
+    "select_gate_ops",
+    "Denoiser",
+    "silent_mel",
+]

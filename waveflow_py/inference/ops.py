@@ -34,14 +34,16 @@ class GateOps(Protocol):
 
     name: str
 
-    def gate(self, h: Tensor) -> Tensor:
-        """``(B, 2C, *S) -> (B, C, *S)``: ``tanh(first half) * sigmoid(second half)``."""
+    def gate(self, h: Tensor, out: Tensor | None = None) -> Tensor:
+        """``(B, 2C, *S) -> (B, C, *S)``: ``tanh(first half) * sigmoid(second half)`` (into ``out`` if given,
+        a contiguous tensor of the result's shape, e.g. a preallocated row buffer)."""
         ...
 
     def residual_skip(
-        self, x: Tensor, o: Tensor, skip: Tensor | None, scale: float
+        self, x: Tensor, o: Tensor, skip: Tensor | None, scale: float, inplace: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        """``x = (x + o[:, :C]) * scale``; ``skip = skip + o[:, C:C + C_skip]`` (``skip`` None: none)."""
+        """``x = (x + o[:, :C]) * scale``; ``skip = skip + o[:, C:C + C_skip]`` (``skip`` None: none).
+        ``inplace``: update ``x`` and ``skip`` themselves (contiguous) and return them."""
         ...
 
 
@@ -67,21 +69,33 @@ class TorchGateOps:
 
     name = "torch"
 
-    def gate(self, h: Tensor) -> Tensor:
+    def gate(self, h: Tensor, out: Tensor | None = None) -> Tensor:
         _check_gate_input(h)
         a, b = h.chunk(2, dim=1)
-        return torch.tanh(a) * torch.sigmoid(b)
+        if out is None:
+            return torch.tanh(a) * torch.sigmoid(b)
+        torch.tanh(a, out=out)
+        return out.mul_(torch.sigmoid(b))
 
     def residual_skip(
-        self, x: Tensor, o: Tensor, skip: Tensor | None, scale: float
+        self, x: Tensor, o: Tensor, skip: Tensor | None, scale: float, inplace: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         _check_residual_skip(x, o, skip)
         c = x.shape[1]
-        x = x + o[:, :c]
+        res = o[:, :c]
+        sk = None if skip is None else o[:, c : c + skip.shape[1]]
+        if inplace:
+            x.add_(res)
+            if scale != 1.0:
+                x.mul_(scale)
+            if skip is not None:
+                skip.add_(sk)
+            return x, skip
+        x = x + res
         if scale != 1.0:
             x = x * scale
         if skip is not None:
-            skip = skip + o[:, c : c + skip.shape[1]]
+            skip = skip + sk
         return x, skip
 
 

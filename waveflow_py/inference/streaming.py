@@ -97,7 +97,8 @@ class StreamingSynthesizer:
         if mel.dim() != 3 or mel.shape[-1] < 1:
             raise ValueError(f"mel: expected a chunk (B, n_mels, f >= 1), got {tuple(mel.shape)}")
         if self._mel is not None and mel.shape[:2] != self._mel.shape[:2]:
-            raise ValueError(f"mel: expected (B, n_mels) = {tuple(self._mel.shape[:2])}, got {tuple(mel.shape)}")
+            want = tuple(self._mel.shape[:2])
+            raise ValueError(f"mel: expected (B, n_mels) = {want}, got {tuple(mel.shape)}")
         p = _param(self.model)
         f = mel.shape[-1]
         if z is None:

@@ -80,7 +80,9 @@ def batch_mels(
         if mels.dim() == 2:
             mels = mels.unsqueeze(0)
         if mels.dim() != 3:
-            raise ValueError(f"mels: expected (B, n_mels, F) or a list of (n_mels, F_i), got {tuple(mels.shape)}")
+            raise ValueError(
+                f"mels: expected (B, n_mels, F) or a list of (n_mels, F_i), got {tuple(mels.shape)}"
+            )
         frames = mels.shape[-1]
         if lengths is None:
             return mels, torch.full((mels.shape[0],), frames, dtype=torch.long)
@@ -92,7 +94,8 @@ def batch_mels(
         return mels, lengths
     items = [m.squeeze(0) if m.dim() == 3 and m.shape[0] == 1 else m for m in mels]
     if not items or any(m.dim() != 2 or m.shape[-1] < 1 for m in items):
-        raise ValueError(f"mels: expected a non-empty list of (n_mels, F_i), got {[tuple(m.shape) for m in items]}")
+        shapes = [tuple(m.shape) for m in items]
+        raise ValueError(f"mels: expected a non-empty list of (n_mels, F_i), got {shapes}")
     if lengths is not None:
         raise ValueError("lengths: give lengths only with a padded (B, n_mels, F) tensor, not with a list")
     longest = max(m.shape[-1] for m in items)
@@ -101,7 +104,11 @@ def batch_mels(
 
 
 def draw_noise(
-    lengths_samples: Tensor, total: int, sigma: float, generator: torch.Generator | None, device: torch.device,
+    lengths_samples: Tensor,
+    total: int,
+    sigma: float,
+    generator: torch.Generator | None,
+    device: torch.device,
     dtype: torch.dtype,
 ) -> Tensor:
     """``(B, total)`` noise: row ``i`` is ``sigma * randn(lengths[i])`` (drawn in batch order), then zeros."""
@@ -135,7 +142,7 @@ def synthesize(
         sigma: prior temperature of the noise (ignored when ``z`` is given).
         dtype: compute dtype of the networks (``torch.bfloat16`` / ``torch.float16``), None: the model's.
         generator: random generator of the noise.
-        z: the noise itself, ``(B, >= F * hop)`` (only each item's first ``lengths[i] * hop`` samples are used).
+        z: the noise itself, ``(B, >= F * hop)`` (item ``i`` uses its first ``lengths[i] * hop`` samples).
         cached: use the model's fast cached inverse (default) or the reference inverse.
         exact: recompute the tails of shorter items so that padding never reaches them.
 
@@ -178,10 +185,10 @@ def _fix_tails(
             groups.setdefault(min(f, 2 * c), []).append(i)
     for width, items in groups.items():
         starts = [frames[i].item() - width for i in items]
-        zw = torch.stack([z[i, s * hop : (s + width) * hop] for i, s in zip(items, starts)])
-        mw = torch.stack([mel[i, :, s : s + width] for i, s in zip(items, starts)])
+        zw = torch.stack([z[i, s * hop : (s + width) * hop] for i, s in zip(items, starts, strict=True)])
+        mw = torch.stack([mel[i, :, s : s + width] for i, s in zip(items, starts, strict=True)])
         out = run_inverse(model, zw, mw, cached=cached, dtype=dtype)
         keep = min(width, c)
-        for row, (i, s) in enumerate(zip(items, starts)):
+        for row, (i, s) in enumerate(zip(items, starts, strict=True)):
             end = (s + width) * hop
             audio[i, end - keep * hop : end] = out[row, (width - keep) * hop :]

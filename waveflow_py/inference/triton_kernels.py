@@ -5,6 +5,7 @@ Two kernels replace six PyTorch launches per layer and row (see :mod:`waveflow_p
 * ``gate``: ``g = tanh(a) * sigmoid(b)`` reading both halves of ``h`` (B, 2C, *S) in one pass;
 * ``residual_skip``: ``x = (x + o[:, :C]) * scale`` and ``skip = skip + o[:, C:C + C_skip]``.
 
+Each element is read and written by the same program, so ``out`` may alias an input (``inplace``).
 Arithmetic is float32 inside the kernel whatever the storage dtype (fp32 / bf16 / fp16). Only ``tl.exp``
 is used (tanh = 2 sigmoid(2a) - 1) so the kernels also run under Triton's CPU interpreter
 (``TRITON_INTERPRET=1``), which the tests use. Nothing is compiled at import: ``triton`` is imported and
@@ -77,11 +78,15 @@ class TritonGateOps:
 
     name = "triton"
 
-    def gate(self, h: Tensor) -> Tensor:
+    def gate(self, h: Tensor, out: Tensor | None = None) -> Tensor:
         _check_gate_input(h)
         h = h.contiguous()
         c = h.shape[1] // 2
-        out = torch.empty((h.shape[0], c, *h.shape[2:]), device=h.device, dtype=h.dtype)
+        shape = (h.shape[0], c, *h.shape[2:])
+        if out is None:
+            out = torch.empty(shape, device=h.device, dtype=h.dtype)
+        elif tuple(out.shape) != shape or not out.is_contiguous():
+            raise ValueError(f"gate: out must be contiguous, of shape {shape}, got {tuple(out.shape)}")
         cn = out[0].numel()
         total = out.numel()
         if total:
@@ -89,21 +94,23 @@ class TritonGateOps:
         return out
 
     def residual_skip(
-        self, x: Tensor, o: Tensor, skip: Tensor | None, scale: float
+        self, x: Tensor, o: Tensor, skip: Tensor | None, scale: float, inplace: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         _check_residual_skip(x, o, skip)
+        if inplace and not (x.is_contiguous() and (skip is None or skip.is_contiguous())):
+            raise ValueError("residual_skip(inplace=True): x and skip must be contiguous")
         x, o = x.contiguous(), o.contiguous()
         n = x[0, 0].numel()
         o_cn = o.shape[1] * n
         kern = _get()["add_slice"]
-        x_out = torch.empty_like(x)
+        x_out = x if inplace else torch.empty_like(x)
         total = x.numel()
         if total:
             kern[_grid(total)](x, o, x_out, total, x.shape[1] * n, o_cn, 0, float(scale), BLOCK=_BLOCK)
         skip_out = None
         if skip is not None:
             skip = skip.contiguous()
-            skip_out = torch.empty_like(skip)
+            skip_out = skip if inplace else torch.empty_like(skip)
             total = skip.numel()
             if total:
                 kern[_grid(total)](

@@ -93,13 +93,16 @@ class WaveFlow(nn.Module):
         scales = list(cfg.upsample_scales) if cfg.upsample_scales else factor_hop(cfg.mel.hop_length)
         if math.prod(scales) != cfg.mel.hop_length:
             raise ValueError(
-                f"upsample_scales {scales} multiply to {math.prod(scales)}, expected hop_length {cfg.mel.hop_length}"
+                f"upsample_scales {scales} multiply to {math.prod(scales)}, "
+                f"expected hop_length {cfg.mel.hop_length}"
             )
         self.upsampler = MelUpsampler(scales)
         dil = list(cfg.height_dilations) if cfg.height_dilations else height_dilations(h, cfg.n_layers)
         self.flows = nn.ModuleList(
             AffineAutoregressive(
-                WaveNet2D(1, cfg.residual_channels, cfg.mel.n_mels, 2, cfg.n_layers, tuple(cfg.kernel_size), dil),
+                WaveNet2D(
+                    1, cfg.residual_channels, cfg.mel.n_mels, 2, cfg.n_layers, tuple(cfg.kernel_size), dil
+                ),
                 channels=1,
             )
             for _ in range(cfg.n_flows)
@@ -125,7 +128,8 @@ class WaveFlow(nn.Module):
         check_tensor(mel, name="mel", ndims=(3,))
         if mel.shape[1] != self.config.mel.n_mels:
             raise ValueError(
-                f"mel: expected {self.config.mel.n_mels} mel bands (B, n_mels, F), got shape {tuple(mel.shape)}"
+                f"mel: expected {self.config.mel.n_mels} mel bands (B, n_mels, F), "
+                f"got shape {tuple(mel.shape)}"
             )
         if batch is not None and mel.shape[0] != batch:
             raise ValueError(f"mel: expected batch size {batch}, got shape {tuple(mel.shape)}")
@@ -177,7 +181,7 @@ class WaveFlow(nn.Module):
         x = self._squeeze(F.pad(audio, (0, tp - t)).unsqueeze(1))
         contexts = self._contexts(self._condition(mel, tp))
         total = audio.new_zeros(audio.shape[0])
-        for flow, perm, ctx in zip(self.flows, self.perms, contexts):
+        for flow, perm, ctx in zip(self.flows, self.perms, contexts, strict=True):
             x, ld = flow(x, ctx)
             x = x[:, :, perm]
             total = total + ld
@@ -194,14 +198,18 @@ class WaveFlow(nn.Module):
         check_tensor(z, name="z", ndims=(2,))
         self._check_mel(mel, z.shape[0])
         if cache is not None and not isinstance(cache, RowCache):
-            raise ValueError(f"cache: expected None or a waveflow_py.flows.RowCache, got {type(cache).__name__}")
+            raise ValueError(
+                f"cache: expected None or a waveflow_py.flows.RowCache, got {type(cache).__name__}"
+            )
         t = z.shape[1]
         self._check_length(t, mel)
         tp = self._padded(t)
         y = self._squeeze(F.pad(z, (0, tp - t)).unsqueeze(1))
         contexts = self._contexts(self._condition(mel, tp))
         total = z.new_zeros(z.shape[0])
-        for flow, perm, ctx in zip(reversed(self.flows), reversed(self.perms), reversed(contexts)):
+        for flow, perm, ctx in zip(
+            reversed(self.flows), reversed(self.perms), reversed(contexts), strict=True
+        ):
             inv = torch.empty_like(torch.tensor(perm))
             inv[torch.tensor(perm)] = torch.arange(len(perm))
             y, ld = flow.inverse(y[:, :, inv.to(y.device)], ctx, cache=cache)
@@ -238,14 +246,19 @@ class WaveFlow(nn.Module):
         b, _, frames = mel.shape
         t = frames * self.hop_length
         param = self.flows[0].conditioner.end_conv.weight
-        z = torch.randn(b, self._padded(t), generator=generator, device=param.device, dtype=param.dtype) * sigma
+        z = (
+            torch.randn(b, self._padded(t), generator=generator, device=param.device, dtype=param.dtype)
+            * sigma
+        )
         mel = mel.to(param.dtype)
         audio, _ = self.inverse(z, mel, cache=RowCache(dtype=dtype) if cached else None)
         audio = audio[:, :t]
         if lengths is not None:
             lengths = torch.as_tensor(lengths, device=audio.device)
             if lengths.shape != (b,) or bool((lengths < 1).any()) or bool((lengths > frames).any()):
-                raise ValueError(f"lengths: expected {b} frame counts in [1, {frames}], got {lengths.tolist()}")
+                raise ValueError(
+                    f"lengths: expected {b} frame counts in [1, {frames}], got {lengths.tolist()}"
+                )
             keep = torch.arange(t, device=audio.device)[None, :] < (lengths[:, None] * self.hop_length)
             audio = audio * keep
         return audio

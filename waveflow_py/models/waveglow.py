@@ -85,7 +85,8 @@ class WaveGlow(nn.Module):
         if g < 2 or cfg.n_flows < 1 or cfg.n_early_every < 1 or cfg.n_early_size < 0 or cfg.n_layers < 1:
             raise ValueError(
                 f"WaveGlow: expected n_group >= 2, n_flows >= 1, n_early_every >= 1, n_early_size >= 0 and "
-                f"n_layers >= 1, got {g}, {cfg.n_flows}, {cfg.n_early_every}, {cfg.n_early_size}, {cfg.n_layers}"
+                f"n_layers >= 1, got {g}, {cfg.n_flows}, {cfg.n_early_every}, {cfg.n_early_size}, "
+                f"{cfg.n_layers}"
             )
         self.channels = early_channels(g, cfg.n_flows, cfg.n_early_every, cfg.n_early_size)
         if self.channels[-1] < 2:
@@ -97,7 +98,8 @@ class WaveGlow(nn.Module):
         scales = list(cfg.upsample_scales) if cfg.upsample_scales else factor_hop(cfg.mel.hop_length)
         if math.prod(scales) != cfg.mel.hop_length:
             raise ValueError(
-                f"upsample_scales {scales} multiply to {math.prod(scales)}, expected hop_length {cfg.mel.hop_length}"
+                f"upsample_scales {scales} multiply to {math.prod(scales)}, "
+                f"expected hop_length {cfg.mel.hop_length}"
             )
         self.upsampler = MelUpsampler(scales)
         aux = cfg.mel.n_mels * g
@@ -132,7 +134,8 @@ class WaveGlow(nn.Module):
         check_tensor(mel, name="mel", ndims=(3,))
         if mel.shape[1] != self.config.mel.n_mels:
             raise ValueError(
-                f"mel: expected {self.config.mel.n_mels} mel bands (B, n_mels, F), got shape {tuple(mel.shape)}"
+                f"mel: expected {self.config.mel.n_mels} mel bands (B, n_mels, F), "
+                f"got shape {tuple(mel.shape)}"
             )
         if batch is not None and mel.shape[0] != batch:
             raise ValueError(f"mel: expected batch size {batch}, got shape {tuple(mel.shape)}")
@@ -148,9 +151,10 @@ class WaveGlow(nn.Module):
         return -(-length // self.n_group) * self.n_group
 
     def _squeeze(self, x: Tensor) -> Tensor:
-        """``(B, C, T) -> (B, C * g, T / g)``; channel ``c * g + i`` of column ``j`` is ``x[:, c, j*g + i]``."""
+        """``(B, C, T) -> (B, C * g, T / g)``; channel ``c*g + i`` of column ``j`` is ``x[:, c, j*g + i]``."""
         b, c, t = x.shape
-        return x.reshape(b, c, t // self.n_group, self.n_group).transpose(2, 3).reshape(b, c * self.n_group, -1)
+        g = self.n_group
+        return x.reshape(b, c, t // g, g).transpose(2, 3).reshape(b, c * g, -1)
 
     def _unsqueeze(self, x: Tensor) -> Tensor:
         """``(B, g, T / g) -> (B, T)``, the inverse of :meth:`_squeeze` for one channel."""
@@ -285,7 +289,9 @@ class WaveGlow(nn.Module):
         if lengths is not None:
             lengths = torch.as_tensor(lengths, device=audio.device)
             if lengths.shape != (b,) or bool((lengths < 1).any()) or bool((lengths > frames).any()):
-                raise ValueError(f"lengths: expected {b} frame counts in [1, {frames}], got {lengths.tolist()}")
+                raise ValueError(
+                    f"lengths: expected {b} frame counts in [1, {frames}], got {lengths.tolist()}"
+                )
             keep = torch.arange(t, device=audio.device)[None, :] < (lengths[:, None] * self.hop_length)
             audio = audio * keep
         return audio

@@ -59,7 +59,7 @@ class MelUpsampler(nn.Module):
     def forward(self, mel: Tensor) -> Tensor:
         frames = mel.shape[-1]
         x = mel.unsqueeze(1)
-        for s, stage in zip(self.scales, self.stages):
+        for s, stage in zip(self.scales, self.stages, strict=True):
             n = x.shape[-1]
             x = F.leaky_relu(stage(x)[..., : n * s], self.leaky_slope)
         return x.squeeze(1)[..., : frames * self.hop_length]

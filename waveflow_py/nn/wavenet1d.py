@@ -59,8 +59,10 @@ class WaveNet1D(nn.Module):
         c = residual_channels
         self.start_conv = wn(nn.Conv1d(in_channels, c, 1), fan_in_std(in_channels))
         self.in_layers = nn.ModuleList(
-            wn(nn.Conv1d(c, 2 * c, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2),
-               fan_in_std(c * kernel_size))
+            wn(
+                nn.Conv1d(c, 2 * c, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2),
+                fan_in_std(c * kernel_size),
+            )
             for d in self.dilations
         )
         # one fused 1x1 conv gives every layer's conditioning
@@ -75,7 +77,7 @@ class WaveNet1D(nn.Module):
         h = self.start_conv(x)
         conds = self.cond(aux).chunk(len(self.in_layers), dim=1)
         skip_sum: Tensor | None = None
-        for conv, rs, cond in zip(self.in_layers, self.res_skip, conds):
+        for conv, rs, cond in zip(self.in_layers, self.res_skip, conds, strict=True):
             res, skip = split_residual_skip(rs(gated_tanh(conv(h) + cond)), self.skip_channels)
             if res is not None:
                 h = h + res

@@ -97,7 +97,8 @@ class WaveNet2D(nn.Module):
         if min(hd + wd) < 1 or min(kernel_size) < 1 or layers < 1:
             raise ValueError(
                 f"WaveNet2D: dilations, kernel sizes and layers must be >= 1, got "
-                f"height_dilations={hd}, width_dilations={wd}, kernel_size={tuple(kernel_size)}, layers={layers}"
+                f"height_dilations={hd}, width_dilations={wd}, "
+                f"kernel_size={tuple(kernel_size)}, layers={layers}"
             )
         self.in_channels = in_channels
         self.residual_channels = residual_channels
@@ -109,7 +110,7 @@ class WaveNet2D(nn.Module):
         self.start_conv = wn(nn.Conv2d(in_channels, residual_channels, 1), fan_in_std(in_channels))
         self.layers = nn.ModuleList(
             WaveNet2DLayer(residual_channels, aux_channels, self.kernel_size, (dh, dw))
-            for dh, dw in zip(hd, wd)
+            for dh, dw in zip(hd, wd, strict=True)
         )
         self.end_conv = zero_conv(nn.Conv2d(residual_channels, out_channels, 1))
 
@@ -120,8 +121,13 @@ class WaveNet2D(nn.Module):
 
     def forward(self, x: Tensor, aux: Tensor) -> Tensor:
         """Parallel pass over all rows (training / density evaluation)."""
-        if aux is None or aux.dim() != 4 or aux.shape[1] != self.aux_channels or aux.shape[0] != x.shape[0] \
-                or aux.shape[2:] != x.shape[2:]:
+        if (
+            aux is None
+            or aux.dim() != 4
+            or aux.shape[1] != self.aux_channels
+            or aux.shape[0] != x.shape[0]
+            or aux.shape[2:] != x.shape[2:]
+        ):
             got = None if aux is None else tuple(aux.shape)
             raise ValueError(
                 f"WaveNet2D: expected aux of shape ({x.shape[0]}, {self.aux_channels}, {x.shape[2]}, "
@@ -137,12 +143,19 @@ class WaveNet2D(nn.Module):
 
     # ------------------------------------------------------------------ incremental protocol
     def start(
-        self, aux: Tensor, *, batch: int, width: int, dtype: torch.dtype | None = None
+        self,
+        aux: Tensor,
+        *,
+        batch: int,
+        width: int,
+        dtype: torch.dtype | None = None,
+        reuse: object = None,
     ) -> WaveNet2DState:
         """Fold the weights (weight norm) into plain ``dtype`` tensors, compute the conditioning of every
         layer for every row with one fused 1x1 conv, and allocate the ring buffers and work buffers.
-        Nothing of the module is modified; call again after the weights change."""
-        return start_rows(self, aux, batch=batch, width=width, dtype=dtype)
+        Nothing of the module is modified; call again after the weights change. ``reuse``: a finished
+        state whose buffers may be recycled (it must not be stepped afterwards)."""
+        return start_rows(self, aux, batch=batch, width=width, dtype=dtype, reuse=reuse)
 
     def step(self, row: Tensor, state: WaveNet2DState) -> Tensor:
         """Output row ``state.row`` (``(B, out, W)``, a view into a reused buffer) from input row

@@ -5,8 +5,9 @@ WaveFlow's fast inverse (Ping et al. 2020, Sec. 3.3: "the convolution queue" of 
 Every layer keeps a ring buffer of its last ``(kh - 1) * dh + 1`` input rows, so each row of every
 layer is computed exactly once, for any height ``h`` and any height-dilation cycle. Rows are stored
 channel-first and already unfolded along the width, in a ring, so that a row of the
-``(kh, kw)`` convolution is ONE GEMM ``[2C x kh*kw*C] x [kh*kw*C x B*W]`` on a contiguous view. The GEMM shape is what makes CPUs fast
-here, far faster than ``conv2d`` on a single row, especially in bfloat16.
+``(kh, kw)`` convolution is ONE GEMM ``[2C x kh*kw*C] x [kh*kw*C x B*W]`` on a contiguous view.
+The GEMM shape is what makes CPUs fast here, far faster than ``conv2d`` on a single row,
+especially in bfloat16.
 
 :func:`start_rows` folds weight norm into plain tensors of the compute dtype (never touching the
 module, so there is nothing to go stale: a new ``start`` reads the current weights), computes every
@@ -34,16 +35,17 @@ __all__ = ["WaveNet2DState", "start_rows", "step_row"]
 class _LayerPlan:
     """Folded weights and ring buffer of one layer (everything channel-first: ``(features, B * W)``).
 
-    ``ring`` has shape ``(dh, kh, kw * C, B * W)``: the input row ``r`` of height phase ``p = r % dh``
-    goes, already unfolded along the width, to position ``q % kh`` (``q = r // dh``) of phase ``p``. The
-    ``kh`` rows a convolution row needs are then exactly ``ring[p]``: the im2col matrix
-    ``(kh * kw * C, B * W)`` is a contiguous view, never a copy; the ring's rotation is absorbed by
-    ``kh`` pre-rotated copies of the weight (``weights[q % kh]``). Rows above the top stay zero.
+    ``ring`` has shape ``(dh, kh * kw * C + A + 1, B * W)``. The input row ``r`` of height phase
+    ``p = r % dh`` goes, already unfolded along the width, to block ``q % kh`` (``q = r // dh``) of
+    ``ring[p]``; the next ``A`` rows of ``ring[p]`` receive the conditioning row, and the last row is
+    constant ones (for the bias). The im2col matrix of a convolution row is then exactly ``ring[p]``, a
+    contiguous view, never a copy; the ring's rotation is absorbed by ``kh`` pre-rotated copies of the
+    weight (``weights[q % kh]``). Rows above the top stay zero.
     """
 
-    weights: Tensor  # (kh, 2C, kh * kw * C): rotated conv weights; the tanh half pre-scaled by 2
-    out_w: Tensor  # (C + out, C) or (out, C) for the last layer: [residual ; end_conv @ skip]
-    out_b: Tensor  # (C + out, 1) or (out, 1)
+    weights: Tensor  # (kh, 2C, kh*kw*C + A + 1): [rotated conv taps | cond 1x1 | bias], see start_rows
+    res_w: Tensor | None  # (C, C + 1): [W_res | b_res]; None for the last layer
+    skip_w: Tensor  # (out, C + 1): [W_end @ W_skip | W_end @ b_skip (+ b_end once)]
     dh: int
     ring: Tensor
     copies: list[tuple[int, int, int, int, int]]  # (tap, dst_lo, dst_hi, src_lo, src_hi) along W
@@ -61,16 +63,14 @@ class WaveNet2DState:
     width: int
     height: int
     dtype: torch.dtype
-    cond: Tensor  # (L, 2C, H, B * W): every layer's conditioning (+ conv bias), per row
-    start_w: Tensor  # (C, in)
-    start_b: Tensor  # (C, 1)
+    aux: Tensor  # (H, A, B * W): the conditioning rows in the compute dtype
+    start_w: Tensor  # (C, in + 1): [W_start | b_start]
     layers: list[_LayerPlan]
-    x_in: Tensor  # (in, B * W)
+    x_in: Tensor  # (in + 1, B * W), last row ones (bias)
     h: Tensor  # (C, B * W)
     pre: Tensor  # (2C, B * W)
     sig: Tensor  # (2C, B * W)
-    gate: Tensor  # (C, B * W)
-    rs: Tensor  # (C + out, B * W)
+    gate: Tensor  # (C + 1, B * W), last row ones (bias)
     out: Tensor  # (out, B * W)
     row: int = 0
     kernel_size: tuple[int, int] = field(default=(3, 3))
@@ -87,27 +87,63 @@ def _width_copies(width: int, kw: int, dw: int, pad_left: int) -> list[tuple[int
     return copies
 
 
-def _rotated(w: Tensor, kh: int) -> Tensor:
-    """``(2C, C, kh, kw) -> (kh, 2C, kh * kw * C)``: for ring rotation ``s = q % kh``, position ``j`` of
-    the ring holds height tap ``(j - s + kh - 1) % kh`` (tap 0 = the oldest row, the top of the kernel)."""
+def _rotated_into(out: Tensor, w: Tensor) -> None:
+    """Write conv weight ``w`` ``(2C, C, kh, kw)`` into ``out[s, :, :kh*kw*C]`` for each ring rotation
+    ``s = q % kh``: block ``j`` of the ring then holds height tap ``(j - s + kh - 1) % kh`` (tap 0 is
+    the oldest row, the top of the kernel)."""
+    kh, kw, c = w.shape[2], w.shape[3], w.shape[1]
     taps = w.permute(2, 0, 3, 1)  # (kh, 2C, kw, C)
-    out = []
     for s in range(kh):
-        order = [(j - s + kh - 1) % kh for j in range(kh)]
-        out.append(torch.cat([taps[k].flatten(1) for k in order], dim=1))
-    return torch.stack(out)
+        for j in range(kh):
+            out[s, :, j * kw * c : (j + 1) * kw * c].view(-1, kw, c).copy_(taps[(j - s + kh - 1) % kh])
+
+
+def _with_bias(w: Tensor, b: Tensor) -> Tensor:
+    """``[W | b]``: the bias as one more input column (the inputs carry a row of ones)."""
+    return torch.cat([w, b[:, None]], dim=1)
+
+
+class _Pool:
+    """Buffers of a finished state, handed out again by shape: fresh large allocations cost page faults
+    that showed up as ~40% of ``start`` in profiles, and every flow of a model has the same shapes."""
+
+    def __init__(self, old: object, device: torch.device, dtype: torch.dtype) -> None:
+        self.device, self.dtype = device, dtype
+        self.free: dict[tuple[int, ...], list[Tensor]] = {}
+        if isinstance(old, WaveNet2DState):
+            big = [old.aux, old.x_in, old.h, old.pre, old.sig, old.gate, old.out]
+            big += [t for plan in old.layers for t in (plan.weights, plan.ring)]
+            for t in big:
+                if t.device == device and t.dtype == dtype:
+                    self.free.setdefault(tuple(t.shape), []).append(t)
+
+    def empty(self, *shape: int) -> Tensor:
+        found = self.free.get(shape)
+        return found.pop() if found else torch.empty(shape, device=self.device, dtype=self.dtype)
 
 
 def start_rows(
-    net: WaveNet2D, aux: Tensor | None, *, batch: int, width: int, dtype: torch.dtype | None = None
+    net: WaveNet2D,
+    aux: Tensor | None,
+    *,
+    batch: int,
+    width: int,
+    dtype: torch.dtype | None = None,
+    reuse: object = None,
 ) -> WaveNet2DState:
     """Prepare the incremental pass of ``net`` over conditioning ``aux`` ``(B, A, H, W)``.
 
-    Folding (in the parameters' dtype, cast once to ``dtype``): weight norm; the dilated conv's bias
-    into the conditioning; the end 1x1 conv into every layer's skip weights (the skips are only ever
-    summed and projected, so ``end(sum_l skip_l) = sum_l (W_end @ W_skip_l) @ gate_l`` + biases); and a
-    factor 2 into the tanh half of the gate so that one sigmoid serves both halves
-    (``tanh(a) = 2 sigmoid(2a) - 1``; scaling by a power of two is exact).
+    ``reuse``: a finished state (e.g. of the previous flow) whose buffers may be recycled; it must not
+    be stepped again afterwards.
+
+    Folding (in the parameters' dtype, cast once to ``dtype``): weight norm; the conditioning 1x1 conv
+    and both biases into the dilated conv's GEMM as ``A + 1`` extra columns (one GEMM per layer and row
+    computes ``conv + cond + bias``; measured faster than an up-front fused 1x1 conv of all layers,
+    whose K = n_mels GEMM runs at a fraction of the speed and writes a large intermediate); the end 1x1
+    conv into every layer's skip weights (the skips are only ever summed and projected, so
+    ``end(sum_l skip_l) = sum_l (W_end @ W_skip_l) @ gate_l`` + biases); and a factor -2 into the tanh
+    half of the gate so that one sigmoid serves both halves: ``tanh(a) = 1 - 2 sigmoid(-2a)``, so
+    ``gate = sb - 2 * sigmoid(-2a) * sb`` is one ``addcmul`` (scaling by a power of two is exact).
     """
     ref = net.end_conv.weight
     dtype = dtype or ref.dtype
@@ -123,55 +159,55 @@ def start_rows(
             f"got {tuple(aux.shape)}"
         )
     height = aux.shape[2]
-    gate_scale = torch.ones(2 * c, device=device, dtype=ref.dtype)
-    gate_scale[:c] = 2.0
+    gate_scale = torch.ones(2 * c, 1, device=device, dtype=ref.dtype)
+    gate_scale[:c] = -2.0
+    k_conv, a = kh * kw * c, net.aux_channels
+    pool = _Pool(reuse, device, dtype)
+    new = lambda n: pool.empty(n, m)  # noqa: E731
     with torch.no_grad():
-        # one fused 1x1 conv gives every layer's conditioning; the dilated conv's bias is folded in
-        wc = torch.cat([folded_weight(layer.cond).flatten(1) * gate_scale[:, None] for layer in net.layers])
-        bc = torch.cat([(layer.cond.bias + layer.conv.bias) * gate_scale for layer in net.layers])
-        flat = aux.permute(1, 2, 0, 3).reshape(net.aux_channels, height * m).to(dtype)  # (A, H*B*W)
-        cond = torch.addmm(bc.to(dtype)[:, None], wc.to(dtype), flat).view(n_layers, 2 * c, height, m)
+        aux_rows = pool.empty(height, a, m)
+        aux_rows.view(height, a, batch, width).copy_(aux.permute(2, 1, 0, 3))
         end_w = folded_weight(net.end_conv).flatten(1)  # (out, C)
-        end_b = net.end_conv.bias.detach().clone()
         plans = []
         for idx, layer in enumerate(net.layers):
-            w = folded_weight(layer.conv) * gate_scale[:, None, None, None]  # (2C, C, kh, kw)
+            w = folded_weight(layer.conv) * gate_scale[:, :, None, None]  # (2C, C, kh, kw)
+            cond = _with_bias(folded_weight(layer.cond).flatten(1), layer.cond.bias + layer.conv.bias)
+            weights = pool.empty(kh, 2 * c, k_conv + a + 1)
+            _rotated_into(weights, w)
+            weights[:, :, k_conv:] = cond * gate_scale
+            ring = pool.empty(layer.dilation[0], k_conv + a + 1, m)
+            ring[:, :-1].zero_()
+            ring[:, -1] = 1.0
             rs_w = folded_weight(layer.res_skip).flatten(1)  # (2C, C): [residual ; skip]
             rs_b = layer.res_skip.bias.detach()
-            skip_w, skip_b = end_w @ rs_w[c:], end_w @ rs_b[c:]
-            if idx == 0:
-                skip_b = skip_b + end_b
-            last = idx == n_layers - 1
-            out_w = skip_w if last else torch.cat([rs_w[:c], skip_w])
-            out_b = skip_b if last else torch.cat([rs_b[:c], skip_b])
-            dh, dw = layer.dilation
+            skip_b = end_w @ rs_b[c:] + (net.end_conv.bias if idx == 0 else 0.0)
             plans.append(
                 _LayerPlan(
-                    weights=_rotated(w, kh).to(dtype).contiguous(),
-                    out_w=out_w.to(dtype).contiguous(),
-                    out_b=out_b.to(dtype)[:, None],
-                    dh=dh,
-                    ring=torch.zeros(dh, kh, kw * c, m, device=device, dtype=dtype),
-                    copies=_width_copies(width, kw, dw, layer.padding[0]),
+                    weights=weights,
+                    res_w=None if idx == n_layers - 1 else _with_bias(rs_w[:c], rs_b[:c]).to(dtype),
+                    skip_w=_with_bias(end_w @ rs_w[c:], skip_b).to(dtype),
+                    dh=layer.dilation[0],
+                    ring=ring,
+                    copies=_width_copies(width, kw, layer.dilation[1], layer.padding[0]),
                 )
             )
-        start_w = folded_weight(net.start_conv).flatten(1).to(dtype).contiguous()
-    new = lambda n: torch.empty(n, m, device=device, dtype=dtype)  # noqa: E731
+        start_w = _with_bias(folded_weight(net.start_conv).flatten(1), net.start_conv.bias).to(dtype)
+        x_in, gate = new(net.in_channels + 1), new(c + 1)
+        x_in[-1] = 1.0
+        gate[-1] = 1.0
     return WaveNet2DState(
         batch=batch,
         width=width,
         height=height,
         dtype=dtype,
-        cond=cond,
+        aux=aux_rows,
         start_w=start_w,
-        start_b=net.start_conv.bias.detach().to(dtype)[:, None],
         layers=plans,
-        x_in=new(net.in_channels),
+        x_in=x_in,
         h=new(c),
         pre=new(2 * c),
         sig=new(2 * c),
-        gate=new(c),
-        rs=new(c + net.out_channels),
+        gate=gate,
         out=new(net.out_channels),
         kernel_size=(kh, kw),
     )
@@ -188,34 +224,27 @@ def step_row(state: WaveNet2DState, row: Tensor) -> Tensor:
     b, w = state.batch, state.width
     c, m = state.h.shape
     kh, kw = state.kernel_size
-    n_layers = len(state.layers)
+    k_conv = kh * kw * c
     with torch.no_grad():
-        state.x_in.view(-1, b, w).copy_(row.transpose(0, 1))
-        torch.addmm(state.start_b, state.start_w, state.x_in, out=state.h)
+        state.x_in[:-1].view(-1, b, w).copy_(row.transpose(0, 1))
+        torch.mm(state.start_w, state.x_in, out=state.h)
         h3 = state.h.view(c, b, w)
         for idx, plan in enumerate(state.layers):
-            dh = plan.dh
-            p, q = i % dh, i // dh
-            slot = plan.ring[p, q % kh].view(kw, c, b, w)
+            p, q = i % plan.dh, i // plan.dh
+            cols = plan.ring[p]  # (kh*kw*C + A + 1, B*W), contiguous (see _LayerPlan)
+            slot = cols[(q % kh) * kw * c : (q % kh + 1) * kw * c].view(kw, c, b, w)
             for t, lo, hi, slo, shi in plan.copies:
                 slot[t, :, :, lo:hi].copy_(h3[:, :, slo:shi])
-            cols = plan.ring[p].view(kh * kw * c, m)  # contiguous (see _LayerPlan)
-            torch.addmm(state.cond[idx, :, i], plan.weights[q % kh], cols, out=state.pre)
-            # gate = tanh(a) * sigmoid(b) with a pre-scaled by 2: (2 sigmoid(2a) - 1) * sigmoid(b)
+            cols[k_conv:-1].copy_(state.aux[i])
+            torch.mm(plan.weights[q % kh], cols, out=state.pre)  # conv + cond + bias: one GEMM
+            # gate = tanh(a) * sigmoid(b), the a half pre-scaled by -2: sb - 2 * sigmoid(-2a) * sb
             torch.sigmoid(state.pre, out=state.sig)
-            sa, sb = state.sig[:c], state.sig[c:]
-            torch.mul(sa, sb, out=state.gate)
-            state.gate.mul_(2).sub_(sb)
-            if idx == n_layers - 1 and idx == 0:
-                torch.addmm(plan.out_b, plan.out_w, state.gate, out=state.out)
-            elif idx == n_layers - 1:
-                state.out.addmm_(plan.out_w, state.gate).add_(plan.out_b)
+            torch.addcmul(state.sig[c:], state.sig[:c], state.sig[c:], value=-2.0, out=state.gate[:c])
+            if idx == 0:
+                torch.mm(plan.skip_w, state.gate, out=state.out)
             else:
-                torch.addmm(plan.out_b, plan.out_w, state.gate, out=state.rs)
-                state.h.add_(state.rs[:c])
-                if idx == 0:
-                    state.out.copy_(state.rs[c:])
-                else:
-                    state.out.add_(state.rs[c:])
+                state.out.addmm_(plan.skip_w, state.gate)
+            if plan.res_w is not None:
+                state.h.addmm_(plan.res_w, state.gate)
     state.row = i + 1
     return state.out.view(-1, b, w).transpose(0, 1)

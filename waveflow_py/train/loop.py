@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +39,12 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What a run did: the final step, its directory, train losses per step (rank 0) and dev history."""
+    """What a run did: the final step, its directory, ``(step, loss)`` of this rank's last 100k steps and
+    the dev history (rank 0)."""
 
     step: int
     out_dir: Path
-    losses: list[tuple[int, float]] = field(default_factory=list)
+    losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=100_000))
     dev: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     skipped_steps: int = 0
     release: Path | None = None
@@ -69,7 +71,13 @@ class Trainer:
         self.skipped_steps = 0
         self.result = TrainResult(0, self.out_dir)
         if resume:
-            self._resume(self.out_dir if resume is True else resume)
+            try:
+                self._resume(self.out_dir if resume is True else resume)
+            except BaseException:
+                from waveflow_py.train.distributed import cleanup_distributed
+
+                cleanup_distributed(self.dist)
+                raise
         self.metrics = MetricsLogger(self.out_dir, enabled=self.dist.is_main,
                                      tensorboard=self.cfg.tensorboard)
 

@@ -23,7 +23,7 @@ from waveflow_py.train.data import (
     list_corpus,
     scan_audio,
 )
-from waveflow_py.train.distributed import DistInfo, init_distributed
+from waveflow_py.train.distributed import DistInfo, cleanup_distributed, init_distributed
 from waveflow_py.train.ema import EMA
 
 __all__ = ["RunParts", "build_parts", "resolve_device"]
@@ -141,6 +141,18 @@ def _precision(exp: ExperimentConfig, device: torch.device) -> tuple[torch.dtype
     return torch.float16, torch.amp.GradScaler("cuda")
 
 
+def _wrap(model: nn.Module, dist: DistInfo, device: torch.device, compile: bool) -> nn.Module:
+    """``_NLL(model)``, in DistributedDataParallel when distributed, compiled when asked."""
+    module: nn.Module = _NLL(model)
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile:
+        module = torch.compile(module)
+    return module
+
+
 def build_parts(
     exp: ExperimentConfig, out_dir: Path, model_factory: Callable[[Any], nn.Module] | None = None
 ) -> RunParts:
@@ -150,27 +162,23 @@ def build_parts(
     pre_device = resolve_device(cfg.device)
     dist = init_distributed(pre_device.type)
     device = resolve_device(cfg.device, dist.local_rank)
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
-    train_set, dev = _load_data(exp, out_dir, dist.is_main)
-    from waveflow_py.audio import MelSpectrogram
+    try:
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        train_set, dev = _load_data(exp, out_dir, dist.is_main)
+        from waveflow_py.audio import MelSpectrogram
 
-    model = _build_model(exp, model_factory).to(device)
-    mel_fn = MelSpectrogram(exp.model_config().mel).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
-                                 weight_decay=cfg.weight_decay)
-    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    amp_dtype, scaler = _precision(exp, device)
-    train_module: nn.Module = _NLL(model)
-    if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_module = DistributedDataParallel(
-            train_module, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.compile:
-        train_module = torch.compile(train_module)
-    n_params = sum(p.numel() for p in model.parameters())
-    logger.info("model %s: %.3fM parameters on %s (%s)", exp.model_type, n_params / 1e6, device,
-                cfg.precision)
-    return RunParts(exp, dist, device, model, train_module, mel_fn, optimizer, ema, scaler, amp_dtype,
-                    train_set, dev)
+        model = _build_model(exp, model_factory).to(device)
+        mel_fn = MelSpectrogram(exp.model_config().mel).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas),
+                                     eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        amp_dtype, scaler = _precision(exp, device)
+        train_module = _wrap(model, dist, device, cfg.compile)
+        n_params = sum(p.numel() for p in model.parameters())
+        logger.info("model %s: %.3fM parameters on %s (%s)", exp.model_type, n_params / 1e6, device,
+                    cfg.precision)
+        return RunParts(exp, dist, device, model, train_module, mel_fn, optimizer, ema, scaler, amp_dtype,
+                        train_set, dev)
+    except BaseException:
+        cleanup_distributed(dist)
+        raise

@@ -349,7 +349,7 @@ class DataConfig:
     ``source``: ``"folder"`` (audio files under ``root/<split>/``), ``"csv"`` (``root/metadata.csv`` with a
     header ``path,split,...``, paths relative to ``root``), ``"ljspeech"`` (``root/metadata.csv`` with lines
     ``id|text|normalized`` and ``root/wavs/<id>.wav``; the last ``dev_count`` ids form the dev split) or
-    ``"auto"`` (detected from ``metadata.csv``). Relative ``root`` paths are relative to the working directory.
+    ``"auto"`` (detected from ``metadata.csv``). A relative ``root`` is relative to the working directory.
     """
 
     source: str = "auto"

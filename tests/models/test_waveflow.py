@@ -121,6 +121,17 @@ def test_cached_inverse_equals_reference(h: int, dilations: list[int] | None, la
     torch.testing.assert_close(ld_fast, ld_ref, rtol=1e-5, atol=1e-3)
 
 
+def test_cached_inverse_equals_reference_at_paper_width() -> None:
+    """r = 64, 8 layers (the paper's layer shapes) on a narrow input: same GEMM folding as at full size."""
+    model = tiny(16, n_flows=1, n_layers=8, residual_channels=64)
+    mel = torch.randn(1, 8, 3)
+    z = torch.randn(1, 48)
+    with torch.no_grad():
+        ref, _ = model.inverse(z, mel)
+    fast, _ = model.inverse(z, mel, cache=RowCache())
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-4)
+
+
 def test_cached_inverse_in_bfloat16_is_close() -> None:
     model = tiny(16, residual_channels=16)
     audio, mel = inputs(model, frames=8)
@@ -182,3 +193,25 @@ def test_bad_inputs() -> None:
     bad.upsample_scales = [4, 3]
     with pytest.raises(ValueError, match="hop_length 16"):
         WaveFlow(bad)
+
+
+def test_hop_not_a_multiple_of_h() -> None:
+    model = tiny(8, hop_length=12)  # 12 samples per frame, columns of 8: padded inside
+    audio, mel = inputs(model, frames=5)  # 60 samples
+    z, _ = model(audio, mel)
+    assert z.shape == (2, 64)
+    back, _ = model.inverse(z, mel, cache=RowCache())
+    torch.testing.assert_close(back[:, :60], audio, rtol=0, atol=1e-4)
+    assert model.infer(mel).shape == (2, 60)
+
+
+def test_cache_survives_inference_mode_switches() -> None:
+    model = tiny()
+    audio, mel = inputs(model)
+    z, _ = model(audio, mel)
+    z = z.detach()
+    cache = RowCache()
+    with torch.inference_mode():
+        first, _ = model.inverse(z, mel, cache=cache)
+    second, _ = model.inverse(z, mel, cache=cache)  # buffers made in inference mode are not reused
+    torch.testing.assert_close(second, first.clone())

@@ -18,7 +18,14 @@ def make_net(
     return net
 
 
-CASES = [([1, 1, 1], (3, 3)), ([1, 2, 4], (3, 3)), ([4, 1, 8], (2, 5)), ([2, 3], (4, 3)), ([16], (3, 3))]
+CASES = [
+    ([1, 1, 1], (3, 3)),
+    ([1, 2, 4], (3, 3)),
+    ([4, 1, 8], (2, 5)),
+    ([2, 3], (4, 3)),
+    ([16], (3, 3)),
+    ([1, 2], (3, 4)),
+]
 
 
 @pytest.mark.parametrize(("dilations", "kernel"), CASES)
@@ -86,3 +93,20 @@ def test_bad_inputs() -> None:
         net.start(torch.randn(1, 5, 4, 6, dtype=torch.float64), batch=1, width=5)
     with pytest.raises(ValueError, match="dilations"):
         WaveNet2D(1, 4, 5, 2, 2, (3, 3), [1])
+
+
+def test_start_recycles_a_finished_state() -> None:
+    net = make_net([1, 2])
+    x = torch.randn(1, 1, 6, 5, dtype=torch.float64)
+    aux = torch.randn(1, 5, 6, 5, dtype=torch.float64)
+    ref = net(x, aux).detach()
+    old = net.start(aux, batch=1, width=5)
+    for _ in range(6):  # leave garbage in every buffer
+        net.step(torch.randn(1, 1, 5, dtype=torch.float64), old)
+    state = net.start(aux, batch=1, width=5, reuse=old)
+    assert state.layers[0].ring.data_ptr() in {p.ring.data_ptr() for p in old.layers}
+    rows = torch.stack([net.step(x[:, :, i], state).clone() for i in range(6)], dim=2)
+    torch.testing.assert_close(rows, ref, rtol=0, atol=1e-10)
+    # a state of another shape or dtype is simply not recycled
+    other = net.start(torch.randn(2, 5, 6, 3, dtype=torch.float64), batch=2, width=3, reuse=state)
+    assert other.layers[0].ring.shape[-1] == 6

@@ -94,3 +94,23 @@ def test_logs_and_dev_metrics(corpus, tiny_experiment, tmp_path) -> None:
         assert {"lr", "grad_norm", "steps_per_s", "samples_per_s"} <= set(r)
     assert {"nll", "bits_per_sample", "mel_l1"} <= set(dev_recs[0])
     assert res.release is not None and (res.release / "model.safetensors").is_file()
+
+
+def test_waveglow_trains_too(corpus, tiny_experiment, tmp_path) -> None:
+    from waveflow_py.config import ExperimentConfig, from_dict, to_dict
+
+    d = to_dict(tiny_experiment(corpus, tmp_path / "g", steps=3, val_every=3, ckpt_every=3))
+    d["model_type"] = "waveglow"
+    d["model"] = {"n_flows": 2, "n_group": 4, "n_early_every": 1, "n_early_size": 1, "n_layers": 2,
+                  "residual_channels": 8, "mel": d["model"]["mel"]}
+    res = train(from_dict(ExperimentConfig, d))
+    assert res.step == 3 and all(math.isfinite(x) for _, x in res.losses)
+    assert res.dev and math.isfinite(res.dev[-1][1]["nll"])
+
+
+@pytest.mark.slow
+def test_compiled_module_matches_eager(corpus, tiny_experiment, tmp_path) -> None:
+    eager = train(tiny_experiment(corpus, tmp_path / "e", steps=3, val_every=100, ckpt_every=100))
+    compiled = train(tiny_experiment(corpus, tmp_path / "c", steps=3, val_every=100, ckpt_every=100,
+                                     compile=True))
+    assert [x for _, x in compiled.losses] == pytest.approx([x for _, x in eager.losses], rel=1e-4, abs=1e-4)

@@ -23,9 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default=["plain", "cached", "fused"])
     p.add_argument("--seconds", type=float, help="audio per item for cached/fused (default 1.0, quick 0.25)")
     p.add_argument("--plain-seconds", type=float,
-                   help="audio per item for the slow plain inverse (default 0.05, quick 0.02)")
+                   help="audio per item for the slow plain inverse (default 0.05, quick 0.01)")
     p.add_argument("--repeats", type=int, help="timed runs, the best is kept (default 2, quick 1)")
-    p.add_argument("--waveglow", action="store_true", help="also time WaveGlow (paper size, batch 1)")
+    p.add_argument("--models", nargs="+", choices=["waveflow", "waveglow"], default=["waveflow"],
+                   help="WaveFlow grid and/or WaveGlow at the paper's size (default waveflow)")
+    p.add_argument("--precision", action="store_true",
+                   help="also measure each bf16/fp16 case's audio error against fp32 (same noise)")
     p.add_argument("--results", metavar="PATH", help="write table, command, hardware to PATH")
     p.add_argument("--append", action="store_true", help="append to --results, not replace")
     p.add_argument("--note", action="append", default=[], help="a note for the results file (repeatable)")
@@ -52,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available")
     seconds = args.seconds or (0.25 if args.quick else 1.0)
-    plain = args.plain_seconds or (0.02 if args.quick else 0.05)
+    plain = args.plain_seconds or (0.01 if args.quick else 0.05)
     repeats = args.repeats or (1 if args.quick else 2)
-    cases = bench_cases(args.quick, args.r, args.h, args.batch, args.dtype, args.waveglow)
+    cases = bench_cases(args.quick, args.r, args.h, args.batch, args.dtype, args.models)
     results = run_benchmarks(cases, args.methods, device=device, seconds=seconds, plain_seconds=plain,
-                             repeats=repeats)
+                             repeats=repeats, precision=args.precision)
     table = format_table(results)
     print(table)
     if args.results:

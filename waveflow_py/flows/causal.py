@@ -32,6 +32,7 @@ smoothly bounded so that ``exp(+-s)`` can never overflow; ``scale_bound=None`` u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -93,9 +94,11 @@ class AffineAutoregressive(Transform):
 
     # ------------------------------------------------------------------ helpers
     def _check(self, x: Tensor, context: Tensor | None, name: str, finite_context: bool = True) -> None:
-        check_tensor(x, name=name, ndims=(4,), dim_sizes={1: self.channels})
+        # no finiteness scan while a CUDA graph is captured (it would synchronise the host)
+        finite = not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
+        check_tensor(x, name=name, ndims=(4,), dim_sizes={1: self.channels}, finite=finite)
         if context is not None:
-            check_tensor(context, name="context", ndims=(4,), finite=finite_context)
+            check_tensor(context, name="context", ndims=(4,), finite=finite_context and finite)
             if context.shape[0] != x.shape[0] or context.shape[2] != x.shape[2]:
                 raise ValueError(
                     f"context: expected a row-aligned tensor (B={x.shape[0]}, C, H={x.shape[2]}, W), "
@@ -133,32 +136,41 @@ class AffineAutoregressive(Transform):
         if cache is not None and not isinstance(cache, RowCache):
             raise ValueError(f"cache: expected None or a RowCache, got {type(cache).__name__}")
         if cache is None:
-            return self._inverse_reference(y, context)
-        return self._inverse_cached(y, context, cache)
+            return self._solve_rows(y, self._reference_rows(context))
+        with torch.no_grad():
+            return self._solve_rows(y, self._cached_rows(y, context, cache))
 
-    def _inverse_reference(self, y: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        rows: list[Tensor] = [torch.zeros_like(y[:, :, :1])]  # the shifted input starts with a zero row
-        total = y.new_zeros(y.shape[0])
+    def _solve_rows(self, y: Tensor, row_params: Callable[[int, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+        """The one row loop of the inverse: ``x_i = (y_i - t_i) * exp(-s_i)`` for ``i = 0 .. H - 1``, where
+        ``row_params(i, x)`` gives ``(B, 2C, W)`` for row ``i`` from the rows ``< i`` of ``x`` solved so
+        far (rows ``>= i`` of ``x`` are still zero). Rows are written into one preallocated tensor."""
+        x = torch.zeros_like(y)
+        log_s_rows = torch.zeros_like(y)
         for i in range(y.shape[2]):
-            ctx = None if context is None else context[:, :, : i + 1]
-            params = self.conditioner(torch.cat(rows, dim=2), ctx)[:, :, i : i + 1]
-            log_s, shift = self._split(params)
-            rows.append((y[:, :, i : i + 1] - shift) * torch.exp(-log_s))
-            total = total - sum_except_batch(log_s)
-        return torch.cat(rows[1:], dim=2), total
+            log_s, shift = self._split(row_params(i, x).to(y.dtype))
+            x[:, :, i] = (y[:, :, i] - shift) * torch.exp(-log_s)
+            log_s_rows[:, :, i] = log_s
+        return x, -sum_except_batch(log_s_rows)
 
-    @torch.no_grad()
-    def _inverse_cached(self, y: Tensor, context: Tensor | None, cache: RowCache) -> tuple[Tensor, Tensor]:
-        b, _, height, width = y.shape
+    def _reference_rows(self, context: Tensor | None) -> Callable[[int, Tensor], Tensor]:
+        """Row ``i``'s parameters by re-running the full conditioner on rows ``0 .. i`` (differentiable)."""
+
+        def params(i: int, x: Tensor) -> Tensor:
+            ctx = None if context is None else context[:, :, : i + 1]
+            return self.conditioner(F.pad(x[:, :, :i], (0, 0, 1, 0)), ctx)[:, :, i]
+
+        return params
+
+    def _cached_rows(
+        self, y: Tensor, context: Tensor | None, cache: RowCache
+    ) -> Callable[[int, Tensor], Tensor]:
+        """Row ``i``'s parameters from the conditioner's incremental state: one ``step`` per row."""
+        b, _, _, width = y.shape
         state = self.conditioner.start(context, batch=b, width=width, dtype=cache.dtype, reuse=cache.state)
         cache.state = state
-        x = torch.empty_like(y)
-        log_s_rows = y.new_empty(b, self.channels, height, width)
-        prev = y.new_zeros(b, self.channels, width)
-        for i in range(height):
-            params = self.conditioner.step(prev, state)
-            log_s, shift = self._split(params.to(y.dtype))
-            log_s_rows[:, :, i] = log_s
-            torch.mul(y[:, :, i] - shift, torch.exp(-log_s), out=x[:, :, i])
-            prev = x[:, :, i]
-        return x, -sum_except_batch(log_s_rows)
+        zero_row = y.new_zeros(b, self.channels, width)
+
+        def params(i: int, x: Tensor) -> Tensor:
+            return self.conditioner.step(zero_row if i == 0 else x[:, :, i - 1], state)
+
+        return params

@@ -224,7 +224,12 @@ class CNF(Transform):
     def _solve(
         self, x: Tensor, context: Tensor | None, t_start: float, t_end: float
     ) -> tuple[Tensor, Tensor]:
-        needs_graph = torch.is_grad_enabled()
+        # Build a differentiable graph only when someone can ask for a gradient.
+        needs_graph = torch.is_grad_enabled() and (
+            x.requires_grad
+            or (context is not None and context.requires_grad)
+            or any(p.requires_grad for p in self.parameters())
+        )
         exact = self.trace_mode == "exact"
         probe = None if exact else self._probe(x)
 

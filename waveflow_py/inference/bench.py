@@ -16,7 +16,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -53,6 +53,8 @@ class BenchResult:
     wall_s: float = math.nan  # best wall time of the timed runs
     note: str = ""
     device: str = "cpu"
+    sample_rate: int = 22050
+    error: dict[str, float] | None = None  # precision_error against float32 (cached, same noise)
 
     @property
     def khz(self) -> float:
@@ -66,7 +68,6 @@ class BenchResult:
     def rtf(self) -> float:
         return self.wall_s / self.audio_s if self.audio_s > 0 else math.nan
 
-    sample_rate: int = field(default=22050)
 
 
 def bench_cases(
@@ -75,9 +76,10 @@ def bench_cases(
     hs: Sequence[int] | None = None,
     batches: Sequence[int] | None = None,
     dtypes: Sequence[str] | None = None,
-    waveglow: bool = False,
+    models: Sequence[str] = ("waveflow",),
 ) -> list[BenchCase]:
-    """The grid: WaveFlow ``r x h x batch x dtype`` (quick: r=64, h=16, batch 1, fp32+bf16)."""
+    """The grid: WaveFlow ``r x h x batch x dtype`` (quick: r=64, h=16, batch 1, fp32+bf16); WaveGlow at
+    the paper's size (r=256, groups of 8) for each batch and dtype."""
     rs = rs or ([64] if quick else [64, 128])
     hs = hs or ([16] if quick else [16, 64])
     batches = batches or ([1] if quick else [1, 16])
@@ -85,9 +87,14 @@ def bench_cases(
     for d in dtypes:
         if d not in DTYPES:
             raise ValueError(f"dtype: expected one of {sorted(DTYPES)}, got {d!r}")
-    cases = [BenchCase("waveflow", r, h, b, d) for r in rs for h in hs for b in batches for d in dtypes]
-    if waveglow:
-        cases += [BenchCase("waveglow", 256, 8, 1, d) for d in dtypes]
+    for m in models:
+        if m not in ("waveflow", "waveglow"):
+            raise ValueError(f"models: expected 'waveflow' or 'waveglow', got {m!r}")
+    cases = []
+    if "waveflow" in models:
+        cases += [BenchCase("waveflow", r, h, b, d) for r in rs for h in hs for b in batches for d in dtypes]
+    if "waveglow" in models:
+        cases += [BenchCase("waveglow", 256, 8, b, d) for b in batches for d in dtypes]
     return cases
 
 
@@ -183,8 +190,11 @@ def run_benchmarks(
     seconds: float,
     plain_seconds: float,
     repeats: int,
+    precision: bool = False,
 ) -> list[BenchResult]:
-    """Run every method of every case (one model per case); log each result as it comes."""
+    """Run every method of every case (one model per case); log each result as it comes. ``precision``:
+    also measure the audio error of each non-float32 case against float32 (same noise, cached inverse,
+    ``seconds`` of audio, first item of the batch)."""
     out = []
     for case in cases:
         torch.manual_seed(0)
@@ -194,7 +204,18 @@ def run_benchmarks(
                          repeats=repeats, model=model)
             log.info("%s %s: %s", case, method, f"RTF {r.rtf:.3f}" if r.audio_s else r.note)
             out.append(r)
+        if precision and case.dtype != "fp32" and out[-1].audio_s:
+            out[-1].error = _precision(model, case, seconds, device)
     return out
+
+
+def _precision(model: nn.Module, case: BenchCase, seconds: float, device: torch.device) -> dict[str, float]:
+    from waveflow_py.inference.precision import precision_error
+
+    frames = max(1, round(seconds * model.sample_rate / model.hop_length))
+    gen = torch.Generator().manual_seed(1)
+    mel = torch.randn(1, model.config.mel.n_mels, frames, generator=gen).to(device)
+    return precision_error(model, mel, DTYPES[case.dtype], sigma=0.6, generator=gen)
 
 
 def _cell(r: BenchResult | None) -> str:
@@ -214,6 +235,9 @@ def format_table(results: Sequence[BenchResult]) -> str:
     head = ["model", "r", "h", "batch", "dtype", "params"] + methods
     if {"plain", "cached"} <= set(methods):
         head.append("cached / plain")
+    with_error = any(r.error for r in results)
+    if with_error:
+        head.append("error vs fp32 (rel. RMS, SNR)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for case, by in cases.items():
         params = next(iter(by.values())).params
@@ -223,6 +247,9 @@ def format_table(results: Sequence[BenchResult]) -> str:
             p, c = by.get("plain"), by.get("cached")
             ok = p and c and p.audio_s and c.audio_s
             row.append(f"{p.wall_s / p.audio_s / (c.wall_s / c.audio_s):.1f}x" if ok else "-")
+        if with_error:
+            err = next((r.error for r in by.values() if r.error), None)
+            row.append(f"{err['rel_rms']:.2e}, {err['snr_db']:.1f} dB" if err else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -13,6 +13,12 @@ the 1e-6 level in float32, see tests/inference/test_synthesis.py), and nothing o
 padding reaches it (batch rows never mix). With ``exact=False`` only samples further than ``R`` from
 the item's end are guaranteed; the tail may depend on the padding. Samples past the end are zero.
 
+Cost: ``exact=True`` synthesises ``min(F_i, 2 C)`` extra frames per shorter item. ``C`` is large for the
+paper's models because their width dilations double per layer: default WaveFlow (h=16) ``R`` = 33472
+samples, ``C`` = 131 frames (1.5 s at 22.05 kHz); WaveFlow h=64: 514 frames; WaveGlow: 99 frames. A
+per-item column mask inside the WaveNets (zeroing padded columns before every width convolution) would
+make the padded pass itself exact at no extra cost; the models do not offer one yet.
+
 Noise: unless ``z`` is given, item ``i`` gets ``sigma * randn(lengths[i] * hop)`` drawn from
 ``generator`` in batch order, so a batch reproduces the same items synthesised one by one with the same
 generator.

@@ -9,14 +9,16 @@ way to ``(B, n_mels, h, W)``. ``n_flows`` affine autoregressive flows along the 
 data and to its conditioning alike: ``"reverse"`` after every flow, or ``"bipartition"`` (reverse after
 the first ``n_flows // 2`` flows, then reverse each half of the height separately), as in the paper.
 
-Height-dilation cycles (paper, Sec. 4 / Appendix; also the authors' PaddlePaddle Parakeet code):
+Height-dilation cycles (the paper's settings, as in the authors' PaddlePaddle Parakeet implementation,
+``parakeet/models/waveflow.py``; the bipartition permutation is taken from there too):
 ``h = 8, 16``: all 1; ``h = 32``: 1,2,4,1,2,4,1,2; ``h = 64``: 1,2,4,8,16,1,2,4; width dilations
 ``2 ** layer``. Defaults: ``WaveFlowConfig()`` = h 16, r 64, 8 flows x 8 layers, tacotron2 mel.
 
 Lengths: any ``T`` works: ``forward`` zero-pads the waveform to ``T' = ceil(T / h) * h`` and returns
 ``z`` of length ``T'`` (so that ``inverse(forward(x))`` is exact); ``inverse`` zero-pads ``z`` the same
-way and trims the result to ``z``'s length. ``mel`` must cover the audio (``F * hop >= T``); extra
-conditioning is trimmed, and the at most ``h - 1`` padded samples reuse the last conditioning value.
+way and trims the result to ``z``'s length. ``mel`` must cover the audio (``F * hop >= T``; a latent
+may be as long as ``ceil(F * hop / h) * h``); extra conditioning is trimmed, and the at most ``h - 1``
+padded samples reuse the last conditioning value.
 
 Fast synthesis: ``inverse(z, mel, cache=RowCache(dtype=torch.bfloat16))`` runs the same inverse with
 each 2-D WaveNet evaluated row by row through its ring-buffer cache; ``infer`` does this by default.
@@ -74,6 +76,11 @@ def height_permutations(h: int, n_flows: int, kind: str) -> list[list[int]]:
     raise ValueError(f"permutation: expected 'reverse' or 'bipartition', got {kind!r}")
 
 
+def _capturing() -> bool:
+    """Whether a CUDA graph is being captured on the current stream (never on CPU-only machines)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 class WaveFlow(nn.Module):
     """WaveFlow vocoder: ``audio (B, T), mel (B, n_mels, F) <-> z (B, T')`` (see the module docstring).
 
@@ -108,6 +115,16 @@ class WaveFlow(nn.Module):
             for _ in range(cfg.n_flows)
         )
         self.perms = height_permutations(h, cfg.n_flows, cfg.permutation)
+        # index tensors as non-persistent buffers: they follow .to(device), stay out of state_dict, and
+        # need no host-to-device copy per call (so the cached inverse can be captured in a CUDA graph)
+        perm_t = torch.tensor(self.perms, dtype=torch.long)  # (n_flows, h): x_new = x[:, :, perm]
+        ctx_idx = [torch.arange(h)]
+        for perm in perm_t[:-1]:
+            ctx_idx.append(ctx_idx[-1][perm])
+        self.register_buffer("_perm", perm_t, persistent=False)
+        self.register_buffer("_inv_perm", torch.argsort(perm_t, dim=1), persistent=False)
+        # flow k sees the conditioning rows cond[:, :, _ctx_idx[k]]
+        self.register_buffer("_ctx_idx", torch.stack(ctx_idx), persistent=False)
         self.prior = StandardNormal((1,), sigma=cfg.sigma)
 
     # ------------------------------------------------------------------ attributes
@@ -124,8 +141,8 @@ class WaveFlow(nn.Module):
         return self.config.n_group
 
     # ------------------------------------------------------------------ shapes
-    def _check_mel(self, mel: Tensor, batch: int | None = None) -> None:
-        check_tensor(mel, name="mel", ndims=(3,))
+    def _check_mel(self, mel: Tensor, batch: int | None = None, finite: bool = True) -> None:
+        check_tensor(mel, name="mel", ndims=(3,), finite=finite)
         if mel.shape[1] != self.config.mel.n_mels:
             raise ValueError(
                 f"mel: expected {self.config.mel.n_mels} mel bands (B, n_mels, F), "
@@ -156,18 +173,17 @@ class WaveFlow(nn.Module):
 
     def _contexts(self, cond: Tensor) -> list[Tensor]:
         """The conditioning seen by each flow: permuted along the height like the data before it."""
-        idx = torch.arange(self.n_group, device=cond.device)
-        out = []
-        for perm in self.perms:
-            out.append(cond if len(out) == 0 else cond[:, :, idx])
-            idx = idx[torch.tensor(perm, device=cond.device)]
-        return out
+        return [cond if k == 0 else cond[:, :, self._ctx_idx[k]] for k in range(len(self.flows))]
 
-    def _check_length(self, length: int, mel: Tensor) -> None:
-        if mel.shape[-1] * self.hop_length < length:
+    def _check_length(self, length: int, mel: Tensor, what: str = "audio") -> None:
+        """``mel`` must cover ``length`` samples; a latent may be as long as the padded coverage."""
+        covered = mel.shape[-1] * self.hop_length
+        allowed = covered if what == "audio" else self._padded(covered)
+        if allowed < length:
             raise ValueError(
-                f"mel has {mel.shape[-1]} frames x hop {self.hop_length} = {mel.shape[-1] * self.hop_length} "
-                f"samples of conditioning, fewer than the {length} samples of audio"
+                f"mel has {mel.shape[-1]} frames x hop {self.hop_length} = {covered} samples of "
+                f"conditioning, fewer than the {length} samples of {what}"
+                + ("" if what == "audio" else f" (at most {allowed}: the conditioning rounded up to h)")
             )
 
     # ------------------------------------------------------------------ the flow
@@ -181,7 +197,7 @@ class WaveFlow(nn.Module):
         x = self._squeeze(F.pad(audio, (0, tp - t)).unsqueeze(1))
         contexts = self._contexts(self._condition(mel, tp))
         total = audio.new_zeros(audio.shape[0])
-        for flow, perm, ctx in zip(self.flows, self.perms, contexts, strict=True):
+        for flow, perm, ctx in zip(self.flows, self._perm, contexts, strict=True):
             x, ld = flow(x, ctx)
             x = x[:, :, perm]
             total = total + ld
@@ -195,24 +211,22 @@ class WaveFlow(nn.Module):
         computed once, weight norm folded, no autograd); ``dtype=torch.bfloat16`` for fast CPU/GPU
         synthesis where supported. Weights are re-read on every call, so the cache never goes stale.
         """
-        check_tensor(z, name="z", ndims=(2,))
-        self._check_mel(mel, z.shape[0])
+        # while a CUDA graph is being captured, skip the finiteness scans (they synchronise the host)
+        finite = not _capturing()
+        check_tensor(z, name="z", ndims=(2,), finite=finite)
+        self._check_mel(mel, z.shape[0], finite=finite)
         if cache is not None and not isinstance(cache, RowCache):
             raise ValueError(
                 f"cache: expected None or a waveflow_py.flows.RowCache, got {type(cache).__name__}"
             )
         t = z.shape[1]
-        self._check_length(t, mel)
+        self._check_length(t, mel, what="z")
         tp = self._padded(t)
         y = self._squeeze(F.pad(z, (0, tp - t)).unsqueeze(1))
         contexts = self._contexts(self._condition(mel, tp))
         total = z.new_zeros(z.shape[0])
-        for flow, perm, ctx in zip(
-            reversed(self.flows), reversed(self.perms), reversed(contexts), strict=True
-        ):
-            inv = torch.empty_like(torch.tensor(perm))
-            inv[torch.tensor(perm)] = torch.arange(len(perm))
-            y, ld = flow.inverse(y[:, :, inv.to(y.device)], ctx, cache=cache)
+        for k in reversed(range(len(self.flows))):
+            y, ld = self.flows[k].inverse(y[:, :, self._inv_perm[k]], contexts[k], cache=cache)
             total = total + ld
         return self._unsqueeze(y)[:, :t], total
 
@@ -246,10 +260,7 @@ class WaveFlow(nn.Module):
         b, _, frames = mel.shape
         t = frames * self.hop_length
         param = self.flows[0].conditioner.end_conv.weight
-        z = (
-            torch.randn(b, self._padded(t), generator=generator, device=param.device, dtype=param.dtype)
-            * sigma
-        )
+        z = torch.randn(b, t, generator=generator, device=param.device, dtype=param.dtype) * sigma
         mel = mel.to(param.dtype)
         audio, _ = self.inverse(z, mel, cache=RowCache(dtype=dtype) if cached else None)
         audio = audio[:, :t]

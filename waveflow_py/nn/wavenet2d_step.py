@@ -1,18 +1,20 @@
 """Row-by-row (incremental) evaluation of :class:`~waveflow_py.nn.wavenet2d.WaveNet2D`: the cache of
-WaveFlow's fast inverse (Ping et al. 2020, Sec. 3.3: "the convolution queue" of Paine et al. 2016,
-"Fast Wavenet Generation Algorithm", extended to 2-D).
+WaveFlow's fast inverse (Ping et al. 2020; the "convolution queue" of Paine et al. 2016, "Fast Wavenet
+Generation Algorithm", extended to 2-D).
 
-Every layer keeps a ring buffer of its last ``(kh - 1) * dh + 1`` input rows, so each row of every
-layer is computed exactly once, for any height ``h`` and any height-dilation cycle. Rows are stored
-channel-first and already unfolded along the width, in a ring, so that a row of the
-``(kh, kw)`` convolution is ONE GEMM ``[2C x kh*kw*C] x [kh*kw*C x B*W]`` on a contiguous view.
-The GEMM shape is what makes CPUs fast here, far faster than ``conv2d`` on a single row,
-especially in bfloat16.
+Every layer keeps a ring buffer of its last ``(kh - 1) * dh + 1`` input rows (per height phase), so each
+row of every layer is computed exactly once, for any height ``h`` and any height-dilation cycle. Rows
+are stored channel-first and already unfolded along the width, so that a row of the ``(kh, kw)``
+convolution, *together with* the mel conditioning (1x1 conv) and the biases, is ONE GEMM
+``[2C x (kh*kw*C + n_mels + 1)] x [(kh*kw*C + n_mels + 1) x B*W]`` on a contiguous view (for r = 64 at
+1 s of 22.05 kHz audio: [128 x 657] x [657 x 1386]). The GEMM shape is what makes CPUs fast here, far
+faster than ``conv2d`` on a single row, especially in bfloat16. The residual 1x1 conv is one more small
+GEMM per layer and row; the skips of all layers and the end conv are one GEMM per row.
 
-:func:`start_rows` folds weight norm into plain tensors of the compute dtype (never touching the
-module, so there is nothing to go stale: a new ``start`` reads the current weights), computes every
-layer's mel conditioning for every row with **one** fused 1x1 conv, and preallocates every buffer;
-:func:`step_row` then allocates nothing but views.
+:func:`start_rows` folds weight norm (and everything else, see its docstring) into plain tensors of the
+compute dtype without touching the module, so there is nothing to go stale: a new ``start`` reads the
+current weights. It preallocates every buffer (recycling those of a finished state) and every view;
+:func:`step_row` then allocates nothing but a handful of views.
 """
 
 from __future__ import annotations
@@ -45,10 +47,11 @@ class _LayerPlan:
 
     weights: Tensor  # (kh, 2C, kh*kw*C + A + 1): [rotated conv taps | cond 1x1 | bias], see start_rows
     res_w: Tensor | None  # (C, C + 1): [W_res | b_res]; None for the last layer
-    skip_w: Tensor  # (out, C + 1): [W_end @ W_skip | W_end @ b_skip (+ b_end once)]
     dh: int
     ring: Tensor
-    copies: list[tuple[int, int, int, int, int]]  # (tap, dst_lo, dst_hi, src_lo, src_hi) along W
+    gate: Tensor  # (C + 1, B * W): this layer's gate (last row ones), a view into WaveNet2DState.gates
+    # views[p][s] for height phase p and rotation s: (im2col matrix, weight, [(dst, src) copies], aux dst)
+    views: list[list[tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]], Tensor]]]
 
 
 @dataclass
@@ -66,11 +69,12 @@ class WaveNet2DState:
     aux: Tensor  # (H, A, B * W): the conditioning rows in the compute dtype
     start_w: Tensor  # (C, in + 1): [W_start | b_start]
     layers: list[_LayerPlan]
+    skip_w: Tensor  # (out, L * (C + 1)): every layer's [W_end @ W_skip | W_end @ b_skip] (+ b_end once)
     x_in: Tensor  # (in + 1, B * W), last row ones (bias)
     h: Tensor  # (C, B * W)
     pre: Tensor  # (2C, B * W)
     sig: Tensor  # (2C, B * W)
-    gate: Tensor  # (C + 1, B * W), last row ones (bias)
+    gates: Tensor  # (L * (C + 1), B * W): every layer's gate, each with a last row of ones (bias)
     out: Tensor  # (out, B * W)
     row: int = 0
     kernel_size: tuple[int, int] = field(default=(3, 3))
@@ -111,9 +115,11 @@ class _Pool:
         self.device, self.dtype = device, dtype
         self.free: dict[tuple[int, ...], list[Tensor]] = {}
         if isinstance(old, WaveNet2DState):
-            big = [old.aux, old.x_in, old.h, old.pre, old.sig, old.gate, old.out]
+            big = [old.aux, old.x_in, old.h, old.pre, old.sig, old.gates, old.out]
             big += [t for plan in old.layers for t in (plan.weights, plan.ring)]
-            for t in big:
+            # inference tensors (made under torch.inference_mode) cannot be updated outside it
+            usable = torch.is_inference_mode_enabled() or not any(t.is_inference() for t in big)
+            for t in big if usable else []:
                 if t.device == device and t.dtype == dtype:
                     self.free.setdefault(tuple(t.shape), []).append(t)
 
@@ -168,7 +174,11 @@ def start_rows(
         aux_rows = pool.empty(height, a, m)
         aux_rows.view(height, a, batch, width).copy_(aux.permute(2, 1, 0, 3))
         end_w = folded_weight(net.end_conv).flatten(1)  # (out, C)
-        plans = []
+        x_in, h, gates = new(net.in_channels + 1), new(c), new(n_layers * (c + 1))
+        x_in[-1] = 1.0
+        gates.view(n_layers, c + 1, m)[:, -1] = 1.0
+        h3 = h.view(c, batch, width)
+        plans, skips = [], []
         for idx, layer in enumerate(net.layers):
             w = folded_weight(layer.conv) * gate_scale[:, :, None, None]  # (2C, C, kh, kw)
             cond = _with_bias(folded_weight(layer.cond).flatten(1), layer.cond.bias + layer.conv.bias)
@@ -176,25 +186,33 @@ def start_rows(
             _rotated_into(weights, w)
             weights[:, :, k_conv:] = cond * gate_scale
             ring = pool.empty(layer.dilation[0], k_conv + a + 1, m)
-            ring[:, :-1].zero_()
+            ring[:, :k_conv].zero_()  # the conditioning rows are overwritten every row
             ring[:, -1] = 1.0
             rs_w = folded_weight(layer.res_skip).flatten(1)  # (2C, C): [residual ; skip]
             rs_b = layer.res_skip.bias.detach()
             skip_b = end_w @ rs_b[c:] + (net.end_conv.bias if idx == 0 else 0.0)
+            skips.append(_with_bias(end_w @ rs_w[c:], skip_b))
+            copies = _width_copies(width, kw, layer.dilation[1], layer.padding[0])
+            views = []
+            for p in range(layer.dilation[0]):
+                cols = ring[p]
+                per_rotation = []
+                for r in range(kh):
+                    slot = cols[r * kw * c : (r + 1) * kw * c].view(kw, c, batch, width)
+                    pairs = [(slot[t, :, :, lo:hi], h3[:, :, slo:shi]) for t, lo, hi, slo, shi in copies]
+                    per_rotation.append((cols, weights[r], pairs, cols[k_conv:-1]))
+                views.append(per_rotation)
             plans.append(
                 _LayerPlan(
                     weights=weights,
                     res_w=None if idx == n_layers - 1 else _with_bias(rs_w[:c], rs_b[:c]).to(dtype),
-                    skip_w=_with_bias(end_w @ rs_w[c:], skip_b).to(dtype),
                     dh=layer.dilation[0],
                     ring=ring,
-                    copies=_width_copies(width, kw, layer.dilation[1], layer.padding[0]),
+                    gate=gates[idx * (c + 1) : (idx + 1) * (c + 1)],
+                    views=views,
                 )
             )
         start_w = _with_bias(folded_weight(net.start_conv).flatten(1), net.start_conv.bias).to(dtype)
-        x_in, gate = new(net.in_channels + 1), new(c + 1)
-        x_in[-1] = 1.0
-        gate[-1] = 1.0
     return WaveNet2DState(
         batch=batch,
         width=width,
@@ -203,11 +221,12 @@ def start_rows(
         aux=aux_rows,
         start_w=start_w,
         layers=plans,
+        skip_w=torch.cat(skips, dim=1).to(dtype),
         x_in=x_in,
-        h=new(c),
+        h=h,
         pre=new(2 * c),
         sig=new(2 * c),
-        gate=gate,
+        gates=gates,
         out=new(net.out_channels),
         kernel_size=(kh, kw),
     )
@@ -222,29 +241,24 @@ def step_row(state: WaveNet2DState, row: Tensor) -> Tensor:
     if i >= state.height:
         raise ValueError(f"WaveNet2D.step: the conditioning covers {state.height} rows, asked for row {i}")
     b, w = state.batch, state.width
-    c, m = state.h.shape
-    kh, kw = state.kernel_size
-    k_conv = kh * kw * c
+    c = state.h.shape[0]
+    kh = state.kernel_size[0]
+    pre, sig, aux = state.pre, state.sig, state.aux[i]
+    sig_a, sig_b = sig[:c], sig[c:]
     with torch.no_grad():
         state.x_in[:-1].view(-1, b, w).copy_(row.transpose(0, 1))
         torch.mm(state.start_w, state.x_in, out=state.h)
-        h3 = state.h.view(c, b, w)
-        for idx, plan in enumerate(state.layers):
-            p, q = i % plan.dh, i // plan.dh
-            cols = plan.ring[p]  # (kh*kw*C + A + 1, B*W), contiguous (see _LayerPlan)
-            slot = cols[(q % kh) * kw * c : (q % kh + 1) * kw * c].view(kw, c, b, w)
-            for t, lo, hi, slo, shi in plan.copies:
-                slot[t, :, :, lo:hi].copy_(h3[:, :, slo:shi])
-            cols[k_conv:-1].copy_(state.aux[i])
-            torch.mm(plan.weights[q % kh], cols, out=state.pre)  # conv + cond + bias: one GEMM
+        for plan in state.layers:
+            cols, weight, pairs, aux_dst = plan.views[i % plan.dh][(i // plan.dh) % kh]
+            for dst, src in pairs:  # this layer's input row, unfolded along the width, into the ring
+                dst.copy_(src)
+            aux_dst.copy_(aux)
+            torch.mm(weight, cols, out=pre)  # conv + cond + bias: one GEMM
             # gate = tanh(a) * sigmoid(b), the a half pre-scaled by -2: sb - 2 * sigmoid(-2a) * sb
-            torch.sigmoid(state.pre, out=state.sig)
-            torch.addcmul(state.sig[c:], state.sig[:c], state.sig[c:], value=-2.0, out=state.gate[:c])
-            if idx == 0:
-                torch.mm(plan.skip_w, state.gate, out=state.out)
-            else:
-                state.out.addmm_(plan.skip_w, state.gate)
+            torch.sigmoid(pre, out=sig)
+            torch.addcmul(sig_b, sig_a, sig_b, value=-2.0, out=plan.gate[:c])
             if plan.res_w is not None:
-                state.h.addmm_(plan.res_w, state.gate)
+                state.h.addmm_(plan.res_w, plan.gate)
+        torch.mm(state.skip_w, state.gates, out=state.out)  # every layer's skip + the end conv at once
     state.row = i + 1
     return state.out.view(-1, b, w).transpose(0, 1)

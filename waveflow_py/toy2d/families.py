@@ -4,8 +4,8 @@ Every builder returns a :class:`~waveflow_py.flows.Flow` (transform data -> base
 base) of comparable width (``hidden_features`` units per hidden layer):
 
 =========  ==================================================================================
-planar     stack of planar layers ``x + u h(w^T x + b)`` (Rezende & Mohamed 2015)
-nice       additive couplings + a diagonal scaling (Dinh et al. 2014)
+planar     32 planar layers ``x + u h(w^T x + b)``, started at the identity (Rezende & Mohamed 2015)
+nice       additive couplings (random-init shift nets) + a diagonal scaling (Dinh et al. 2014)
 realnvp    affine couplings with alternating masks (Dinh et al. 2017)
 glow       steps of ActNorm, invertible 1x1 "convolution" (a learned 2x2 matrix), affine
            coupling (Kingma & Dhariwal 2018)
@@ -26,6 +26,7 @@ from waveflow_py.flows import CNF, Composite, Flow, StandardNormal, Transform
 from waveflow_py.flows.autoregressive import IAF, MAF
 from waveflow_py.flows.coupling import AdditiveCoupling, AffineCoupling, DiagonalScaling
 from waveflow_py.flows.glow import ActNorm, InvConv1x1
+from waveflow_py.flows.nets import MLP
 from waveflow_py.flows.permutations import ReversePermutation
 from waveflow_py.flows.planar import Planar
 
@@ -51,8 +52,12 @@ def _planar(hidden: int, seed: int) -> Transform:
 
 
 def _nice(hidden: int, seed: int) -> Transform:
+    # Randomly (not zero-) initialised shift nets: at the identity, the gradient of an additive
+    # shift t(x_a) is E[x_b | x_a], which is 0 for symmetric data (8 Gaussians), so a zero-initialised
+    # NICE never leaves the identity there. Affine couplings escape through their scale gradient.
     layers: list[Transform] = [
-        AdditiveCoupling(FEATURES, parity=bool(i % 2), hidden_features=hidden, num_layers=3) for i in range(4)
+        AdditiveCoupling(FEATURES, MLP(1, 1, hidden, 3, zero_init=False), parity=bool(i % 2))
+        for i in range(4)
     ]
     return Composite([*layers, DiagonalScaling(FEATURES)])
 

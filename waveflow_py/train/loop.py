@@ -9,6 +9,8 @@ device from the audio batch. The data for step ``s`` is a pure function of ``(se
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
 import time
@@ -63,6 +65,8 @@ class Trainer:
         self.exp = exp
         self.cfg = exp.train
         self.out_dir = Path(out_dir if out_dir is not None else exp.train.out_dir)
+        if resume:  # fail fast, before the data are scanned
+            resume = ckpt.resolve_checkpoint(self.out_dir if resume is True else resume)
         self.parts: RunParts = build_parts(exp, self.out_dir, model_factory)
         self.dist: DistInfo = self.parts.dist
         self.device = self.parts.device
@@ -72,7 +76,7 @@ class Trainer:
         self.result = TrainResult(0, self.out_dir)
         if resume:
             try:
-                self._resume(self.out_dir if resume is True else resume)
+                self._resume(resume)
             except BaseException:
                 from waveflow_py.train.distributed import cleanup_distributed
 
@@ -190,7 +194,7 @@ class Trainer:
             model = p.model
             was_training = model.training
             model.eval()
-            ctx = p.ema.swapped_in(model) if p.ema is not None else _nullcontext(model)
+            ctx = p.ema.swapped_in(model) if p.ema is not None else contextlib.nullcontext(model)
             with ctx:
                 nll = dev_nll(model, p.mel_fn, p.dev, self.device)
                 l1, clips = vocode_clips(model, p.mel_fn, p.dev, self.cfg.val_clips, self.cfg.val_sigma,
@@ -277,20 +281,9 @@ class Trainer:
             "ema": p.ema is not None, "world_size": self.dist.world_size, "device": str(self.device),
             "precision": self.cfg.precision,
         }
-        ctx = p.ema.swapped_in(p.model) if p.ema is not None else _nullcontext(p.model)
+        ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
             return write_release(model.eval(), self.out_dir, provenance)
-
-
-class _nullcontext:
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __enter__(self) -> Any:
-        return self.value
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -298,8 +291,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     keep = [r for r in MetricsLogger.read(path) if int(r["step"]) <= step]
-    import json
-
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
     tmp.replace(path)

@@ -1,0 +1,45 @@
+"""Every recipe config (base and overlays) loads strictly; librispeech-mini trains a few steps (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from waveflow_py.config import ExperimentConfig, load_yaml
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+NAMES = ("tiny", "librispeech-mini", "single-speaker", "ljspeech")
+CONFIGS = sorted(p for name in NAMES for p in (RECIPES / name).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_recipe_config_loads(path: Path) -> None:
+    exp = load_yaml(ExperimentConfig, path)
+    cfg = exp.model_config()
+    assert exp.data.segment_length % cfg.mel.hop_length == 0
+    expected_rate = {"tiny": 8000, "librispeech-mini": 16000, "single-speaker": 22050, "ljspeech": 22050}
+    assert cfg.mel.sample_rate == expected_rate[path.parent.name]
+
+
+def test_overlays_change_only_what_they_say() -> None:
+    base = load_yaml(ExperimentConfig, RECIPES / "librispeech-mini" / "config.yaml")
+    gpu = load_yaml(ExperimentConfig, RECIPES / "librispeech-mini" / "gpu-bf16.yaml")
+    assert gpu.train.precision == "bf16" and gpu.model_config() == base.model_config()
+    cpu = load_yaml(ExperimentConfig, RECIPES / "librispeech-mini" / "cpu-smoke.yaml")
+    assert cpu.model_config().residual_channels == 16 and cpu.data.root == base.data.root
+
+
+@pytest.mark.slow
+def test_librispeech_mini_few_steps(shared_data: Path, tmp_path: Path) -> None:
+    from waveflow_py.cli import main
+
+    sets = [f"data.root={shared_data / 'librispeech-mini'}", "train.steps=4", "train.val_every=4",
+            "train.ckpt_every=4", "train.progress=false", "data.max_items=20", "data.dev_max_items=1",
+            "data.dev_max_seconds=0.5", "train.val_at_start=true"]
+    args = ["train", str(RECIPES / "librispeech-mini" / "cpu-smoke.yaml"), "--out", str(tmp_path / "run")]
+    assert main(args + [x for s in sets for x in ("--set", s)]) == 0
+    dev = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    dev = [r for r in dev if r["split"] == "dev"]
+    assert [r["step"] for r in dev] == [0, 4]

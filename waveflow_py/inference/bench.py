@@ -199,13 +199,15 @@ def run_benchmarks(
     for case in cases:
         torch.manual_seed(0)
         model = build_model(case, device)
+        timed = []
         for method in methods:
             r = run_case(case, method, device=device, seconds=seconds, plain_seconds=plain_seconds,
                          repeats=repeats, model=model)
             log.info("%s %s: %s", case, method, f"RTF {r.rtf:.3f}" if r.audio_s else r.note)
-            out.append(r)
-        if precision and case.dtype != "fp32" and out[-1].audio_s:
-            out[-1].error = _precision(model, case, seconds, device)
+            timed.append(r)
+        if precision and case.dtype != "fp32" and timed:
+            timed[0].error = _precision(model, case, seconds, device)
+        out += timed
     return out
 
 

@@ -225,7 +225,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ValueError(f"{path}: expected {len(args)} values, got {value!r}")
-        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ValueError(f"{path}: expected a mapping, got {value!r}")

@@ -48,3 +48,14 @@ def test_tiny_run_table_and_results_file(tmp_path) -> None:
     text = out.read_text()
     assert text.count("## Run of") == 2 and "waveflow bench --quick --threads 1" in text
     assert info["cpu"] in text and "a note" in text
+
+
+def test_cli_parses_bench_options() -> None:
+    from waveflow_py.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["bench", "--quick", "--threads", "1", "--methods", "cached", "--models", "waveflow", "waveglow",
+         "--precision", "--results", "out.md", "--append"]
+    )
+    assert args.quick and args.threads == 1 and args.methods == ["cached"] and args.append
+    assert args.models == ["waveflow", "waveglow"] and args.precision and args.results == "out.md"

@@ -73,3 +73,18 @@ def test_bf16_error_against_fp32_is_small_on_cpu(factories) -> None:
         assert err["rms_ref"] > 0.1
         assert 0 < err["rel_rms"] < 0.05, err
         assert err["snr_db"] > 26
+
+
+def test_exact_when_hop_is_not_a_multiple_of_n_group(factories) -> None:
+    from waveflow_py.config import MelConfig
+
+    mel_cfg = MelConfig(sample_rate=8000, n_fft=64, win_length=64, hop_length=12, n_mels=6, fmax=4000.0)
+    model = factories[1](mel=mel_cfg)  # WaveGlow, groups of 4, hop 12 = 3 groups: aligned
+    model8 = factories[1](mel=mel_cfg, n_group=8, n_early_size=2)  # hop 12 is not a multiple of 8
+    for m in (model, model8):
+        mels = [torch.randn(6, 9), torch.randn(6, 4)]
+        audio, n = synthesize(m, mels, generator=torch.Generator().manual_seed(0))
+        gen = torch.Generator().manual_seed(0)
+        for i, mm in enumerate(mels):
+            alone, k = synthesize(m, [mm], generator=gen)
+            torch.testing.assert_close(audio[i, : k.item()], alone[0], atol=2e-5, rtol=1e-5)

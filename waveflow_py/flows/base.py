@@ -24,6 +24,7 @@ __all__ = [
     "check_tensor",
     "check_context",
     "sum_except_batch",
+    "cuda_graph_capturing",
 ]
 
 
@@ -34,6 +35,11 @@ class InverseNotAvailable(NotImplementedError):
 def sum_except_batch(x: Tensor) -> Tensor:
     """Sum every dimension but the first: ``(B, ...) -> (B,)``."""
     return x.reshape(x.shape[0], -1).sum(dim=1)
+
+
+def cuda_graph_capturing() -> bool:
+    """Whether a CUDA graph is being captured on the current stream (never true on CPU-only machines)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
 def check_tensor(
@@ -47,7 +53,8 @@ def check_tensor(
     """Raise ``ValueError`` naming what was expected and what came.
 
     ``ndims``: allowed ranks; ``dim_sizes``: ``{dim: size}`` that must match (negative dims allowed);
-    ``finite``: reject NaN / inf.
+    ``finite``: reject NaN / inf (skipped while a CUDA graph is being captured: the scan would
+    synchronise with the host, which capture forbids).
     """
     if not isinstance(x, Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
@@ -61,7 +68,7 @@ def check_tensor(
             )
     if x.dim() == 0 or x.shape[0] == 0:
         raise ValueError(f"{name}: expected a non-empty batch, got shape {tuple(x.shape)}")
-    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    if finite and x.is_floating_point() and not cuda_graph_capturing() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name}: contains {bad} non-finite value(s) (NaN or inf)")
 

@@ -94,11 +94,10 @@ class AffineAutoregressive(Transform):
 
     # ------------------------------------------------------------------ helpers
     def _check(self, x: Tensor, context: Tensor | None, name: str, finite_context: bool = True) -> None:
-        # no finiteness scan while a CUDA graph is captured (it would synchronise the host)
-        finite = not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
-        check_tensor(x, name=name, ndims=(4,), dim_sizes={1: self.channels}, finite=finite)
+        # check_tensor skips its finiteness scan by itself while a CUDA graph is being captured
+        check_tensor(x, name=name, ndims=(4,), dim_sizes={1: self.channels})
         if context is not None:
-            check_tensor(context, name="context", ndims=(4,), finite=finite_context and finite)
+            check_tensor(context, name="context", ndims=(4,), finite=finite_context)
             if context.shape[0] != x.shape[0] or context.shape[2] != x.shape[2]:
                 raise ValueError(
                     f"context: expected a row-aligned tensor (B={x.shape[0]}, C, H={x.shape[2]}, W), "
@@ -120,7 +119,9 @@ class AffineAutoregressive(Transform):
         if tuple(params.shape) != expected:
             raise ValueError(f"conditioner: expected output of shape {expected}, got {tuple(params.shape)}")
         log_s, shift = self._split(params)
-        return x * torch.exp(log_s) + shift, sum_except_batch(log_s)
+        # the log-det sums T terms: accumulate it in float32 (at least) even under bf16/fp16 autocast
+        acc = torch.promote_types(log_s.dtype, torch.float32)
+        return x * torch.exp(log_s) + shift, sum_except_batch(log_s.to(acc))
 
     def inverse(
         self, y: Tensor, context: Tensor | None = None, cache: RowCache | None = None

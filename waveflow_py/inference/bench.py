@@ -5,7 +5,10 @@ case synthesises ``batch`` items of ``seconds`` of audio and reports the rate in
 per second of wall time), times real time (``xRT`` = audio seconds / wall seconds) and the real-time
 factor ``RTF = 1 / xRT``. The plain (reference) inverse of WaveFlow re-runs the whole WaveNet for every
 row (``O(h^2)`` rows of work), so it is timed on shorter audio and reported as a rate (which does not
-depend on the length: the inverse is parallel along time). The GPU-fused column needs CUDA.
+depend on the length: the inverse is parallel along time). The GPU-fused column needs CUDA: it replays
+the cached inverse captured in a CUDA graph (:mod:`waveflow_py.inference.cuda`; eager, with a note in the
+table, when capture fails). The fused Triton gate kernels (:mod:`waveflow_py.inference.triton_kernels`)
+are ready but only run where a row step calls :func:`~waveflow_py.inference.ops.select_gate_ops`.
 """
 
 from __future__ import annotations

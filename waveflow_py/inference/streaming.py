@@ -15,7 +15,9 @@ sums are accumulated in different orders (measured max difference at the 1e-6 le
 tests/inference/test_streaming.py). A smaller ``context_frames`` trades accuracy for latency and speed;
 the error then depends on the weights (it is not bounded by this module). The lookahead (latency) is
 ``context_frames`` frames: 131 frames (1.5 s at 22.05 kHz) for the default WaveFlow (h=16, width
-dilations 1..128), 514 for h=64, 99 for WaveGlow.
+dilations 1..128), 514 for h=64, 99 for WaveGlow. Compute per emitted frame is
+``(chunk_frames + 2 * context_frames) / chunk_frames`` times offline synthesis (the contexts are
+recomputed for every chunk), so exact streaming wants large chunks (e.g. 262 frames: 2x).
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ class StreamingSynthesizer:
         if parts:
             return torch.cat(parts, dim=-1)
         b = 0 if self._mel is None else self._mel.shape[0]
-        return torch.zeros(b, 0)
+        return torch.zeros(b, 0, device=_param(self.model).device)
 
     def _emit(self, n: int) -> Tensor:
         assert self._mel is not None and self._z is not None

@@ -181,20 +181,22 @@ def _fix_tails(
     dtype: torch.dtype | None,
 ) -> None:
     """Recompute, in place, the last ``C`` frames of every shorter item from a ``2 C``-frame window that
-    ends at its own end (windows of equal length are batched)."""
+    ends at its own end (windows of equal length are batched). When ``hop`` is not a multiple of
+    ``n_group`` a window could not start on a column boundary: the whole item is recomputed instead."""
     hop = int(model.hop_length)
     c = context_frames(model)
+    aligned = hop % int(model.n_group) == 0
     f_max = mel.shape[-1]
     groups: dict[int, list[int]] = {}
     for i, f in enumerate(frames.tolist()):
         if f < f_max:
-            groups.setdefault(min(f, 2 * c), []).append(i)
+            groups.setdefault(min(f, 2 * c) if aligned else f, []).append(i)
     for width, items in groups.items():
         starts = [frames[i].item() - width for i in items]
         zw = torch.stack([z[i, s * hop : (s + width) * hop] for i, s in zip(items, starts, strict=True)])
         mw = torch.stack([mel[i, :, s : s + width] for i, s in zip(items, starts, strict=True)])
         out = run_inverse(model, zw, mw, cached=cached, dtype=dtype)
-        keep = min(width, c)
+        keep = min(width, c) if aligned else width
         for row, (i, s) in enumerate(zip(items, starts, strict=True)):
             end = (s + width) * hop
             audio[i, end - keep * hop : end] = out[row, (width - keep) * hop :]

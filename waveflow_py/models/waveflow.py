@@ -76,10 +76,6 @@ def height_permutations(h: int, n_flows: int, kind: str) -> list[list[int]]:
     raise ValueError(f"permutation: expected 'reverse' or 'bipartition', got {kind!r}")
 
 
-def _capturing() -> bool:
-    """Whether a CUDA graph is being captured on the current stream (never on CPU-only machines)."""
-    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
-
 
 class WaveFlow(nn.Module):
     """WaveFlow vocoder: ``audio (B, T), mel (B, n_mels, F) <-> z (B, T')`` (see the module docstring).
@@ -141,8 +137,8 @@ class WaveFlow(nn.Module):
         return self.config.n_group
 
     # ------------------------------------------------------------------ shapes
-    def _check_mel(self, mel: Tensor, batch: int | None = None, finite: bool = True) -> None:
-        check_tensor(mel, name="mel", ndims=(3,), finite=finite)
+    def _check_mel(self, mel: Tensor, batch: int | None = None) -> None:
+        check_tensor(mel, name="mel", ndims=(3,))
         if mel.shape[1] != self.config.mel.n_mels:
             raise ValueError(
                 f"mel: expected {self.config.mel.n_mels} mel bands (B, n_mels, F), "
@@ -211,10 +207,9 @@ class WaveFlow(nn.Module):
         computed once, weight norm folded, no autograd); ``dtype=torch.bfloat16`` for fast CPU/GPU
         synthesis where supported. Weights are re-read on every call, so the cache never goes stale.
         """
-        # while a CUDA graph is being captured, skip the finiteness scans (they synchronise the host)
-        finite = not _capturing()
-        check_tensor(z, name="z", ndims=(2,), finite=finite)
-        self._check_mel(mel, z.shape[0], finite=finite)
+        # (check_tensor skips its finiteness scan while a CUDA graph is being captured)
+        check_tensor(z, name="z", ndims=(2,))
+        self._check_mel(mel, z.shape[0])
         if cache is not None and not isinstance(cache, RowCache):
             raise ValueError(
                 f"cache: expected None or a waveflow_py.flows.RowCache, got {type(cache).__name__}"

@@ -45,6 +45,7 @@ from waveflow_py.nn.wavenet1d import WaveNet1D
 __all__ = ["WaveGlow", "WaveGlowCache", "early_channels"]
 
 
+
 def early_channels(n_group: int, n_flows: int, every: int, size: int) -> list[int]:
     """Channels each flow step acts on (``n_group`` minus the early outputs taken before it)."""
     out, c = [], n_group
@@ -197,6 +198,7 @@ class WaveGlow(nn.Module):
         inverse without autograd, weight norm folded once, 1x1 inverses precomputed, WaveNets optionally
         in ``dtype``.
         """
+        # the finiteness check reads a value on the host: skipped while a CUDA graph is being captured
         check_tensor(z, name="z", ndims=(2,))
         self._check_mel(mel, z.shape[0])
         if cache is not None and not isinstance(cache, WaveGlowCache):

@@ -175,14 +175,17 @@ def test_no_default_model_says_how_to_make_one(tmp_path: Path, monkeypatch: pyte
         Vocoder.from_pretrained()
 
 
-def test_quickstart_snippet_runs(release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/quickstart.md's first code block, exactly as written, with a tiny release as the default."""
-    text = (ROOT / "docs" / "quickstart.md").read_text()
+@pytest.mark.parametrize("doc", ["docs/quickstart.md", "README.md"])
+def test_quickstart_snippet_runs(
+    doc: str, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The doc's first python code block, exactly as written, with a tiny release as the default."""
+    text = (ROOT / doc).read_text()
     snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     monkeypatch.setenv("WAVEFLOW_DEFAULT_MODEL", str(release))
     monkeypatch.chdir(tmp_path)
     vocoder = Vocoder.from_pretrained(release)
     np.save(tmp_path / "mel.npy", vocoder.mel(speechlike(0.3)).numpy())  # what a TTS front end gives
-    exec(compile(snippet, "docs/quickstart.md", "exec"), {})
+    exec(compile(snippet, doc, "exec"), {})
     data, sr = sf.read(tmp_path / "out.wav")
     assert sr == SR and data.shape[0] == np.load(tmp_path / "mel.npy").shape[-1] * HOP

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import numpy as np
 import soundfile as sf
 import torch
 from torch import Tensor
+
+from waveflow_py.atomic import atomic_write
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioError", "find_audio_files", "load_audio", "resample_audio", "save_audio"]
 
@@ -189,16 +190,7 @@ def save_audio(
     if "FLOAT" not in chosen and "DOUBLE" not in chosen and np.abs(data).max() > 1.0:
         logger.warning("%s: %d samples outside [-1, 1] are clipped", path, int((np.abs(data) > 1).sum()))
         data = np.clip(data, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, data, int(sample_rate), subtype=subtype)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; audio for users should be readable like any file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: sf.write(tmp, data, int(sample_rate), subtype=subtype))
     return path
 
 

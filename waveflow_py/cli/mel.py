@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +81,15 @@ def _write(target: Path, mel: Any, fmt: str) -> None:
     import numpy as np
     import torch
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if fmt == "npy":
-                np.save(f, mel.numpy().astype(np.float32))
-            else:
-                torch.save(mel.contiguous().clone(), f)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from waveflow_py.atomic import atomic_write
+
+    def write(tmp: Path) -> None:
+        if fmt == "npy":
+            np.save(tmp, mel.numpy().astype(np.float32), allow_pickle=False)
+        else:
+            torch.save(mel.contiguous().clone(), tmp)
+
+    atomic_write(target, write)
 
 
 def run(args: argparse.Namespace) -> int:

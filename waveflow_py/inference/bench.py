@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from waveflow_py.atomic import atomic_write_text
 from waveflow_py.config import WaveFlowConfig, WaveGlowConfig
 from waveflow_py.inference.synthesis import run_inverse
 
@@ -302,7 +303,4 @@ def write_results(
             old = f.read().rstrip("\n") + "\n\n"
     else:
         old = "# Synthesis benchmark\n\n"
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(old + "\n".join(lines))
-    os.replace(tmp, path)
+    atomic_write_text(path, old + "\n".join(lines))

@@ -25,25 +25,21 @@ computed once per call in float64, no autograd, and optionally a lower compute d
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from waveflow_py.config import WaveGlowConfig
-from waveflow_py.flows.base import Composite, check_tensor
+from waveflow_py.flows.base import Composite
 from waveflow_py.flows.coupling import AffineCoupling
-from waveflow_py.flows.distributions import StandardNormal
 from waveflow_py.flows.glow import InvConv1x1
-from waveflow_py.nn.upsample import MelUpsampler, factor_hop
+from waveflow_py.models.base import MelFlowVocoder
 from waveflow_py.nn.wavenet1d import WaveNet1D
 
 __all__ = ["WaveGlow", "WaveGlowCache", "early_channels"]
-
 
 
 def early_channels(n_group: int, n_flows: int, every: int, size: int) -> list[int]:
@@ -70,7 +66,7 @@ class WaveGlowCache:
     inverse_weights: list[Tensor] | None = None
 
 
-class WaveGlow(nn.Module):
+class WaveGlow(MelFlowVocoder):
     """WaveGlow vocoder: ``audio (B, T), mel (B, n_mels, F) <-> z (B, T')`` (see the module docstring).
 
     ``forward(audio, mel) -> (z, log|det dz/dx| (B,))``; ``inverse(z, mel, cache=None) -> (audio,
@@ -79,7 +75,6 @@ class WaveGlow(nn.Module):
     """
 
     def __init__(self, cfg: WaveGlowConfig) -> None:
-        super().__init__()
         if not isinstance(cfg, WaveGlowConfig):
             raise ValueError(f"WaveGlow: expected a WaveGlowConfig, got {type(cfg).__name__}")
         g = cfg.n_group
@@ -89,25 +84,22 @@ class WaveGlow(nn.Module):
                 f"n_layers >= 1, got {g}, {cfg.n_flows}, {cfg.n_early_every}, {cfg.n_early_size}, "
                 f"{cfg.n_layers}"
             )
-        self.channels = early_channels(g, cfg.n_flows, cfg.n_early_every, cfg.n_early_size)
-        if self.channels[-1] < 2:
+        channels = early_channels(g, cfg.n_flows, cfg.n_early_every, cfg.n_early_size)
+        if channels[-1] < 2:
             raise ValueError(
-                f"WaveGlow: early outputs leave {self.channels[-1]} channel(s) for the last flow of "
+                f"WaveGlow: early outputs leave {channels[-1]} channel(s) for the last flow of "
                 f"n_group={g}; need >= 2 (fewer/smaller early outputs or a larger n_group)"
             )
+        super().__init__(cfg.mel, g, cfg.upsample_scales, cfg.sigma)
         self.config = cfg
-        scales = list(cfg.upsample_scales) if cfg.upsample_scales else factor_hop(cfg.mel.hop_length)
-        if math.prod(scales) != cfg.mel.hop_length:
-            raise ValueError(
-                f"upsample_scales {scales} multiply to {math.prod(scales)}, "
-                f"expected hop_length {cfg.mel.hop_length}"
-            )
-        self.upsampler = MelUpsampler(scales)
+        self.channels = channels
         aux = cfg.mel.n_mels * g
         self.flows = nn.ModuleList(
             Composite([InvConv1x1(c), self._coupling(c, aux)]) for c in self.channels
         )
-        self.prior = StandardNormal((1,), sigma=cfg.sigma)
+
+    def _fast_cache(self, dtype: torch.dtype | None) -> WaveGlowCache:
+        return WaveGlowCache(dtype=dtype)
 
     def _coupling(self, c: int, aux: int) -> AffineCoupling:
         cfg = self.config
@@ -117,40 +109,7 @@ class WaveGlow(nn.Module):
         )
         return AffineCoupling(c, net, mask="half", scale="exp", conditional=True)
 
-    # ------------------------------------------------------------------ attributes
-    @property
-    def hop_length(self) -> int:
-        return self.config.mel.hop_length
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.mel.sample_rate
-
-    @property
-    def n_group(self) -> int:
-        return self.config.n_group
-
     # ------------------------------------------------------------------ shapes
-    def _check_mel(self, mel: Tensor, batch: int | None = None) -> None:
-        check_tensor(mel, name="mel", ndims=(3,))
-        if mel.shape[1] != self.config.mel.n_mels:
-            raise ValueError(
-                f"mel: expected {self.config.mel.n_mels} mel bands (B, n_mels, F), "
-                f"got shape {tuple(mel.shape)}"
-            )
-        if batch is not None and mel.shape[0] != batch:
-            raise ValueError(f"mel: expected batch size {batch}, got shape {tuple(mel.shape)}")
-
-    def _check_length(self, length: int, mel: Tensor) -> None:
-        if mel.shape[-1] * self.hop_length < length:
-            raise ValueError(
-                f"mel has {mel.shape[-1]} frames x hop {self.hop_length} = {mel.shape[-1] * self.hop_length} "
-                f"samples of conditioning, fewer than the {length} samples of audio"
-            )
-
-    def _padded(self, length: int) -> int:
-        return -(-length // self.n_group) * self.n_group
-
     def _squeeze(self, x: Tensor) -> Tensor:
         """``(B, C, T) -> (B, C * g, T / g)``; channel ``c*g + i`` of column ``j`` is ``x[:, c, j*g + i]``."""
         b, c, t = x.shape
@@ -161,25 +120,13 @@ class WaveGlow(nn.Module):
         """``(B, g, T / g) -> (B, T)``, the inverse of :meth:`_squeeze` for one channel."""
         return x.transpose(1, 2).reshape(x.shape[0], -1)
 
-    def _condition(self, mel: Tensor, length: int) -> Tensor:
-        cond = self.upsampler(mel)
-        if cond.shape[-1] < length:
-            cond = F.pad(cond, (0, length - cond.shape[-1]), mode="replicate")
-        return self._squeeze(cond[..., :length])
-
     def _early(self, k: int) -> bool:
         return k > 0 and k % self.config.n_early_every == 0
 
     # ------------------------------------------------------------------ the flow
     def forward(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
         """``audio (B, T), mel (B, n_mels, F) -> (z (B, T'), log|det dz/dx| (B,))``, ``T' = ceil(T/g)*g``."""
-        check_tensor(audio, name="audio", ndims=(2,))
-        self._check_mel(mel, audio.shape[0])
-        t = audio.shape[1]
-        self._check_length(t, mel)
-        tp = self._padded(t)
-        x = self._squeeze(F.pad(audio, (0, tp - t)).unsqueeze(1))
-        cond = self._condition(mel, tp)
+        x, cond = self._fold(audio, mel, "audio")
         outs: list[Tensor] = []
         total = audio.new_zeros(audio.shape[0])
         for k, flow in enumerate(self.flows):
@@ -198,23 +145,15 @@ class WaveGlow(nn.Module):
         inverse without autograd, weight norm folded once, 1x1 inverses precomputed, WaveNets optionally
         in ``dtype``.
         """
-        # the finiteness check reads a value on the host: skipped while a CUDA graph is being captured
-        check_tensor(z, name="z", ndims=(2,))
-        self._check_mel(mel, z.shape[0])
         if cache is not None and not isinstance(cache, WaveGlowCache):
             raise ValueError(f"cache: expected None or a WaveGlowCache, got {type(cache).__name__}")
-        t = z.shape[1]
-        self._check_length(t, mel)
         if cache is None:
             return self._inverse(z, mel, None)
         with torch.no_grad(), parametrize.cached():
             return self._inverse(z, mel, cache)
 
     def _inverse(self, z: Tensor, mel: Tensor, cache: WaveGlowCache | None) -> tuple[Tensor, Tensor]:
-        t = z.shape[1]
-        tp = self._padded(t)
-        y = self._squeeze(F.pad(z, (0, tp - t)).unsqueeze(1))
-        cond = self._condition(mel, tp)
+        y, cond = self._fold(z, mel, "z")
         if cache is not None:
             cache.inverse_weights = [self._inverse_weight(flow.transforms[0], y.dtype) for flow in self.flows]
         early = self.config.n_early_size
@@ -231,7 +170,7 @@ class WaveGlow(nn.Module):
             if self._early(k):
                 x = torch.cat([y[:, pos - early : pos], x], dim=1)
                 pos -= early
-        return self._unsqueeze(x)[:, :t], total
+        return self._unsqueeze(x)[:, : z.shape[1]], total
 
     @staticmethod
     def _inverse_weight(conv: InvConv1x1, dtype: torch.dtype) -> Tensor:
@@ -255,46 +194,3 @@ class WaveGlow(nn.Module):
             return
         with torch.autocast(device_type=y.device.type, dtype=dtype):
             yield
-
-    def log_prob(self, audio: Tensor, mel: Tensor) -> Tensor:
-        """Average log-likelihood in nats per sample ``(B,)`` (of the zero-padded length ``T'``)."""
-        z, logabsdet = self(audio, mel)
-        return (self.prior.log_prob(z) + logabsdet) / z.shape[1]
-
-    @torch.no_grad()
-    def infer(
-        self,
-        mel: Tensor,
-        sigma: float = 1.0,
-        lengths: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        dtype: torch.dtype | None = None,
-        cached: bool = True,
-    ) -> Tensor:
-        """Synthesise ``audio (B, F * hop)`` from ``mel (B, n_mels, F)`` with ``z ~ N(0, sigma^2)``.
-
-        ``lengths``: valid mel frames per item ``(B,)``; samples past ``lengths * hop`` are zeroed (for
-        audio that also ignores the padding frames, use :func:`waveflow_py.inference.synthesize`).
-        ``dtype``: compute dtype of the WaveNets; ``cached=False`` runs the reference inverse.
-        """
-        if mel.dim() == 2:
-            mel = mel.unsqueeze(0)
-        self._check_mel(mel)
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
-        b, _, frames = mel.shape
-        t = frames * self.hop_length
-        ref = self.flows[0].transforms[0].log_s
-        z = torch.randn(b, self._padded(t), generator=generator, device=ref.device, dtype=ref.dtype) * sigma
-        audio, _ = self.inverse(z, mel.to(ref.dtype), cache=WaveGlowCache(dtype=dtype) if cached else None)
-        audio = audio[:, :t]
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=audio.device)
-            if lengths.shape != (b,) or bool((lengths < 1).any()) or bool((lengths > frames).any()):
-                raise ValueError(
-                    f"lengths: expected {b} frame counts in [1, {frames}], got {lengths.tolist()}"
-                )
-            keep = torch.arange(t, device=audio.device)[None, :] < (lengths[:, None] * self.hop_length)
-            audio = audio * keep
-        return audio

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from waveflow_py.atomic import atomic_write
 from waveflow_py.config import MelConfig, from_dict, to_dict
+from waveflow_py.nn.state import describe_mismatch
 from waveflow_py.pretrained.errors import (
     CONFIG_FILE,
     FORMAT_VERSION,
@@ -98,19 +99,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a release is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _model_type_of(model: nn.Module) -> str:
     for name, (cls, _cfg) in _models().items():
         if type(model) is cls:
@@ -148,7 +136,7 @@ def save_release(
     # clone: safetensors refuses tensors that share storage; loading restores ties via load_state_dict
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     weights = out / WEIGHTS_FILE
-    _atomic_write(weights, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    atomic_write(weights, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
     model_dict = to_dict(config)
     data = {
         "format_version": FORMAT_VERSION,
@@ -160,7 +148,7 @@ def save_release(
         "files": {WEIGHTS_FILE: {"sha256": _sha256(weights), "bytes": weights.stat().st_size}},
     }
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-    _atomic_write(out / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(out / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     logger.info("saved %s release to %s", model_type, out)
     return out
 
@@ -225,24 +213,10 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
 
 
 def _check_fit(model: nn.Module, state: Mapping[str, torch.Tensor], where: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k}: weights {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append("shape mismatch: " + "; ".join(shapes[:8]) + (" ..." if len(shapes) > 8 else ""))
-        if missing:
-            parts.append(f"missing keys {missing[:8]}" + (" ..." if len(missing) > 8 else ""))
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:8]}" + (" ..." if len(unexpected) > 8 else ""))
+    problem = describe_mismatch(model.state_dict(), state, source="weights")
+    if problem:
         raise ReleaseWeightsMismatchError(
-            f"{where}: the weights do not fit the model built from {CONFIG_FILE}: " + "; ".join(parts)
+            f"{where}: the weights do not fit the model built from {CONFIG_FILE}: {problem}"
         )
 
 

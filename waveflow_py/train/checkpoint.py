@@ -32,6 +32,9 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from waveflow_py.atomic import atomic_write_text, fsync_path
+from waveflow_py.nn.state import describe_mismatch
+
 __all__ = [
     "CheckpointMismatch",
     "save_checkpoint",
@@ -110,50 +113,10 @@ def _plain_state(module: nn.Module) -> dict[str, Tensor]:
 
 def load_model_weights(module: nn.Module, tensors: Mapping[str, Tensor], what: str = "model") -> None:
     """Strict load that names every missing/unexpected tensor and every shape mismatch."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
-    shapes = [
-        f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append("shape mismatch: " + "; ".join(shapes[:5]) + (" ..." if len(shapes) > 5 else ""))
-        if missing:
-            parts.append(f"missing from checkpoint: {missing[:5]}" + (" ..." if len(missing) > 5 else ""))
-        if unexpected:
-            parts.append(f"not in model: {unexpected[:5]}" + (" ..." if len(unexpected) > 5 else ""))
-        raise CheckpointMismatch(f"{what} weights do not fit: " + " | ".join(parts))
+    problem = describe_mismatch(module.state_dict(), tensors, source="checkpoint", limit=5)
+    if problem:
+        raise CheckpointMismatch(f"{what} weights do not fit: {problem}")
     module.load_state_dict(dict(tensors), strict=True)
-
-
-# ----------------------------------------------------------------------------- atomic writing
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        _fsync_file(path)
-    except OSError:  # some file systems do not support fsync on directories
-        pass
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def step_dirs(ckpt_root: Path) -> list[tuple[int, Path]]:
@@ -196,8 +159,8 @@ def save_checkpoint(
     full_state = {"format_version": 1, "step": step, "optimizer_param_groups": groups, **state}
     (tmp / "state.json").write_text(json.dumps(full_state), encoding="utf-8")
     for f in tmp.iterdir():
-        _fsync_file(f)
-    _fsync_dir(tmp)
+        fsync_path(f)
+    fsync_path(tmp)
     if final.exists():  # re-saving the same step (e.g. after a resume): move the old one out of the way
         old = root / f".{final.name}.old-{os.getpid()}"
         os.replace(final, old)
@@ -205,8 +168,8 @@ def save_checkpoint(
         shutil.rmtree(old)
     else:
         os.replace(tmp, final)
-    _fsync_dir(root)
-    _write_text_atomic(root / "latest", final.name + "\n")
+    fsync_path(root)
+    atomic_write_text(root / "latest", final.name + "\n")
     for _, old_dir in step_dirs(root)[:-keep_last_k]:
         shutil.rmtree(old_dir, ignore_errors=True)
         logger.debug("removed old checkpoint %s", old_dir)

@@ -176,7 +176,7 @@ def build_parts(
         train_module = _wrap(model, dist, device, cfg.compile)
         n_params = sum(p.numel() for p in model.parameters())
         logger.info("model %s: %.3fM parameters on %s (%s)", exp.model_type, n_params / 1e6, device,
-                    cfg.precision)
+                    "fp32" if amp_dtype is None and scaler is None else cfg.precision)
         return RunParts(exp, dist, device, model, train_module, mel_fn, optimizer, ema, scaler, amp_dtype,
                         train_set, dev)
     except BaseException:

@@ -34,14 +34,17 @@ from torch import Tensor, nn
 
 from waveflow_py.flows.causal import RowCache
 from waveflow_py.inference.receptive import context_frames
-from waveflow_py.models.waveglow import WaveGlow, WaveGlowCache
+from waveflow_py.models.base import MelFlowVocoder
+from waveflow_py.models.waveglow import WaveGlowCache
 
 __all__ = ["synthesize", "run_inverse", "new_cache", "batch_mels", "draw_noise"]
 
 
 def new_cache(model: nn.Module, dtype: torch.dtype | None = None) -> RowCache | WaveGlowCache:
-    """The explicit fast-inverse cache object ``model.inverse`` takes (WaveGlow or WaveFlow)."""
-    return WaveGlowCache(dtype=dtype) if isinstance(model, WaveGlow) else RowCache(dtype=dtype)
+    """The explicit fast-inverse cache object ``model.inverse`` takes (``model.fast_cache(dtype)``)."""
+    if not isinstance(model, MelFlowVocoder):
+        raise ValueError(f"expected a WaveFlow or WaveGlow model, got {type(model).__name__}")
+    return model.fast_cache(dtype)
 
 
 def _param(model: nn.Module) -> Tensor:

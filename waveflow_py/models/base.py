@@ -2,7 +2,7 @@
 squeeze group, the likelihood in nats per sample and sampling with lengths.
 
 A subclass (WaveFlow, WaveGlow) builds its flows, and implements ``_squeeze`` (how a ``(B, C, T)``
-signal is folded into its working shape), ``forward``, ``inverse`` and ``_fast_cache`` (the explicit
+signal is folded into its working shape), ``forward``, ``inverse`` and ``fast_cache`` (the explicit
 cache object its ``inverse`` takes for fast synthesis).
 """
 
@@ -60,8 +60,9 @@ class MelFlowVocoder(nn.Module):
     def _squeeze(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _fast_cache(self, dtype: torch.dtype | None) -> Any:
-        """The cache object that makes ``inverse`` fast (computing in ``dtype``)."""
+    def fast_cache(self, dtype: torch.dtype | None = None) -> Any:
+        """A new explicit cache object for ``inverse(z, mel, cache=...)``: the same inverse, fast
+        (``dtype``: its compute dtype, e.g. ``torch.bfloat16``; ``None``: the parameters' dtype)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shapes
@@ -138,7 +139,7 @@ class MelFlowVocoder(nn.Module):
         t = frames * self.hop_length
         ref = next(self.parameters())
         z = torch.randn(b, t, generator=generator, device=ref.device, dtype=ref.dtype) * sigma
-        audio, _ = self.inverse(z, mel.to(ref.dtype), cache=self._fast_cache(dtype) if cached else None)
+        audio, _ = self.inverse(z, mel.to(ref.dtype), cache=self.fast_cache(dtype) if cached else None)
         audio = audio[:, :t]
         if lengths is not None:
             lengths = torch.as_tensor(lengths, device=audio.device)

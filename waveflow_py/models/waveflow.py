@@ -112,7 +112,7 @@ class WaveFlow(MelFlowVocoder):
         # flow k sees the conditioning rows cond[:, :, _ctx_idx[k]]
         self.register_buffer("_ctx_idx", torch.stack(ctx_idx), persistent=False)
 
-    def _fast_cache(self, dtype: torch.dtype | None) -> RowCache:
+    def fast_cache(self, dtype: torch.dtype | None = None) -> RowCache:
         return RowCache(dtype=dtype)
 
     # ------------------------------------------------------------------ shapes

@@ -98,7 +98,7 @@ class WaveGlow(MelFlowVocoder):
             Composite([InvConv1x1(c), self._coupling(c, aux)]) for c in self.channels
         )
 
-    def _fast_cache(self, dtype: torch.dtype | None) -> WaveGlowCache:
+    def fast_cache(self, dtype: torch.dtype | None = None) -> WaveGlowCache:
         return WaveGlowCache(dtype=dtype)
 
     def _coupling(self, c: int, aux: int) -> AffineCoupling:

@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 HELP = "vocode the bundled example with the default model; write audio and a spectrogram PNG"
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "speech.flac"
+# the example sentence: in a source checkout beside the package; in a wheel install, under
+# <prefix>/share/waveflow-py/examples (pyproject's data-files)
+EXAMPLE_CANDIDATES = (
+    Path(__file__).resolve().parents[2] / "examples" / "speech.flac",
+    Path(sys.prefix) / "share" / "waveflow-py" / "examples" / "speech.flac",
+)
+
+
+def _example() -> Path:
+    return next((p for p in EXAMPLE_CANDIDATES if p.is_file()), EXAMPLE_CANDIDATES[0])
 logger = logging.getLogger(__name__)
 
 
@@ -28,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=None, help="release name or directory (default: the bundled default)"
     )
-    parser.add_argument("--input", default=None, help=f"audio file to use instead of {EXAMPLE.name}")
+    parser.add_argument("--input", default=None, help="audio file instead of the example")
     parser.add_argument("--sigma", type=float, default=None, help="prior std at synthesis (default 0.6)")
     parser.add_argument("--denoise", type=float, default=0.0, metavar="STRENGTH", help="denoiser strength")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
@@ -87,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from waveflow_py.audio import load_audio, save_audio
     from waveflow_py.pretrained import UNTRAINED_LABEL
 
-    source = Path(args.input) if args.input else EXAMPLE
+    source = Path(args.input) if args.input else _example()
     if not source.is_file():
         raise FileNotFoundError(f"example input not found: {source} (pass --input AUDIO_FILE)")
     out = Path(args.output)

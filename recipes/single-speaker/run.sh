@@ -6,30 +6,13 @@
 # Environment: PY, CONFIG, DATA (corpus root, default ../shared/data/single-speaker-44k), OUT, NPROC, EXTRA.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PY=${PY:-python}
 CONFIG=${CONFIG:-recipes/single-speaker/config.yaml}
 DATA=${DATA:-../shared/data/single-speaker-44k}
 OUT=${OUT:-out/single-speaker}
-NPROC=${NPROC:-1}
-train_cmd() {
-  if [ "$NPROC" -gt 1 ]; then
-    "$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC" -m waveflow_py train "$@"
-  else
-    "$PY" -m waveflow_py train "$@"
-  fi
+source recipes/stages.sh
+stage_prepare() { check_metadata; }  # nothing to convert: read in place, resampled on load
+stage_eval() {
+  "$PY" -m waveflow_py eval --model "$OUT/release" --data "$DATA/metadata.csv" --split dev \
+    --max-clips 20 --output "$OUT/eval"
 }
-stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(prepare train export eval)
-for stage in "${stages[@]}"; do
-  echo "== stage: $stage"
-  case "$stage" in
-    prepare)  # nothing to convert: the corpus is read in place (metadata.csv path,split,...)
-      [ -f "$DATA/metadata.csv" ] || { echo "no $DATA/metadata.csv (set DATA=...)" >&2; exit 1; }
-      echo "corpus: $(grep -c ',train,' "$DATA/metadata.csv") train, $(grep -c ',dev,' "$DATA/metadata.csv") dev files" ;;
-    train)  train_cmd "$CONFIG" --set data.root="$DATA" --out "$OUT" ${EXTRA:-} ;;
-    export) "$PY" -m waveflow_py train "$CONFIG" --set data.root="$DATA" --out "$OUT" --export-only ;;
-    eval)   "$PY" -m waveflow_py eval --model "$OUT/release" --data "$DATA/metadata.csv" --split dev \
-              --max-clips 20 --output "$OUT/eval" ;;
-    *) echo "unknown stage '$stage' (expected prepare, train, export, eval)" >&2; exit 2 ;;
-  esac
-done
+run_stages "$@"

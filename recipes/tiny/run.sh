@@ -5,19 +5,10 @@
 # Environment: PY (python to use), OUT (run directory), DATA (corpus directory), EXTRA (more train args).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PY=${PY:-python}
 CONFIG=recipes/tiny/config.yaml
 DATA=${DATA:-out/tiny/data}
 OUT=${OUT:-out/tiny/run}
-stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(prepare train export eval)
-for stage in "${stages[@]}"; do
-  echo "== stage: $stage"
-  case "$stage" in
-    prepare) "$PY" recipes/tiny/prepare.py "$DATA" ;;
-    train)   "$PY" -m waveflow_py train "$CONFIG" --set data.root="$DATA" --out "$OUT" ${EXTRA:-} ;;
-    export)  "$PY" -m waveflow_py train "$CONFIG" --set data.root="$DATA" --out "$OUT" --export-only ;;
-    eval)    "$PY" -m waveflow_py eval --model "$OUT/release" --data "$DATA/dev" --output "$OUT/eval" ;;
-    *) echo "unknown stage '$stage' (expected prepare, train, export, eval)" >&2; exit 2 ;;
-  esac
-done
+source recipes/stages.sh
+stage_prepare() { "$PY" recipes/tiny/prepare.py "$DATA"; }
+stage_eval() { "$PY" -m waveflow_py eval --model "$OUT/release" --data "$DATA/dev" --output "$OUT/eval"; }
+run_stages "$@"

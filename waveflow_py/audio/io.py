@@ -20,7 +20,15 @@ from torch import Tensor
 
 from waveflow_py.atomic import atomic_write
 
-__all__ = ["AUDIO_EXTENSIONS", "AudioError", "find_audio_files", "load_audio", "resample_audio", "save_audio"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioError",
+    "find_audio_files",
+    "list_audio_files",
+    "load_audio",
+    "resample_audio",
+    "save_audio",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +202,14 @@ def save_audio(
     return path
 
 
+def list_audio_files(
+    directory: str | os.PathLike[str], extensions: Iterable[str] = AUDIO_EXTENSIONS
+) -> list[Path]:
+    """Files under ``directory`` (recursively, sorted) whose lower-cased suffix is in ``extensions``."""
+    suffixes = tuple(extensions)
+    return sorted(p for p in Path(directory).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
 def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files and directories -> audio files: a directory is searched recursively (sorted) for
     :data:`AUDIO_EXTENSIONS`; a named file is kept whatever its suffix (so its error is reported)."""
@@ -201,8 +217,7 @@ def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = (f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-            found.extend(sorted(files))
+            found.extend(list_audio_files(p))
         else:
             found.append(p)
     return found

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "add_overrides_argument"]
 
 # name -> module; order is the order in --help
 COMMANDS: dict[str, str] = {
@@ -25,6 +25,20 @@ COMMANDS: dict[str, str] = {
     "toy2d": "waveflow_py.cli.toy2d",
     "demo": "waveflow_py.cli.demo",
 }
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--set KEY=VALUE [KEY=VALUE ...]`` (repeatable) into ``args.overrides``, for configs loaded with
+    :func:`waveflow_py.config.load_yaml`; ``example`` is one override shown in the help."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config entry, e.g. --set {example} (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from waveflow_py.cli import add_overrides_argument
+
 HELP = "train each flow family on 2-D toy data sets; write an NLL table and a density plot"
 
 logger = logging.getLogger(__name__)
@@ -29,15 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps per run")
     parser.add_argument("--batch-size", type=int, default=None, help="fresh samples per step")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set family_steps.cnf=300 (repeatable)",
-    )
+    add_overrides_argument(parser, "family_steps.cnf=300")
     parser.add_argument("--no-plot", action="store_true", help="skip densities.png")
 
 

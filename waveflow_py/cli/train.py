@@ -7,20 +7,14 @@ from __future__ import annotations
 
 import argparse
 
+from waveflow_py.cli import add_overrides_argument
+
 HELP = "train a vocoder from a YAML experiment config (recipes/*/config.yaml)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment YAML (may 'extends:' a base config)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config entry, e.g. --set train.lr=1e-4 (repeatable)",
-    )
+    add_overrides_argument(parser, "train.lr=1e-4")
     parser.add_argument(
         "--resume",
         nargs="?",

@@ -92,14 +92,14 @@ class _Job:
 
 
 def _collect(inputs: list[str], output: Path, bad: list[tuple[Path, str]]) -> list[_Job]:
-    from waveflow_py.audio import AUDIO_EXTENSIONS
+    from waveflow_py.audio import AUDIO_EXTENSIONS, list_audio_files
 
     exts = tuple(AUDIO_EXTENSIONS) + MEL_EXTENSIONS
     found: list[tuple[Path, Path]] = []  # (file, name relative to the output dir)
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+            files = list_audio_files(path, exts)
             if not files:
                 bad.append((path, f"no audio or mel files ({', '.join(exts)}) in this directory"))
             found.extend((f, f.relative_to(path).with_suffix("")) for f in files)

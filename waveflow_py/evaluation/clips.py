@@ -14,10 +14,11 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EvalClip", "METADATA_FILE", "AUDIO_SUFFIXES", "find_clips"]
+from waveflow_py.audio import AUDIO_EXTENSIONS, list_audio_files
+
+__all__ = ["EvalClip", "METADATA_FILE", "find_clips"]
 
 METADATA_FILE = "metadata.csv"
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ def find_clips(data: str | Path, split: str | None = None, max_clips: int | None
             base = root / split if split is not None else root
             if not base.is_dir():
                 raise ValueError(f"{root}: no {METADATA_FILE} and no {split!r} subfolder for --split")
-            files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            files = list_audio_files(base)
             if not files:
-                raise ValueError(f"{base}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found")
+                raise ValueError(f"{base}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) found")
             clips = [EvalClip(p.relative_to(root).as_posix(), p) for p in files]
     else:
         raise FileNotFoundError(f"evaluation data not found: {root}")

@@ -19,10 +19,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from waveflow_py.audio import list_audio_files, load_audio
 from waveflow_py.config import DataConfig
 
 __all__ = [
-    "AUDIO_EXTENSIONS",
     "AudioItem",
     "ScanResult",
     "list_corpus",
@@ -33,9 +33,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-
 
 @dataclass
 class AudioItem:
@@ -107,7 +104,7 @@ def _list_folder(root: Path, split: str) -> list[Path]:
     base = root / split
     if not base.is_dir():
         raise FileNotFoundError(f"folder layout: expected audio files under {base}")
-    return sorted(p for p in base.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    return list_audio_files(base)
 
 
 def list_corpus(cfg: DataConfig, split: str) -> list[Path]:
@@ -134,8 +131,6 @@ def scan_audio(
 
     Every skip is logged with its reason and returned in ``ScanResult.skipped``; nothing is dropped silently.
     """
-    from waveflow_py.audio import load_audio  # audio is below train; lazy so listing needs no decoder
-
     items: list[AudioItem] = []
     skipped: list[tuple[Path, str]] = []
     for path in paths:
@@ -159,8 +154,6 @@ def scan_audio(
 def _load_item(item: AudioItem, sample_rate: int, peak_normalize: bool) -> Tensor:
     if item.audio is not None:
         return item.audio
-    from waveflow_py.audio import load_audio
-
     audio, _ = load_audio(item.path, sample_rate, resample=True, peak_normalize=peak_normalize)
     return audio
 

@@ -60,6 +60,14 @@ class MelFlowVocoder(nn.Module):
     def _squeeze(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def _flow_forward(self, x: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """The learned flows: ``x (B, T), mel -> (z (B, T'), log|det dz/dx| (B,))``."""
+        raise NotImplementedError
+
+    def _flow_inverse(self, z: Tensor, mel: Tensor, cache: Any = None) -> tuple[Tensor, Tensor]:
+        """The learned flows inverted: ``z (B, T), mel -> (x (B, T), log|det dx/dz| (B,))``."""
+        raise NotImplementedError
+
     def fast_cache(self, dtype: torch.dtype | None = None) -> Any:
         """A new explicit cache object for ``inverse(z, mel, cache=...)``: the same inverse, fast
         (``dtype``: its compute dtype, e.g. ``torch.bfloat16``; ``None``: the parameters' dtype)."""
@@ -105,6 +113,46 @@ class MelFlowVocoder(nn.Module):
         if cond.shape[-1] < length:
             cond = F.pad(cond, (0, length - cond.shape[-1]), mode="replicate")
         return self._squeeze(cond[..., :length])
+
+    # ------------------------------------------------------------------ the model: envelope, then flows
+    # Synthesis is two stages: ``inverse_excitation`` (the learned flows; a finite receptive field, so
+    # windows and chunks are exact) and ``envelope_synthesis`` (the fixed mel-conditioned envelope
+    # filter; recursive, so chunked synthesis carries its ``state`` across chunks).
+    def forward(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """``audio (B, T), mel (B, n_mels, F) -> (z (B, T'), log|det dz/dx| (B,))``, ``T' = ceil(T/g)*g``."""
+        x, ld_env = self.envelope_analysis(audio, mel)
+        z, ld = self._flow_forward(x, mel)
+        return z, ld + ld_env
+
+    def inverse(self, z: Tensor, mel: Tensor, cache: Any = None) -> tuple[Tensor, Tensor]:
+        """``z (B, T), mel -> (audio (B, T), log|det dx/dz| (B,))``.
+
+        ``cache=None``: the reference inverse (differentiable, slow); ``cache=self.fast_cache(dtype)``: the
+        same inverse, fast (see the subclass). The envelope stage runs over the whole signal at once.
+        """
+        x, ld = self._flow_inverse(z, mel, cache)
+        audio, ld_env, _ = self.envelope_synthesis(x, mel)
+        return audio, ld + ld_env
+
+    def inverse_excitation(self, z: Tensor, mel: Tensor, cache: Any = None) -> tuple[Tensor, Tensor]:
+        """First synthesis stage: the flows' inverse only, ``z -> excitation (B, T)`` (with log-det)."""
+        return self._flow_inverse(z, mel, cache)
+
+    def envelope_analysis(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """``audio (B, T) -> (excitation (B, T), log|det| (B,))`` through the mel-conditioned envelope
+        transform (identity without an envelope)."""
+        return audio, audio.new_zeros(audio.shape[0])
+
+    def envelope_synthesis(
+        self, excitation: Tensor, mel: Tensor, state: Any = None
+    ) -> tuple[Tensor, Tensor, Any]:
+        """Second synthesis stage: ``excitation (B, T)`` -> ``(audio (B, T), log|det| (B,), state)``.
+
+        ``mel`` covers the excitation from its first sample (frame-aligned). ``state`` (from the previous
+        call on the preceding samples, ``None`` at the start) carries the filter memory across chunks.
+        Identity without an envelope.
+        """
+        return excitation, excitation.new_zeros(excitation.shape[0]), state
 
     # ------------------------------------------------------------------ density and sampling
     def log_prob(self, audio: Tensor, mel: Tensor) -> Tensor:

@@ -131,8 +131,8 @@ class WaveFlow(MelFlowVocoder):
         return [cond if k == 0 else cond[:, :, self._ctx_idx[k]] for k in range(len(self.flows))]
 
     # ------------------------------------------------------------------ the flow
-    def forward(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
-        """``audio (B, T), mel (B, n_mels, F) -> (z (B, T'), log|det dz/dx| (B,))``, ``T' = ceil(T/h)*h``."""
+    def _flow_forward(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """The flows only: ``x (B, T), mel (B, n_mels, F) -> (z (B, T'), log|det dz/dx| (B,))``."""
         x, cond = self._fold(audio, mel, "audio")
         contexts = self._contexts(cond)
         total = audio.new_zeros(audio.shape[0])
@@ -142,8 +142,8 @@ class WaveFlow(MelFlowVocoder):
             total = total + ld
         return self._unsqueeze(x), total
 
-    def inverse(self, z: Tensor, mel: Tensor, cache: RowCache | None = None) -> tuple[Tensor, Tensor]:
-        """``z (B, T), mel -> (audio (B, T), log|det dx/dz| (B,))``.
+    def _flow_inverse(self, z: Tensor, mel: Tensor, cache: RowCache | None = None) -> tuple[Tensor, Tensor]:
+        """The flows only: ``z (B, T), mel -> (x (B, T), log|det dx/dz| (B,))``.
 
         ``cache=None``: the reference inverse (differentiable, slow). ``cache=RowCache(dtype=...)``: the
         same inverse with every 2-D WaveNet evaluated row by row through its ring-buffer cache (each row

@@ -124,8 +124,8 @@ class WaveGlow(MelFlowVocoder):
         return k > 0 and k % self.config.n_early_every == 0
 
     # ------------------------------------------------------------------ the flow
-    def forward(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
-        """``audio (B, T), mel (B, n_mels, F) -> (z (B, T'), log|det dz/dx| (B,))``, ``T' = ceil(T/g)*g``."""
+    def _flow_forward(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """The flows only: ``x (B, T), mel (B, n_mels, F) -> (z (B, T'), log|det dz/dx| (B,))``."""
         x, cond = self._fold(audio, mel, "audio")
         outs: list[Tensor] = []
         total = audio.new_zeros(audio.shape[0])
@@ -138,8 +138,10 @@ class WaveGlow(MelFlowVocoder):
         outs.append(x)
         return self._unsqueeze(torch.cat(outs, dim=1)), total
 
-    def inverse(self, z: Tensor, mel: Tensor, cache: WaveGlowCache | None = None) -> tuple[Tensor, Tensor]:
-        """``z (B, T), mel -> (audio (B, T), log|det dx/dz| (B,))``.
+    def _flow_inverse(
+        self, z: Tensor, mel: Tensor, cache: WaveGlowCache | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The flows only: ``z (B, T), mel -> (x (B, T), log|det dx/dz| (B,))``.
 
         ``cache=None``: the reference (differentiable). ``cache=WaveGlowCache(dtype=...)``: the same
         inverse without autograd, weight norm folded once, 1x1 inverses precomputed, WaveNets optionally

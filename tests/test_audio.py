@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import librosa
@@ -182,11 +183,18 @@ def test_save_load_round_trip(tmp_path: Path, suffix: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [f"a{suffix}"]  # no temp file left behind
 
 
-def test_stereo_mixdown_and_channels(tmp_path: Path) -> None:
+def test_stereo_mixdown_and_channels(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     left, right = _tone(freq=440.0), _tone(freq=660.0)
     sf.write(tmp_path / "s.wav", np.stack([left, right], axis=1), 16000, subtype="FLOAT")
-    mono, _ = load_audio(tmp_path / "s.wav")
-    both, _ = load_audio(tmp_path / "s.wav", mono=False)
+    sf.write(tmp_path / "m.wav", left, 16000, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING, logger="waveflow_py.audio.io"):
+        mono, _ = load_audio(tmp_path / "s.wav")
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings == [f"{tmp_path / 's.wav'}: 2 channels averaged to mono"]  # said once, naming it
+        caplog.clear()
+        both, _ = load_audio(tmp_path / "s.wav", mono=False)
+        load_audio(tmp_path / "m.wav")
+        assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # nothing averaged: silent
     assert both.shape == (2, len(left))
     assert torch.allclose(mono, torch.from_numpy((left + right) / 2), atol=1e-6)
 

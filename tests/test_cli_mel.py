@@ -96,3 +96,35 @@ def test_model_settings_from_a_release(inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["mel", str(inputs / "spk1" / "a.wav"), "-o", str(out), "--model", str(release), "-q"]) == 0
     assert np.load(out / "a.npy").shape == (80, int(0.3 * 16000) // 256 + 1)
+
+
+def test_never_overwrites_an_input_or_a_foreign_file(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an input named like an output: `waveflow mel x.npy -o .` would replace it with its own mel
+    monkeypatch.chdir(tmp_path)
+    sf.write(tmp_path / "x.npy", _tone(16000), 16000, format="WAV")  # audio under a .npy name
+    before = (tmp_path / "x.npy").read_bytes()
+    for extra in ([], ["--overwrite"]):
+        assert main(["mel", "x.npy", "-o", ".", "-q", *extra]) == 2
+        assert "refusing to overwrite an input" in capsys.readouterr().err
+        assert (tmp_path / "x.npy").read_bytes() == before and not (tmp_path / "mel_config.json").exists()
+    # someone's .npy where an output would go, in a folder that no `waveflow mel` wrote
+    out = tmp_path / "feats"
+    out.mkdir()
+    np.save(out / "c.npy", np.ones(3))
+    argv = ["mel", str(inputs / "c.wav"), "-o", str(out), "-q"]
+    assert main(argv) == 2
+    assert "not written by waveflow mel: pass --overwrite" in capsys.readouterr().err
+    assert np.load(out / "c.npy").shape == (3,) and not (out / "mel_config.json").exists()
+    assert main([*argv, "--overwrite"]) == 0 and np.load(out / "c.npy").shape[0] == 80
+    assert main(argv) == 0  # a re-run into its own output folder needs no --overwrite
+
+
+def test_unwritable_output_is_a_one_line_error(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("x")
+    assert main(["mel", str(inputs), "-o", str(tmp_path / "file" / "sub"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "waveflow mel: error: -o" in err and "cannot write there" in err

@@ -43,7 +43,7 @@ def test_vocodes_audio_mels_and_directories(release: Path, tmp_path: Path) -> No
     torch.save(mel_of(release, 0.15)[None], tmp_path / "p.pt")  # (1, n_mels, F) is accepted too
     out = tmp_path / "out"
     argv = ["vocode", str(src), str(tmp_path / "m.npy"), str(tmp_path / "p.pt"), "-o", str(out)]
-    rc = main([*argv, "--model", str(release), "--batch-size", "2", "--sigma", "0.3", "--quiet"])
+    rc = main([*argv, "--model", str(release), "--batch-size", "2", "--temperature", "0.3", "--quiet"])
     assert rc == 0
     a, sr = sf.read(out / "a.wav")
     assert sr == SR and len(a) == int(0.3 * SR)  # resynthesis keeps the input's length
@@ -104,6 +104,14 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
     assert main(["info", str(release), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["verified"] and data["mel"]["sample_rate"] == SR and data["parameters"] > 0
+    from waveflow_py.dtypes import auto_dtype, short_name
+
+    dtype, why = auto_dtype("cpu")
+    assert data["dtype_auto"] == {"device": "cpu", "dtype": short_name(dtype), "reason": why}
+    assert data["temperature"] == 0.6 and data["temperature_source"] == "package default"
+    main(["info", str(release)])
+    text = capsys.readouterr().out
+    assert f"dtype auto:  {short_name(dtype)} on cpu ({why})" in text and "temperature: 0.6" in text
 
 
 def test_info_without_model_lists_bundled(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -128,6 +136,7 @@ def test_demo_builds_an_untrained_release_when_none_is_bundled(
     wav_out, sr_out = sf.read(out / "vocoded.wav")
     assert sr == sr_out == SR and len(wav_in) == len(wav_out) > SR  # the example is a few seconds
     assert (out / "spectrograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["demo", "-o", str(out)]) == 0  # the default run again: its own files, no --overwrite
 
 
 def test_demo_with_a_given_model_and_input(release: Path, tmp_path: Path) -> None:
@@ -136,3 +145,127 @@ def test_demo_with_a_given_model_and_input(release: Path, tmp_path: Path) -> Non
     assert main(["demo", "-o", str(out), "--model", str(release), "--input", str(tmp_path / "x.wav")]) == 0
     assert len(sf.read(out / "vocoded.wav")[0]) == int(0.3 * SR)
     assert not (out / "untrained-release").exists()
+
+
+def _digest(path: Path) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+@pytest.mark.parametrize("how", ["-o the input file", "-o . in its folder", "dir -o dir"])
+def test_vocode_never_overwrites_its_input(
+    release: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    how: str,
+) -> None:
+    rec = tmp_path / "in.wav"
+    sf.write(rec, tone(0.2), SR)
+    before = _digest(rec)
+    monkeypatch.chdir(tmp_path)
+    argv = {"-o the input file": ["in.wav", "-o", "in.wav"], "-o . in its folder": ["in.wav", "-o", "."],
+            "dir -o dir": [str(tmp_path), "-o", str(tmp_path)]}[how]
+    for extra in ([], ["--overwrite"]):  # --overwrite never extends to an input
+        rc = main(["vocode", *argv, "--model", str(release), "--quiet", *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and "refusing to overwrite an input" in err and "Traceback" not in err
+        assert len([x for x in err.splitlines() if "error" in x]) == 1
+        assert _digest(rec) == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_vocode_refuses_foreign_files_but_replaces_its_own(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sf.write(tmp_path / "a.wav", tone(0.2), SR)
+    out = tmp_path / "out"
+    out.mkdir()
+    sf.write(out / "a.wav", tone(0.1), SR)  # someone's recording, not written by waveflow vocode
+    foreign = _digest(out / "a.wav")
+    argv = ["vocode", str(tmp_path / "a.wav"), "-o", str(out), "--model", str(release), "--quiet"]
+    assert main(argv) == 2
+    assert "pass --overwrite" in capsys.readouterr().err and _digest(out / "a.wav") == foreign
+    assert main([*argv, "--overwrite"]) == 0 and _digest(out / "a.wav") != foreign
+    from waveflow_py.audio import audio_software
+
+    assert (audio_software(out / "a.wav") or "").startswith("waveflow vocode")
+    assert main(argv) == 0  # a re-run replaces its own earlier output without --overwrite
+
+
+def test_one_bad_mel_never_aborts_the_batch(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A corrupt .pt and a string-dtype .npy among good mels (one batch): the good ones are written, each
+    bad one is named once, a summary counts them, exit 1."""
+    good = mel_of(release, 0.2)
+    np.save(tmp_path / "g1.npy", good.numpy())
+    torch.save(good, tmp_path / "g2.pt")
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 truncated zip, not a tensor")
+    np.save(tmp_path / "words.npy", np.array([["a", "b"], ["c", "d"]]))
+    torch.save({"mel": good.to(torch.complex64)}, tmp_path / "complex.pt")
+    names = ["g1.npy", "bad.pt", "words.npy", "g2.pt", "complex.pt"]
+    out = tmp_path / "out"
+    rc = main(["vocode", *[str(tmp_path / n) for n in names], "-o", str(out), "--model", str(release),
+               "--batch-size", "8", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["g1.wav", "g2.wav"]
+    for bad, why in (("bad.pt", "corrupt"), ("words.npy", "dtype <U1"), ("complex.pt", "complex")):
+        lines = [x for x in err.splitlines() if x.startswith(f"waveflow vocode: {tmp_path / bad}: ")]
+        assert len(lines) == 1 and why in lines[0], (bad, err)
+    assert f"waveflow vocode: 3 of 5 input(s) failed; 2 written to {out}" in err
+
+
+def test_vocode_uses_vocode_many(release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from waveflow_py.vocoder import Vocoder
+
+    calls = []
+    real = Vocoder.vocode_many
+
+    def spy(self, mels, **kwargs):
+        calls.append((len(mels), kwargs["batch_size"]))
+        return real(self, mels, **kwargs)
+
+    monkeypatch.setattr(Vocoder, "vocode_many", spy)
+    for i in range(3):
+        np.save(tmp_path / f"m{i}.npy", mel_of(release, 0.1 + 0.05 * i).numpy())
+    out = tmp_path / "out"
+    assert main(["vocode", *[str(tmp_path / f"m{i}.npy") for i in range(3)], "-o", str(out),
+                 "--model", str(release), "--batch-size", "2", "--quiet"]) == 0  # fmt: skip
+    assert calls == [(2, 2), (1, 2)]
+    assert len(sf.read(out / "m2.wav")[0]) == mel_of(release, 0.2).shape[-1] * HOP
+
+
+def test_demo_guards_its_input_and_foreign_files_and_reruns(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    sf.write(out / "input.wav", tone(0.3), SR)
+    before = _digest(out / "input.wav")
+    argv = ["demo", "-o", str(out), "--model", str(release)]
+    assert main([*argv, "--input", str(out / "input.wav"), "--overwrite"]) == 2  # the input itself
+    assert "refusing to overwrite an input" in capsys.readouterr().err
+    assert main([*argv, "--input", str(out / "input.wav").replace("input.wav", "../demo/input.wav")]) == 2
+    capsys.readouterr()
+    (out / "input.wav").rename(tmp_path / "x.wav")
+    (out / "spectrograms.png").write_bytes(b"my own figure")
+    assert main([*argv, "--input", str(tmp_path / "x.wav")]) == 2  # a foreign file in OUT
+    assert "spectrograms.png" in capsys.readouterr().err
+    assert (out / "spectrograms.png").read_bytes() == b"my own figure"
+    assert _digest(tmp_path / "x.wav") == before
+    (out / "spectrograms.png").unlink()
+    assert main([*argv, "--input", str(tmp_path / "x.wav")]) == 0
+    assert main([*argv, "--input", str(tmp_path / "x.wav")]) == 0  # re-running replaces its own files
+    assert sorted(p.name for p in out.iterdir()) == ["input.wav", "spectrograms.png", "vocoded.wav"]
+
+
+def test_sigma_is_a_deprecated_alias_of_temperature(capsys: pytest.CaptureFixture[str]) -> None:
+    from waveflow_py.cli import build_parser
+
+    args = build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--sigma", "0.4"])
+    assert args.temperature == 0.4 and "--sigma is deprecated" in capsys.readouterr().err
+    args = build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--temperature", "0.3"])
+    assert args.temperature == 0.3 and args.dtype == "auto"
+    assert build_parser().parse_args(["vocode", "x.wav", "-o", "out"]).temperature is None

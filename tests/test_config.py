@@ -76,3 +76,31 @@ def test_presets() -> None:
         mel_preset("nope")
     with pytest.raises(ValueError, match="Nyquist"):
         MelConfig(sample_rate=16000, fmax=11025.0)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n", "{}\n"])
+def test_an_empty_config_is_refused(tmp_path: Path, text: str) -> None:
+    """An empty file must not silently mean "all defaults" (a 100,000-step default training run)."""
+    from waveflow_py.config import ExperimentConfig
+
+    (tmp_path / "empty.yaml").write_text(text)
+    with pytest.raises(ValueError, match=r"empty\.yaml: the config is empty"):
+        load_yaml(ExperimentConfig, tmp_path / "empty.yaml")
+    (tmp_path / "child.yaml").write_text("extends: empty.yaml\nn_flows: 4\n")
+    with pytest.raises(ValueError, match="the config is empty"):  # also as a base of an overlay
+        load_yaml(WaveFlowConfig, tmp_path / "child.yaml")
+
+
+def test_invalid_yaml_is_a_one_line_value_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("n_flows: 4\nmel: [1, 2\nresidual_channels: 8\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: invalid YAML: .* at line \d+, column \d+") as e:
+        load_yaml(WaveFlowConfig, tmp_path / "bad.yaml")
+    assert "\n" not in str(e.value)
+    (tmp_path / "bad.json").write_text("{\"n_flows\": 4,}")
+    with pytest.raises(ValueError, match=r"bad\.json: invalid JSON"):
+        load_yaml(WaveFlowConfig, tmp_path / "bad.json")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00\x81garbage")
+    with pytest.raises(ValueError, match="not a text file"):
+        load_yaml(WaveFlowConfig, tmp_path / "binary.yaml")
+    with pytest.raises(ValueError, match="invalid YAML value"):
+        parse_overrides(["a=[1, 2"])

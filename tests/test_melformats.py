@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from waveflow_py.audio import MelSpectrogram
-from waveflow_py.config import mel_preset
-from waveflow_py.melformats import (
+from waveflow_py.audio.conventions import (
     check_mel,
     from_model_mel,
     load_stats,
@@ -20,6 +19,7 @@ from waveflow_py.melformats import (
     resolve_format,
     to_model_mel,
 )
+from waveflow_py.config import mel_preset
 
 
 def _signal(sr: int = 22050, length: int = 22050) -> np.ndarray:
@@ -69,6 +69,37 @@ def test_log10_model_convention_with_stats_matches_its_front_end() -> None:
     raw = MelSpectrogram(plain)(y)
     converted = to_model_mel(raw, "log10", model)
     assert (converted.double() - MelSpectrogram(model)(y)).abs().max() < 1e-5
+
+
+def coqui_normalize_numpy(ln_mel: np.ndarray, ref_level_db: float, min_level_db: float, symmetric: bool,
+                          max_norm: float) -> np.ndarray:
+    """Coqui TTS AudioProcessor, written out in numpy: ``_amp_to_db`` (20 log10(max(1e-8, M))) minus
+    ref_level_db, then ``normalize`` ((S - min) / -min mapped to [-k, k] or [0, k], clipped)."""
+    amp = np.exp(ln_mel)
+    db = 20.0 * np.log10(np.maximum(1e-8, amp)) - ref_level_db
+    norm = (db - min_level_db) / -min_level_db
+    if symmetric:
+        return np.clip(2 * max_norm * norm - max_norm, -max_norm, max_norm)
+    return np.clip(max_norm * norm, 0.0, max_norm)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_coqui_db_matches_the_numpy_closed_form(model_mel: torch.Tensor, symmetric: bool) -> None:
+    """Encoding equals Coqui's formulas computed in numpy, and decoding a numpy-encoded mel gives back
+    the model mel wherever the encoding was not clipped."""
+    cfg = mel_preset("tacotron2")
+    params = {"ref_level_db": 20.0, "min_level_db": -100.0, "symmetric_norm": symmetric, "max_norm": 4.0}
+    ln_mel = model_mel.double().numpy()
+    expected = coqui_normalize_numpy(ln_mel, 20.0, -100.0, symmetric, 4.0)
+    encoded = from_model_mel(model_mel, "coqui", cfg, **params).double().numpy()
+    np.testing.assert_allclose(encoded, expected, atol=1e-5)
+    decoded = to_model_mel(torch.from_numpy(expected), "db", cfg, **params).double().numpy()
+    inside = (expected > (-4.0 if symmetric else 0.0) + 1e-9) & (expected < 4.0 - 1e-9)
+    assert inside.mean() > 0.5
+    np.testing.assert_allclose(decoded[inside], ln_mel[inside], atol=1e-5)
+    # the clipped floor decodes to the dB floor: ln(10 ** ((min_level_db + ref_level_db) / 20))
+    low = expected <= (-4.0 if symmetric else 0.0) + 1e-9
+    np.testing.assert_allclose(decoded[low], math.log(10 ** (-80 / 20)), atol=1e-5)
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
@@ -242,3 +273,20 @@ def test_compressed_encodings_of_real_speech_warn(
                 assert f"--mel-format {fmt}" in str(e)
             else:
                 assert "look compressed" in caplog.text
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_linear_mel_is_refused_with_the_conversion(model_mel: torch.Tensor, power: float) -> None:
+    """A mel that was never log-compressed (linear magnitude or power) is refused, naming the fix."""
+    cfg = mel_preset("tacotron2")
+    linear = model_mel.exp().pow(power).float()  # what a front end without the log step writes
+    with pytest.raises(ValueError, match=r"linear-magnitude or power mel.*ln\(max\(mel, 1e-5\)\)"):
+        to_model_mel(linear, "ln", cfg)
+    fixed = torch.log(linear.clamp(min=1e-5)) / power  # the conversion the message gives
+    to_model_mel(fixed, "ln", cfg)  # accepted
+
+
+def test_conversion_stays_on_the_mel_device(model_mel: torch.Tensor) -> None:
+    cfg = mel_preset("espnet", mean=[-2.0] * 80, std=[1.5] * 80)
+    out = to_model_mel(from_model_mel(model_mel, "model", cfg), "model", cfg)
+    assert out.device == model_mel.device

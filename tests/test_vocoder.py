@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -12,10 +13,10 @@ import soundfile as sf
 import torch
 
 from waveflow_py.audio import AudioError, MelSpectrogram
+from waveflow_py.audio.conventions import from_model_mel
 from waveflow_py.config import mel_preset
-from waveflow_py.melformats import from_model_mel
 from waveflow_py.pretrained import ReleaseNotFoundError, build_random_release, lookup
-from waveflow_py.vocoder import Vocoder
+from waveflow_py.vocoder import DEFAULT_TEMPERATURE, Vocoder
 
 SR = 22050
 HOP = 256
@@ -29,7 +30,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def vocoder(release: Path) -> Vocoder:
-    return Vocoder.from_pretrained(release)
+    return Vocoder.from_pretrained(release, dtype="fp32")  # exact comparisons: no device-dependent bf16
 
 
 def speechlike(seconds: float = 0.5, sr: int = SR) -> torch.Tensor:
@@ -53,7 +54,7 @@ def test_vocode_shapes_lengths_and_numpy(vocoder: Vocoder) -> None:
     assert audio.shape == (frames * HOP,) and audio.dtype == torch.float32 and torch.isfinite(audio).all()
     assert vocoder.vocode(mel.numpy()).shape == (frames * HOP,)
     batch = torch.stack([mel, mel])
-    out = vocoder.vocode(batch, lengths=[frames, 5], sigma=0.5)
+    out = vocoder.vocode(batch, lengths=[frames, 5], temperature=0.5)
     assert out.shape == (2, frames * HOP)
     assert (out[1, 5 * HOP :] == 0).all() and out[1, : 5 * HOP].abs().sum() > 0
     assert vocoder.audio_lengths([frames, 5]).tolist() == [frames * HOP, 5 * HOP]
@@ -63,11 +64,12 @@ def test_vocode_shapes_lengths_and_numpy(vocoder: Vocoder) -> None:
 
 def test_vocode_runs_the_model_inverse(vocoder: Vocoder) -> None:
     mel = vocoder.mel(speechlike())
-    want = vocoder.model.infer(mel[None], sigma=0.0, cached=False)[0]
-    got = vocoder.vocode(mel, sigma=0.0)
+    with torch.no_grad():
+        want = vocoder.model.inverse(torch.zeros(1, mel.shape[-1] * HOP), mel[None])[0][0]
+    got = vocoder.vocode(mel, temperature=0.0)
     assert want.abs().max() > 1e-4  # the tiny release's output depends on the mel
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
-    quieter = vocoder.vocode(mel - 2.0, sigma=0.0)
+    quieter = vocoder.vocode(mel - 2.0, temperature=0.0)
     assert not torch.allclose(quieter, got)
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     torch.testing.assert_close(vocoder.vocode(mel, generator=g1), vocoder.vocode(mel, generator=g2))
@@ -77,8 +79,8 @@ def test_a_padded_batch_item_equals_the_item_alone(vocoder: Vocoder) -> None:
     long, short = vocoder.mel(speechlike(0.5)), vocoder.mel(speechlike(0.2))
     batch, lens = vocoder.pad_mels([long, short])
     assert lens.tolist() == [long.shape[-1], short.shape[-1]]
-    out = vocoder.vocode(batch, lens, sigma=0.0, mel_format="model")
-    alone = vocoder.vocode(short, sigma=0.0)
+    out = vocoder.vocode(batch, lens, temperature=0.0, mel_format="model")
+    alone = vocoder.vocode(short, temperature=0.0)
     torch.testing.assert_close(out[1, : alone.numel()], alone, rtol=1e-4, atol=1e-5)
     assert (out[1, alone.numel() :] == 0).all()
 
@@ -91,8 +93,8 @@ def test_vocode_many_keeps_each_length(vocoder: Vocoder) -> None:
 
 def test_other_mel_conventions_are_converted(vocoder: Vocoder) -> None:
     mel = vocoder.mel(speechlike())
-    natural = vocoder.vocode(mel, sigma=0.0)
-    as_log10 = vocoder.vocode(mel / math.log(10), sigma=0.0, mel_format="log10")
+    natural = vocoder.vocode(mel, temperature=0.0)
+    as_log10 = vocoder.vocode(mel / math.log(10), temperature=0.0, mel_format="log10")
     torch.testing.assert_close(as_log10, natural, rtol=1e-3, atol=1e-4)
 
 
@@ -107,6 +109,8 @@ def test_bad_mels_say_what_was_expected(vocoder: Vocoder) -> None:
     with pytest.raises(ValueError, match="(?i)nan|finite"):
         vocoder.vocode(bad)
     with pytest.raises(ValueError, match=r"mel values span .* lies in \[-11.5, "):
+        vocoder.vocode(mel + 30.0)  # beyond full scale
+    with pytest.raises(ValueError, match="linear-magnitude or power mel"):
         vocoder.vocode(torch.exp(mel) * 1000.0)  # linear magnitudes, not log-mel
     coqui = from_model_mel(mel, "db", vocoder.mel_config)  # a Coqui-style dB mel given as natural log
     with pytest.raises(ValueError, match="mel-format db"):
@@ -117,8 +121,8 @@ def test_bad_mels_say_what_was_expected(vocoder: Vocoder) -> None:
     torch.testing.assert_close(back[above_floor], mel[above_floor], rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError, match="shape"):
         vocoder.vocode(mel[0])
-    with pytest.raises(ValueError, match="sigma"):
-        vocoder.vocode(mel, sigma=-1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        vocoder.vocode(mel, temperature=-1.0)
 
 
 def test_features_of_another_frame_rate_are_refused(vocoder: Vocoder) -> None:
@@ -155,7 +159,7 @@ def test_resynthesize_files_and_rates(vocoder: Vocoder, tmp_path: Path) -> None:
 def test_denoise_option_keeps_shape(release: Path) -> None:
     vocoder = Vocoder.from_pretrained(release, denoise=0.05)
     mel = vocoder.mel(speechlike(0.3))
-    out = vocoder.vocode(mel, sigma=0.3)
+    out = vocoder.vocode(mel, temperature=0.3)
     assert out.shape == (mel.shape[-1] * HOP,) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="denoise"):
         Vocoder(vocoder.model, denoise=-1)
@@ -165,6 +169,45 @@ def test_save_pretrained_round_trip(vocoder: Vocoder, tmp_path: Path) -> None:
     path = vocoder.save_pretrained(tmp_path / "copy")
     again = Vocoder.from_pretrained(path)
     assert again.info.sha256 == vocoder.info.sha256 and again.info.provenance == vocoder.info.provenance
+    assert again.temperature == DEFAULT_TEMPERATURE and again.info.temperature is None
+
+
+def test_release_temperature_is_the_default_and_can_be_overridden(vocoder: Vocoder, tmp_path: Path) -> None:
+    vocoder.temperature = 0.3
+    path = vocoder.save_pretrained(tmp_path / "t03")
+    assert json.loads((path / "config.json").read_text())["temperature"] == 0.3
+    again = Vocoder.from_pretrained(path, dtype="fp32")
+    assert again.temperature == 0.3
+    mel = again.mel(speechlike(0.2))
+    seeded = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    z = 0.3 * torch.randn(mel.shape[-1] * HOP, generator=seeded())
+    with torch.no_grad():
+        want = again.model.inverse(z[None], mel[None])[0][0]
+    torch.testing.assert_close(again.vocode(mel, generator=seeded()), want, rtol=1e-4, atol=1e-5)
+    assert Vocoder.from_pretrained(path, temperature=0.5).temperature == 0.5
+    data = json.loads((path / "config.json").read_text())
+    data["temperature"] = -1
+    (path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="temperature"):
+        Vocoder.from_pretrained(path)
+
+
+def test_dtype_auto_follows_the_cpu(release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from waveflow_py import dtypes
+
+    monkeypatch.setattr(dtypes, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    plain = Vocoder.from_pretrained(release)  # dtype="auto" is the default
+    assert plain.compute_dtype == torch.float32 and "no AMX" in plain.dtype_reason
+    monkeypatch.setattr(dtypes, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
+    amx = Vocoder.from_pretrained(release)
+    assert amx.compute_dtype == torch.bfloat16 and "AMX" in amx.dtype_reason
+    assert next(amx.model.parameters()).dtype == torch.float32  # the weights stay float32
+    mel = amx.mel(speechlike(0.2))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    low, ref = amx.vocode(mel, generator=g()), plain.vocode(mel, generator=g())
+    rel = float((low - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt())
+    assert 1e-4 < rel and -20 * math.log10(rel) >= 30.0  # bf16 really ran, 30 dB or better
+    assert Vocoder.from_pretrained(release, dtype="fp32").compute_dtype == torch.float32
 
 
 def test_no_default_model_says_how_to_make_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

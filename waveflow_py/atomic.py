@@ -6,12 +6,13 @@ features, releases, checkpoints and reports alike.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "fsync_path"]
+__all__ = ["atomic_write", "atomic_write_text", "fsync_path", "sha256_file"]
 
 
 def fsync_path(path: str | os.PathLike[str]) -> None:
@@ -52,3 +53,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (releases, checkpoints and imports record it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,23 @@ def mel_preset(name: str, **overrides: Any) -> MelConfig:
 
 
 # ----------------------------------------------------------------------------- models
+ENVELOPES = ("none", "gain", "lpc")
+
+
+def _check_envelope(name: str, envelope: str, lpc_order: int, preemphasis: float, mel: MelConfig) -> None:
+    """Validate the envelope fields shared by the model configs (``name``: the config class)."""
+    if envelope not in ENVELOPES:
+        raise ValueError(f"{name}.envelope: expected one of {ENVELOPES}, got {envelope!r}")
+    if isinstance(lpc_order, bool) or not isinstance(lpc_order, int) or lpc_order < 1:
+        raise ValueError(f"{name}.lpc_order: expected a positive integer, got {lpc_order!r}")
+    if envelope == "lpc" and lpc_order >= mel.n_fft // 2:
+        raise ValueError(
+            f"{name}.lpc_order: expected < n_fft / 2 = {mel.n_fft // 2} for envelope 'lpc', got {lpc_order}"
+        )
+    if not 0.0 <= preemphasis < 1.0:
+        raise ValueError(f"{name}.preemphasis: expected 0 <= preemphasis < 1 (0: off), got {preemphasis!r}")
+
+
 @dataclass
 class WaveFlowConfig:
     """WaveFlow (Ping et al. 2020). Defaults: the paper's main model (h=16, r=64, 8 flows x 8 layers)."""
@@ -156,8 +174,21 @@ class WaveFlowConfig:
     mel: MelConfig = field(default_factory=MelConfig)
     upsample_scales: list[int] | None = None  # None: factor hop_length into (16, 16) style scales
     sigma: float = 1.0  # sigma of the Gaussian prior used in training
+    # soft tanh bound of the log-scale; None: unbounded exp(log_s) (imported L0SG/Parakeet checkpoints)
+    scale_bound: float | None = 8.0
+    # "transform": every row is transformed, row 0 from the mel only; "identity": row 0 is copied and
+    # row i > 0 is conditioned on rows < i (the authors' Parakeet WaveFlow and L0SG's port)
+    first_row: str = "transform"
+    envelope: str = "none"  # "none", "gain" (per-frame RMS) or "lpc": flows model the mel-whitened excitation
+    lpc_order: int = 16  # order of the "lpc" envelope filter
+    preemphasis: float = 0.0  # x[n] - preemphasis * x[n-1] before the envelope (0: off)
 
     def __post_init__(self) -> None:
+        _check_envelope("WaveFlowConfig", self.envelope, self.lpc_order, self.preemphasis, self.mel)
+        if self.first_row not in ("transform", "identity"):
+            raise ValueError(f"first_row: expected 'transform' or 'identity', got {self.first_row!r}")
+        if self.scale_bound is not None and self.scale_bound <= 0:
+            raise ValueError(f"scale_bound: expected a positive number or null, got {self.scale_bound}")
         if self.n_group < 2:
             raise ValueError(f"n_group (h) must be >= 2, got {self.n_group}")
         if self.height_dilations is not None and len(self.height_dilations) != self.n_layers:
@@ -183,6 +214,23 @@ class WaveGlowConfig:
     mel: MelConfig = field(default_factory=MelConfig)
     upsample_scales: list[int] | None = None
     sigma: float = 1.0
+    # "stack": the 2-D transposed-conv stack (nn.upsample.MelUpsampler); "nvidia": NVIDIA's single
+    # ConvTranspose1d(n_mels, n_mels, 4 * hop, stride=hop) (imported NVIDIA checkpoints)
+    upsampler: str = "stack"
+    # how the couplings see the upsampled mel: "squeeze" (WaveGlow: squeezed like the audio into
+    # n_mels * n_group channels) or "pooled" (SqueezeWave-style: averaged over each group, n_mels channels;
+    # far fewer conditioning weights and MACs for a large n_group)
+    condition: str = "squeeze"
+    envelope: str = "none"  # "none", "gain" (per-frame RMS) or "lpc": flows model the mel-whitened excitation
+    lpc_order: int = 16  # order of the "lpc" envelope filter
+    preemphasis: float = 0.0  # x[n] - preemphasis * x[n-1] before the envelope (0: off)
+
+    def __post_init__(self) -> None:
+        if self.condition not in ("squeeze", "pooled"):
+            raise ValueError(f"condition: expected 'squeeze' or 'pooled', got {self.condition!r}")
+        _check_envelope("WaveGlowConfig", self.envelope, self.lpc_order, self.preemphasis, self.mel)
+        if self.upsampler not in ("stack", "nvidia"):
+            raise ValueError(f"upsampler: expected 'stack' or 'nvidia', got {self.upsampler!r}")
 
 
 # ----------------------------------------------------------------------------- strict (de)serialisation
@@ -291,15 +339,33 @@ def merge_dicts(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML parser error as one line: what is wrong and where (line/column, 1-based)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def _read_yaml_chain(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise ValueError(f"{path}: 'extends' cycle through {[str(p) for p in seen]}")
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    data = data or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text file ({e.reason} at byte {e.start})") from e
+    try:
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML: {_yaml_problem(e)}") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON: {e}") from e
+    if data is None or data == {}:
+        # an empty file (or only comments) would silently mean "every default": refuse it
+        raise ValueError(f"{path}: the config is empty (no settings in it)")
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     data = dict(data)
@@ -320,7 +386,10 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ValueError(f"override {item!r}: expected key=value (e.g. train.lr=2e-4)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ValueError(f"override {item!r}: invalid YAML value: {_yaml_problem(e)}") from e
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -392,7 +461,7 @@ class TrainConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max global grad norm (0: no clipping; the norm is logged either way)
-    precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast on CUDA only; fp16 uses a GradScaler)
+    precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast; CPU bf16 fast with AMX; fp16 CUDA only)
     compile: bool = False  # torch.compile the training module
     ema_decay: float = 0.0  # exponential moving average of the weights (0: off)
     seed: int = 1234
@@ -403,13 +472,17 @@ class TrainConfig:
     val_every: int = 1000
     val_at_start: bool = False  # also validate before the first step (a step-0 point on the dev curve)
     val_clips: int = 2  # dev clips vocoded at validation (mel L1, audio and spectrograms)
-    val_sigma: float = 1.0  # prior temperature used when vocoding validation clips
+    val_temperature: float | None = None  # sampling temperature of the vocoded clips (None: the default, 0.6)
+    val_sigma: float | None = None  # deprecated name of val_temperature (accepted with a warning)
     ckpt_every: int = 1000
     keep_last_k: int = 3
     max_nonfinite: int = 10  # this many consecutive non-finite losses stop the run
     progress: bool = True  # tqdm bar on rank 0
     tensorboard: bool = True  # TensorBoard event files (if tensorboard is installed)
     export_release: bool = True  # write a release (pretrained.save_release) at the end
+    max_minutes: float | None = None  # time budget: stop cleanly (checkpoint, validate, export) after it
+    budget_clock: str = "wall"  # what max_minutes counts: "wall" (elapsed) or "cpu" (this process's CPU time)
+    init_from: str | None = None  # a release (name or directory) whose weights start a new run (fine-tuning)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -424,22 +497,51 @@ class TrainConfig:
             raise ValueError(f"train.ema_decay: expected 0 <= decay < 1, got {self.ema_decay}")
         if self.lr <= 0:
             raise ValueError(f"train.lr: expected > 0, got {self.lr}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"train.max_minutes: expected > 0 (or null: no budget), got {self.max_minutes}")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise ValueError(f"train.budget_clock: expected 'wall' or 'cpu', got {self.budget_clock!r}")
+        if self.val_sigma is not None:
+            warnings.warn("train.val_sigma is deprecated: use train.val_temperature", FutureWarning,
+                          stacklevel=2)
+            if self.val_temperature is None:
+                self.val_temperature = self.val_sigma
+            self.val_sigma = None
+        if self.val_temperature is not None and not self.val_temperature >= 0:
+            raise ValueError(f"train.val_temperature: expected >= 0, got {self.val_temperature}")
 
 
 @dataclass
 class ExperimentConfig:
-    """One training experiment: ``model_type`` + ``model`` (validated into that model's config class),
-    ``data`` and ``train``. ``mel_preset`` (optional) fills ``model.mel`` from :data:`MEL_PRESETS` before
-    any explicit ``model.mel`` keys are applied."""
+    """One training experiment: ``model_type`` + ``model``, ``data`` and ``train``.
+
+    ``model`` is given as a mapping (YAML/JSON) and resolved **once**, at construction, into the typed
+    config of ``model_type`` (:data:`MODEL_CONFIGS`: ``WaveFlowConfig`` or ``WaveGlowConfig``);
+    afterwards ``exp.model`` is that dataclass. ``mel_preset`` (optional) fills ``model.mel`` from
+    :data:`MEL_PRESETS` before any explicit ``model.mel`` keys of the mapping are applied."""
 
     model_type: str = "waveflow"
     mel_preset: str | None = None
-    model: dict[str, Any] = field(default_factory=dict)
+    model: Any = field(default_factory=dict)  # a mapping in, a WaveFlowConfig / WaveGlowConfig after init
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        cfg = self.model_config()  # validates early: unknown model keys are errors at load time
+        if self.model_type not in MODEL_CONFIGS:
+            raise ValueError(f"model_type: expected one of {sorted(MODEL_CONFIGS)}, got {self.model_type!r}")
+        cls = MODEL_CONFIGS[self.model_type]
+        if isinstance(self.model, Mapping):
+            data = dict(self.model)
+            if self.mel_preset is not None:
+                base = to_dict(mel_preset(self.mel_preset))
+                data["mel"] = merge_dicts(base, data.get("mel") or {})
+            self.model = from_dict(cls, data, path="model")
+        elif not isinstance(self.model, cls):
+            raise ValueError(
+                f"model: expected a mapping or a {cls.__name__} for model_type {self.model_type!r}, "
+                f"got {type(self.model).__name__}"
+            )
+        cfg = self.model
         hop = cfg.mel.hop_length
         if self.data.segment_length % hop:
             raise ValueError(
@@ -452,18 +554,12 @@ class ExperimentConfig:
             )
 
     def model_config(self) -> WaveFlowConfig | WaveGlowConfig:
-        """The typed model config (``WaveFlowConfig`` or ``WaveGlowConfig``)."""
-        if self.model_type not in MODEL_CONFIGS:
-            raise ValueError(f"model_type: expected one of {sorted(MODEL_CONFIGS)}, got {self.model_type!r}")
-        data = dict(self.model)
-        if self.mel_preset is not None:
-            base = to_dict(mel_preset(self.mel_preset))
-            data["mel"] = merge_dicts(base, data.get("mel") or {})
-        return from_dict(MODEL_CONFIGS[self.model_type], data, path="model")
+        """The typed model config (``self.model``, resolved once at construction)."""
+        return self.model
 
     @property
     def sample_rate(self) -> int:
-        return self.model_config().mel.sample_rate
+        return self.model.mel.sample_rate
 
 
 MODEL_CONFIGS: dict[str, type] = {"waveflow": WaveFlowConfig, "waveglow": WaveGlowConfig}

@@ -4,13 +4,15 @@
 >>> audio = vocoder.vocode(mel)                         # mel (n_mels, F) -> audio (F * hop,)
 >>> audio = vocoder.vocode(mel, mel_format="log10", stats="stats.npy")  # an ESPnet-style mel
 
-Mels from other front ends are converted to the model's convention by :mod:`waveflow_py.melformats`
+Mels from other front ends are converted to the model's convention by :mod:`waveflow_py.audio.conventions`
 (``mel_format``: "ln" natural log, "log10" with optional mean/std stats, "db" Coqui-style dB, "model"
 for features already in the model's convention, e.g. from :meth:`Vocoder.mel`) and validated
 (bin count, value range, frame rate) before synthesis, so a mismatched front end fails with a message
-instead of producing noise. Synthesis runs under ``torch.inference_mode`` through the fast cached
-inverse (:func:`waveflow_py.inference.synthesize`). Shapes: a mel ``(n_mels, F)`` gives audio
-``(F * hop,)``; a batch ``(B, n_mels, F)`` gives ``(B, F * hop)``.
+instead of producing noise. Synthesis runs under ``torch.inference_mode`` through the one sampler,
+:func:`waveflow_py.inference.synthesize` (fast cached inverse; long inputs in chunks of bounded memory),
+at the release's ``temperature`` (else :data:`~waveflow_py.inference.DEFAULT_TEMPERATURE`) and in the
+compute dtype chosen for the device (``dtype="auto"``, see :mod:`waveflow_py.dtypes`). Shapes: a mel
+``(n_mels, F)`` gives audio ``(F * hop,)``; a batch ``(B, n_mels, F)`` gives ``(B, F * hop)``.
 """
 
 from __future__ import annotations
@@ -25,47 +27,54 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from waveflow_py.audio.conventions import silent_mel
 from waveflow_py.config import MelConfig
-from waveflow_py.inference.denoiser import Denoiser, silent_mel
-from waveflow_py.pretrained import ReleaseInfo, load_release, parse_dtype, save_release
+from waveflow_py.dtypes import parse_dtype, resolve_dtype
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE, check_temperature
+from waveflow_py.inference.denoiser import Denoiser
+from waveflow_py.inference.synthesis import DEFAULT_MAX_FRAMES, synthesize
+from waveflow_py.pretrained import ReleaseInfo, load_release, save_release
 
-__all__ = ["Vocoder", "DEFAULT_SIGMA"]
+__all__ = ["Vocoder", "DEFAULT_TEMPERATURE"]
 
 logger = logging.getLogger(__name__)
-
-# Flow vocoders are trained with a unit prior and sample speech from a narrower one (a lower
-# temperature): WaveGlow (Prenger et al. 2019) uses sigma = 0.6, WaveFlow (Ping et al. 2020) likewise.
-DEFAULT_SIGMA = 0.6
-
-
-def _synthesize(
-    model: nn.Module, mel: Tensor, lengths: Tensor | None, sigma: float, generator: torch.Generator | None
-) -> Tensor:
-    """Batched synthesis through the fast cached inverse (exact per item), else ``model.infer``."""
-    try:
-        from waveflow_py.inference.synthesis import synthesize
-    except ImportError:  # pragma: no cover - the fast path is optional; the model's inverse is exact
-        logger.debug("waveflow_py.inference.synthesis unavailable: using model.infer")
-        return model.infer(mel, sigma=sigma, lengths=lengths, generator=generator)
-    audio, _ = synthesize(model, mel, lengths=lengths, sigma=sigma, generator=generator)
-    return audio
 
 
 class Vocoder:
     """A loaded vocoder release: ``vocode`` mels, compute ``mel`` features, ``resynthesize`` audio.
 
     Args:
-        model: a ``WaveFlow``/``WaveGlow`` (anything with ``config.mel``, ``hop_length`` and ``infer``).
+        model: a ``WaveFlow``/``WaveGlow``.
         info: the release it came from (``None`` for a model built in code).
         denoise: default strength of the bias-spectrum denoiser applied to every output (0: off).
+        temperature: default sampling temperature (``None``: the release's, else
+            :data:`~waveflow_py.inference.DEFAULT_TEMPERATURE`).
+        compute_dtype: dtype of the networks during synthesis (``"auto"``: chosen for the model's
+            device, see :func:`waveflow_py.dtypes.auto_dtype`; ``None``: the parameters' dtype).
+        max_frames: inputs longer than this are synthesised in chunks (bounded memory), see
+            :func:`~waveflow_py.inference.synthesize`.
     """
 
-    def __init__(self, model: nn.Module, info: ReleaseInfo | None = None, *, denoise: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        info: ReleaseInfo | None = None,
+        *,
+        denoise: float = 0.0,
+        temperature: float | None = None,
+        compute_dtype: torch.dtype | str | None = None,
+        max_frames: int | None = DEFAULT_MAX_FRAMES,
+    ) -> None:
         if denoise < 0:
             raise ValueError(f"denoise: expected a strength >= 0, got {denoise}")
         self.model = model.eval()
         self.info = info
         self.denoise_strength = float(denoise)
+        if temperature is None:
+            temperature = info.temperature if info is not None and info.temperature is not None else None
+        self.temperature = check_temperature(DEFAULT_TEMPERATURE if temperature is None else temperature)
+        self.compute_dtype, self.dtype_reason = resolve_dtype(compute_dtype, self.device)
+        self.max_frames = max_frames
         self._denoiser: Denoiser | None = None
         self._mel_module: nn.Module | None = None
 
@@ -75,24 +84,38 @@ class Vocoder:
         cls,
         name_or_dir: str | os.PathLike[str] | None = None,
         device: torch.device | str | None = None,
-        dtype: torch.dtype | str | None = None,
+        dtype: torch.dtype | str | None = "auto",
         *,
         denoise: float = 0.0,
+        temperature: float | None = None,
     ) -> Vocoder:
-        """Load a release by bundled name or directory (``None``: the default bundled release)."""
-        model, info = load_release(name_or_dir, device=device, dtype=dtype)
+        """Load a release by bundled name or directory (``None``: the default bundled release).
+
+        ``dtype``: the compute dtype of synthesis: ``"auto"`` (default) picks bfloat16 where the device
+        runs it faster than float32 (CPUs with AMX, CUDA sm_80+), else float32
+        (:func:`waveflow_py.dtypes.auto_dtype`); ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
+        stay float32 (``"float64"`` moves them to float64). ``temperature``: overrides the release's.
+        """
+        wanted = parse_dtype(dtype) if not (isinstance(dtype, str) and dtype.lower() == "auto") else None
+        weights = torch.float64 if wanted == torch.float64 else None
+        model, info = load_release(name_or_dir, device=device, dtype=weights)
         if info.is_untrained:
             logger.warning("release %s has untrained (random) weights: its audio is noise", info.path)
-        return cls(model, info, denoise=denoise)
+        compute = None if wanted == torch.float64 else dtype
+        vocoder = cls(model, info, denoise=denoise, temperature=temperature, compute_dtype=compute)
+        logger.info("compute dtype %s (%s)", vocoder.compute_dtype or vocoder.dtype, vocoder.dtype_reason)
+        return vocoder
 
     def save_pretrained(
         self, directory: str | os.PathLike[str], provenance: dict[str, Any] | None = None
     ) -> Path:
-        """Write this vocoder as a release (provenance defaults to the loaded release's)."""
+        """Write this vocoder as a release (provenance defaults to the loaded release's; a temperature
+        other than the package default is recorded in its config.json)."""
         prov = provenance if provenance is not None else (self.info.provenance if self.info else None)
         if not prov:
             raise ValueError("provenance: this vocoder has none recorded; pass one (data, steps, date, ...)")
-        return save_release(directory, self.model, provenance=prov)
+        temp = None if self.temperature == DEFAULT_TEMPERATURE else self.temperature
+        return save_release(directory, self.model, provenance=prov, temperature=temp)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -119,8 +142,11 @@ class Vocoder:
         return p.dtype if p is not None else torch.float32
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None) -> Vocoder:
-        """Move the model (and cached helpers) in place; returns ``self``."""
+        """Move the model's weights (and cached helpers) in place; returns ``self``. An ``"auto"`` compute
+        dtype is chosen again for the new device."""
         self.model.to(device=device, dtype=parse_dtype(dtype))
+        if self.dtype_reason != "requested":
+            self.compute_dtype, self.dtype_reason = resolve_dtype("auto", self.device)
         self._denoiser = None
         self._mel_module = None
         return self
@@ -129,7 +155,8 @@ class Vocoder:
         where = str(self.info.path) if self.info else "in-memory"
         return (
             f"Vocoder({type(self.model).__name__}, {self.sample_rate} Hz, {self.mel_config.n_mels} mels, "
-            f"{where}, device={self.device}, dtype={self.dtype})"
+            f"{where}, device={self.device}, dtype={self.dtype}, compute_dtype={self.compute_dtype}, "
+            f"temperature={self.temperature})"
         )
 
     # ------------------------------------------------------------------ features
@@ -137,13 +164,14 @@ class Vocoder:
         """Any supported mel -> validated model-convention mel ``(B, n_mels, F)`` on the model's device.
 
         Conversion and checks (bin count, transposed input, NaN/inf, value range, a floor that belongs
-        to another convention) are :func:`waveflow_py.melformats.to_model_mel`'s; ``fmt_params`` go to
-        it (``stats``/``mean``/``std`` for log10, Coqui's dB settings, ``source_cfg``/``approximate``).
+        to another convention) are :func:`waveflow_py.audio.conventions.to_model_mel`'s; ``fmt_params``
+        go to it (``stats``/``mean``/``std`` for log10, Coqui's dB settings, ``source_cfg``/``approximate``).
+        A tensor is converted and validated on its own device (no round trip through the CPU).
         """
-        from waveflow_py.melformats import to_model_mel
+        from waveflow_py.audio.conventions import to_model_mel
 
         if isinstance(mel, Tensor):
-            mel = mel.detach().to("cpu")
+            mel = mel.detach()
         batch = to_model_mel(mel, mel_format, self.mel_config, **fmt_params)
         return batch.to(device=self.device, dtype=self.dtype)
 
@@ -168,7 +196,7 @@ class Vocoder:
         mel: Tensor | np.ndarray,
         lengths: Tensor | Sequence[int] | None = None,
         *,
-        sigma: float = DEFAULT_SIGMA,
+        temperature: float | None = None,
         mel_format: str = "ln",
         denoise: float | None = None,
         generator: torch.Generator | None = None,
@@ -180,16 +208,18 @@ class Vocoder:
         ``lengths`` (frames per item) mark a padded batch: item ``i`` is synthesised as if alone (the
         padding never reaches it) and its samples past ``lengths[i] * hop`` are zero (see
         :meth:`audio_lengths`). ``mel_format`` and ``fmt_params`` describe the front end's convention
-        (see :mod:`waveflow_py.melformats`); ``denoise`` overrides the vocoder's default strength;
-        ``generator`` makes the noise reproducible.
+        (see :mod:`waveflow_py.audio.conventions`); ``temperature`` overrides the vocoder's default;
+        ``denoise`` overrides its default strength; ``generator`` makes the noise reproducible.
         """
-        if sigma < 0:
-            raise ValueError(f"sigma: expected >= 0, got {sigma}")
+        temperature = check_temperature(self.temperature if temperature is None else temperature)
         single = (mel.dim() if isinstance(mel, Tensor) else np.ndim(mel)) == 2
         batch = self.prepare_mel(mel, mel_format, **fmt_params)
         lens = self._check_lengths(lengths, batch)
         with torch.inference_mode():
-            audio = _synthesize(self.model, batch, lens, float(sigma), generator).float()
+            audio, _ = synthesize(
+                self.model, batch, lens, temperature, self.compute_dtype, generator,
+                max_frames=self.max_frames,
+            )
             strength = self.denoise_strength if denoise is None else float(denoise)
             if strength > 0:
                 audio = self.denoise(audio, strength)
@@ -210,7 +240,7 @@ class Vocoder:
         mels: Sequence[Tensor | np.ndarray],
         *,
         batch_size: int = 8,
-        sigma: float = DEFAULT_SIGMA,
+        temperature: float | None = None,
         mel_format: str = "ln",
         denoise: float | None = None,
         **fmt_params: Any,
@@ -228,7 +258,7 @@ class Vocoder:
         for start in range(0, len(prepared), batch_size):
             chunk = [m[0] for m in prepared[start : start + batch_size]]
             batch, lens = self.pad_mels(chunk)
-            audio = self.vocode(batch, lens, sigma=sigma, denoise=denoise, mel_format="model")
+            audio = self.vocode(batch, lens, temperature=temperature, denoise=denoise, mel_format="model")
             out.extend(a[: int(n)] for a, n in zip(audio, self.audio_lengths(lens), strict=True))
         return out
 
@@ -260,7 +290,7 @@ class Vocoder:
         *,
         sample_rate: int | None = None,
         resample: bool = False,
-        sigma: float = DEFAULT_SIGMA,
+        temperature: float | None = None,
         denoise: float | None = None,
     ) -> Tensor:
         """Audio file or ``(T,)`` tensor -> mel -> audio: the vocoder's copy of a recording.
@@ -287,7 +317,8 @@ class Vocoder:
 
                 wav = torch.from_numpy(resample_audio(wav.cpu().numpy(), sample_rate, self.sample_rate))
         features = self.mel(wav)
-        return self.vocode(features, sigma=sigma, denoise=denoise, mel_format="model")[: wav.numel()]
+        out = self.vocode(features, temperature=temperature, denoise=denoise, mel_format="model")
+        return out[: wav.numel()]
 
     def denoise(self, audio: Tensor, strength: float = 0.1) -> Tensor:
         """Remove the model's bias spectrum (WaveGlow-style, see :class:`Denoiser`) from ``audio``."""

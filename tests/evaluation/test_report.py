@@ -71,7 +71,7 @@ def _callable_model() -> EvalModel:
         sample_rate=SR,
         mel_config=cfg,
         mel=lambda audio: log_mel(audio, cfg),
-        vocode=lambda mel, sigma, seed: griffin_lim(mel, cfg, n_iter=8, seed=seed),
+        vocode=lambda mel, temperature, seed: griffin_lim(mel, cfg, n_iter=8, seed=seed),
         log_prob=log_prob,
         provenance={"weights": "none: an 8-iteration Griffin-Lim stands in for a model"},
     )
@@ -138,11 +138,11 @@ def test_cli_eval_on_a_tiny_random_release(corpus: Path, tmp_path: Path) -> None
         str(corpus / "metadata.csv"),
         "--split",
         "dev",
-        "--max-clips",
-        "2",
+        "--max-clips",  # evenly spaced over clip0, broken, clip1: all three
+        "3",
         "--gl-iters",
         "4",
-        "--sigma",
+        "--sigma",  # the deprecated alias of --temperature still works
         "0.5",
         "--figures",
         "1",
@@ -150,8 +150,8 @@ def test_cli_eval_on_a_tiny_random_release(corpus: Path, tmp_path: Path) -> None
         str(out),
     ]
     assert main(argv) == 0
-    data = _check_report(out, n_clips=1, n_failed=1)
-    assert data["settings"]["sigma"] == 0.5 and data["settings"]["griffin_lim_iters"] == 4
+    data = _check_report(out, n_clips=2, n_failed=1)
+    assert data["settings"]["temperature"] == 0.5 and data["settings"]["griffin_lim_iters"] == 4
     assert data["model"]["untrained"] is True and data["model"]["weights_sha256"]
     assert math.isfinite(data["clips"][0]["nll_nats"])
     assert "Untrained (random) weights" in (out / "report.md").read_text()

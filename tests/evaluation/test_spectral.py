@@ -8,7 +8,7 @@ import pytest
 from tests.evaluation.signals import add_noise, harmonic_tone, speech_like
 from waveflow_py.config import mel_preset
 from waveflow_py.evaluation import log_mel_l1, mel_cepstral_distortion, multi_resolution_stft
-from waveflow_py.evaluation.spectral import ln_magnitude_mel, log_mel, mel_cepstrum
+from waveflow_py.evaluation.spectral import ln_magnitude_mel, log_mel, mcd_coefficients, mel_cepstrum
 
 SR = 16000
 CFG = mel_preset("16k")
@@ -69,13 +69,45 @@ def test_mcd_ignores_overall_gain_because_c0_is_excluded() -> None:
     assert mel_cepstral_distortion(tone, add_noise(tone, 10), SR, CFG) > 1.0
 
 
-def test_mcd_matches_the_formula_on_cepstra(speech: np.ndarray) -> None:
+def _dct_ii_ortho(n: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix written out: row k is sqrt(2/N) cos(pi k (2m + 1) / 2N), row 0 / sqrt2"""
+    k, m = np.arange(n)[:, None], np.arange(n)[None, :]
+    mat = np.sqrt(2.0 / n) * np.cos(np.pi * k * (2 * m + 1) / (2 * n))
+    mat[0] /= np.sqrt(2.0)
+    return mat
+
+
+def _mcd_closed_form(ref: np.ndarray, deg: np.ndarray, cfg, k: int) -> float:
+    """Kubichek's MCD from the ln-mel by an explicit DCT matrix (no code of the module's cepstrum)."""
+    c_r = _dct_ii_ortho(cfg.n_mels) @ log_mel(ref, cfg)
+    c_d = _dct_ii_ortho(cfg.n_mels) @ log_mel(deg, cfg)
+    diff = (c_r - c_d)[1 : k + 1]  # c1..ck: c0 (energy) excluded
+    return float(np.mean(10 / np.log(10) * np.sqrt(2 * np.sum(diff**2, axis=0))))
+
+
+def test_mcd_matches_an_independent_closed_form(speech: np.ndarray) -> None:
+    assert CFG.log == "ln" and CFG.power == 1.0 and CFG.mean is None  # log_mel is the ln mel magnitude
     noisy = add_noise(speech, 10)
-    c_r = mel_cepstrum(log_mel(speech, CFG), CFG)
-    c_d = mel_cepstrum(log_mel(noisy, CFG), CFG)
-    assert c_r.shape[0] == 24
-    expected = np.mean(10 / np.log(10) * np.sqrt(2 * np.sum((c_r - c_d) ** 2, axis=0)))
-    assert mel_cepstral_distortion(speech, noisy, SR, CFG) == pytest.approx(expected)
+    assert mel_cepstrum(log_mel(speech, CFG), CFG).shape[0] == 24
+    expected = _mcd_closed_form(speech, noisy, CFG, 24)
+    assert mel_cepstral_distortion(speech, noisy, SR, CFG) == pytest.approx(expected, rel=1e-9)
+    assert mel_cepstral_distortion(speech, noisy, SR, CFG, n_coeffs=10) == pytest.approx(
+        _mcd_closed_form(speech, noisy, CFG, 10), rel=1e-9
+    )
+
+
+@pytest.mark.parametrize("n_mels", [2, 8, 16, 24, 25])
+def test_mcd_works_for_small_mels_with_the_coefficients_they_have(speech: np.ndarray, n_mels: int) -> None:
+    """A mel under 25 bins (tests, the tiny recipe) uses c1..c(n_mels-1) instead of failing."""
+    cfg = mel_preset("16k", n_mels=n_mels)
+    k = mcd_coefficients(cfg)
+    assert k == min(24, n_mels - 1)
+    noisy = add_noise(speech, 10)
+    assert mel_cepstrum(log_mel(speech, cfg), cfg).shape[0] == k
+    value = mel_cepstral_distortion(speech, noisy, SR, cfg)
+    assert value > 0 and value == pytest.approx(_mcd_closed_form(speech, noisy, cfg, k), rel=1e-9)
+    with pytest.raises(ValueError, match="n_coeffs"):
+        mel_cepstral_distortion(speech, noisy, SR, cfg, n_coeffs=n_mels)  # an explicit K must fit
 
 
 def test_ln_magnitude_mel_undoes_log10_and_stats(speech: np.ndarray) -> None:
@@ -86,3 +118,26 @@ def test_ln_magnitude_mel_undoes_log10_and_stats(speech: np.ndarray) -> None:
     np.testing.assert_allclose(ln_magnitude_mel(normalised, stats), base, atol=1e-4)
     power2 = mel_preset("16k", power=2.0)
     np.testing.assert_allclose(ln_magnitude_mel(log_mel(speech, power2), power2), log_mel(speech, power2) / 2)
+
+
+def test_metrics_and_report_of_a_small_mel_state_the_mcd_range(speech: np.ndarray) -> None:
+    """The tiny recipe's 16-bin mel: compute_metrics gives a finite MCD (not NaN + "n_coeffs: expected
+    1..15, got 24") and the report's settings say which coefficients were used."""
+    from waveflow_py.config import to_dict
+    from waveflow_py.evaluation.metrics import compute_metrics
+    from waveflow_py.evaluation.report import _settings_lines
+
+    cfg = mel_preset("16k", n_mels=16)
+    result = compute_metrics(speech, add_noise(speech, 10), SR, cfg)
+    assert "mcd" not in result.errors and np.isfinite(result.values["mcd"]) and result.values["mcd"] > 0
+
+    class _Result:  # the fields _settings_lines reads
+        settings = {"data": "d", "sample_rate": SR, "sigma": 0.6, "seed": 0, "griffin_lim_iters": 1,
+                    "mel": to_dict(cfg), "pitch": {"description": "pYIN"}}
+        clips: list = []
+        failed: list = []
+
+    text = "\n".join(_settings_lines(_Result()))  # type: ignore[arg-type]
+    assert "c1..c15 (all that a 16-bin mel has" in text
+    _Result.settings["mel"] = to_dict(CFG)
+    assert "c1..c24," in "\n".join(_settings_lines(_Result()))  # type: ignore[arg-type]

@@ -32,9 +32,12 @@ from waveflow_py.flows import (
     ConvNet1d,
     ConvNet2d,
     DiagonalScaling,
+    FrameGain,
     InvConv1x1,
     Inverse,
+    LPCFilter,
     Planar,
+    PreEmphasis,
     RandomPermutation,
     ResidualMLP,
     ReversePermutation,
@@ -48,6 +51,8 @@ class Case:
     context: tuple[int, ...] | None = None
     feature_dim: int = 1
     vector_only: bool = False
+    context_scale: float = 1.0  # the random context is N(0, context_scale^2) (LPC: keep filters stable)
+    any_length: bool = False  # every length is valid (no "wrong size" input to refuse)
 
 
 def _glow_step_audio() -> nn.Module:
@@ -108,6 +113,11 @@ CASES: dict[str, Case] = {
         (5, 3),
     ),
     "glow-step-audio-ctx": Case(_glow_step_audio, (2, 4, 5), (2, 3, 5)),
+    # fixed envelope transforms (context: per-segment log-gain and LPC coefficients, hop 4)
+    "lpc": Case(lambda: LPCFilter(3, 4), (4, 12), (4, 3, 4), context_scale=0.3),
+    "lpc-hop-below-order": Case(lambda: LPCFilter(5, 2), (3, 8), (3, 4, 6), context_scale=0.2),
+    "frame-gain": Case(lambda: FrameGain(4), (4, 12), (4, 3, 1), context_scale=0.5),
+    "preemphasis": Case(lambda: PreEmphasis(0.9, hop=4), (4, 11), any_length=True),
 }
 
 
@@ -115,7 +125,9 @@ def _build(name: str, dtype: torch.dtype = torch.float32):
     case = CASES[name]
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(case.shape, generator=gen).to(dtype)
-    ctx = None if case.context is None else torch.randn(case.context, generator=gen).to(dtype)
+    ctx = None
+    if case.context is not None:
+        ctx = case.context_scale * torch.randn(case.context, generator=gen).to(dtype)
     t = case.factory().to(dtype)
     with torch.no_grad():
         t(x, ctx)  # data-dependent initialisation (ActNorm)
@@ -153,4 +165,6 @@ def test_state_dict_roundtrip(name: str) -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_bad_inputs_raise_value_error(name: str) -> None:
     case, t, x, ctx = _build(name)
+    if case.any_length:
+        pytest.skip("every length is valid; its other bad inputs are tested beside the transform")
     check_bad_inputs(t, x, ctx, feature_dim=case.feature_dim, vector_only=case.vector_only)

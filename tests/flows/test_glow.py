@@ -104,3 +104,18 @@ def test_invalid_permutation() -> None:
         Permutation(torch.tensor([1, 0]), dim=0)
     with pytest.raises(ValueError, match="expected size 4 in dimension 2"):
         ReversePermutation(4, dim=2)(torch.randn(2, 4, 3))
+
+
+def test_invconv_inverse_weight_path_equals_the_inverse() -> None:
+    """The fast path WaveGlow's cache uses (a precomputed W^-1) inverts exactly like ``inverse``."""
+    conv = InvConv1x1(6, seed=1)
+    with torch.no_grad():
+        conv.log_s.add_(0.3)
+        conv.lower.add_(0.1 * torch.randn(6, 6))
+    y = torch.randn(2, 6, 11)
+    x, ld = conv.inverse(y)
+    x_fast, ld_fast = conv.inverse_with(y, conv.inverse_weight())
+    torch.testing.assert_close(x_fast, x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ld_fast, ld)
+    torch.testing.assert_close(conv(x_fast)[0], y, atol=1e-5, rtol=1e-5)
+    assert conv.inverse_weight(torch.bfloat16).dtype == torch.bfloat16

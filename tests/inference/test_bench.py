@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from waveflow_py.dtypes import auto_dtype, short_name
 from waveflow_py.inference.bench import (
     BenchCase,
     bench_cases,
@@ -19,8 +20,11 @@ from waveflow_py.inference.bench import (
 
 def test_grid_and_validation() -> None:
     quick = bench_cases(True)
-    assert [(c.r, c.h, c.batch, c.dtype) for c in quick] == [(64, 16, 1, "fp32"), (64, 16, 1, "bf16")]
-    full = bench_cases(False, models=("waveflow", "waveglow"))
+    auto = short_name(auto_dtype("cpu")[0])
+    want = ["fp32"] + ([auto] if auto != "fp32" else [])
+    assert [(c.r, c.h, c.batch, c.dtype) for c in quick] == [(64, 16, 1, d) for d in want]
+    assert [c.dtype for c in bench_cases(True, dtypes=["fp32", "bf16"])] == ["fp32", "bf16"]
+    full = bench_cases(False, models=("waveflow", "waveglow"), dtypes=["fp32", "bf16"])
     assert len(full) == 2 * 2 * 2 * 2 + 2 * 2
     with pytest.raises(ValueError, match="dtype"):
         bench_cases(True, dtypes=["int8"])
@@ -59,3 +63,35 @@ def test_cli_parses_bench_options() -> None:
     )
     assert args.quick and args.threads == 1 and args.methods == ["cached"] and args.append
     assert args.models == ["waveflow", "waveglow"] and args.precision and args.results == "out.md"
+
+
+def test_cli_quick_bench_of_one_frame_prints_the_table(tmp_path, capsys) -> None:
+    """``waveflow bench --quick`` end to end at its smallest: one mel frame of audio, fp32, one repeat;
+    the printed table has one row whose rates agree with each other, and the results file is written."""
+    from waveflow_py.cli import main
+
+    frame = f"{256 / 22050:.6f}"
+    results = tmp_path / "RESULTS.md"
+    rc = main(["bench", "--quick", "--device", "cpu", "--threads", "1", "--dtype", "fp32", "--methods",
+               "plain", "cached", "fused", "--seconds", frame, "--plain-seconds", frame, "--repeats", "1",
+               "--results", str(results), "--note", "one frame"])
+    assert rc == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("|")]
+    assert len(lines) == 3  # header, rule, one case
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    row = dict(zip(head, (c.strip() for c in lines[2].strip("|").split("|")), strict=True))
+    case = (row["model"], row["r"], row["h"], row["batch"], row["dtype"])
+    assert case == ("waveflow", "64", "16", "1", "fp32")
+    assert row["params"] == "5.95 M" and row["fused"] == "n/a (needs CUDA)"
+    rates = {}
+    for method in ("plain", "cached"):
+        khz, xrt, rtf = (float(part.split()[-1 if i == 2 else 0].rstrip("x")) for i, part in
+                         enumerate(row[method].split(", ")))
+        # the cells are rounded (kHz to 2 decimals, x RT and RTF to 3 significant digits)
+        assert khz == pytest.approx(xrt * 22.05, rel=0.01, abs=0.006)
+        assert rtf == pytest.approx(1 / xrt, rel=0.01)
+        rates[method] = xrt
+    ratio = float(row["cached / plain"].rstrip("x"))
+    assert ratio == pytest.approx(rates["cached"] / rates["plain"], rel=0.1)
+    text = results.read_text()
+    assert lines[2] in text and "one frame" in text

@@ -97,3 +97,59 @@ def test_mismatch_errors_name_tensor_and_key(tmp_path: Path) -> None:
         ckpt.check_config_matches(data["config"], {"model": {"n": 2}}, ("model",))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         ckpt.resolve_checkpoint(tmp_path / "empty")
+
+
+def _damage(step_dir: Path, how: str) -> None:
+    f = step_dir / "model.safetensors"
+    data = f.read_bytes()
+    if how == "truncate":
+        f.write_bytes(data[: len(data) // 2])
+    elif how == "flip":  # same size, one byte of the tensor data changed: only the recorded sha256 sees it
+        f.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    else:
+        f.unlink()
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip", "delete"])
+def test_a_damaged_latest_falls_back_to_the_newest_intact_one(tmp_path: Path, how: str, caplog) -> None:
+    model, opt = _parts()
+    for step in (1, 2, 3):
+        _save(tmp_path, step, model, opt, k=3)
+    _damage(tmp_path / "step_00000003", how)
+    assert ckpt.verify_checkpoint(tmp_path / "step_00000003") is not None
+    assert ckpt.verify_checkpoint(tmp_path / "step_00000002") is None
+    with caplog.at_level("WARNING", logger="waveflow_py.train.checkpoint"):
+        assert ckpt.resolve_checkpoint(tmp_path).name == "step_00000002"
+        assert ckpt.load_checkpoint(tmp_path)["state"]["step"] == 2
+    assert "step_00000003" in caplog.text and "damaged" in caplog.text
+    # named explicitly, a damaged checkpoint is an error (not silently another one), with a hint
+    hint = r"step_00000003 is damaged: .*newest intact one is .*step_00000002"
+    with pytest.raises(ckpt.CheckpointCorrupt, match=hint):
+        ckpt.load_checkpoint(tmp_path / "step_00000003")
+
+
+def test_no_intact_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
+    model, opt = _parts()
+    for step in (1, 2):
+        _save(tmp_path, step, model, opt)
+    _damage(tmp_path / "step_00000002", "truncate")
+    (tmp_path / "step_00000001" / "state.json").write_text("{not json")
+    with pytest.raises(ckpt.CheckpointCorrupt, match="no intact checkpoint in") as e:
+        ckpt.resolve_checkpoint(tmp_path)
+    assert "step_00000002 (model.safetensors" in str(e.value) and "step_00000001 (unreadable" in str(e.value)
+    assert isinstance(e.value, ValueError)  # the CLI prints it as one line
+
+
+def test_checkpoints_without_recorded_hashes_are_still_checked(tmp_path: Path) -> None:
+    """Checkpoints written before hashes were recorded: the safetensors structure is still verified."""
+    import json
+
+    model, opt = _parts()
+    d = _save(tmp_path, 1, model, opt)
+    state = json.loads((d / "state.json").read_text())
+    assert set(state.pop("files")) == {"model.safetensors", "optimizer.safetensors", "config.yaml"}
+    (d / "state.json").write_text(json.dumps(state))
+    assert ckpt.verify_checkpoint(d) is None
+    f = d / "optimizer.safetensors"
+    f.write_bytes(f.read_bytes()[:-3])
+    assert "optimizer.safetensors" in (ckpt.verify_checkpoint(d) or "")

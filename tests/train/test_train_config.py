@@ -60,3 +60,27 @@ def test_lr_schedules() -> None:
     cos = from_dict(ExperimentConfig, {"train": {**base, "lr_schedule": "cosine", "lr_min_ratio": 0.1}}).train
     assert lr_at(10, cos) == pytest.approx(1.0) and lr_at(100, cos) == pytest.approx(0.1)
     assert lr_at(55, cos) == pytest.approx(0.55)
+
+
+def test_model_config_is_typed_and_resolved_once() -> None:
+    from waveflow_py.config import WaveFlowConfig, WaveGlowConfig, to_dict
+    from waveflow_py.models import WaveGlow, build_model
+
+    data = {"model_type": "waveglow", "mel_preset": "16k", "model": {"n_flows": 4}}
+    exp = from_dict(ExperimentConfig, data)
+    assert isinstance(exp.model, WaveGlowConfig) and exp.model.n_flows == 4
+    assert exp.model.mel.sample_rate == 16000 and exp.model_config() is exp.model  # no re-resolution
+    again = from_dict(ExperimentConfig, to_dict(exp))  # plain data round trip (YAML/checkpoints)
+    assert again.model == exp.model
+    assert isinstance(build_model(exp.model_type, exp.model), WaveGlow)
+    with pytest.raises(ValueError, match="WaveGlowConfig"):
+        ExperimentConfig(model_type="waveglow", model=WaveFlowConfig())
+
+
+def test_val_sigma_is_the_deprecated_name_of_val_temperature() -> None:
+    assert from_dict(ExperimentConfig, {}).train.val_temperature is None  # the package default (0.6)
+    with pytest.warns(FutureWarning, match="val_temperature"):
+        exp = from_dict(ExperimentConfig, {"train": {"val_sigma": 0.7}})
+    assert exp.train.val_temperature == 0.7 and exp.train.val_sigma is None
+    with pytest.raises(ValueError, match="val_temperature"):
+        from_dict(ExperimentConfig, {"train": {"val_temperature": -1.0}})

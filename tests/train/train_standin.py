@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from waveflow_py.flows.distributions import StandardNormal
+
 
 class StandIn(nn.Module):
     """A conditional per-sample affine flow ``z = (x - mu(mel)) * exp(-s(mel))`` with the agreed interface."""
@@ -21,6 +23,7 @@ class StandIn(nn.Module):
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
         self.bias = nn.Parameter(torch.zeros(1))
+        self.prior = StandardNormal((1,))
 
     def _params(self, mel: Tensor, T: int) -> tuple[Tensor, Tensor]:
         h = self.proj(mel)  # (B, 2*hop, F)
@@ -37,8 +40,15 @@ class StandIn(nn.Module):
         T = audio.shape[-1]
         return (-0.5 * (z**2).sum(-1) - 0.5 * T * math.log(2 * math.pi) + logdet) / T
 
-    def infer(self, mel: Tensor, sigma: float = 1.0, lengths: Any = None, generator: Any = None) -> Tensor:
-        T = mel.shape[-1] * self.hop_length
-        mu, s = self._params(mel, T)
-        z = torch.randn(mu.shape, generator=generator, device=mel.device, dtype=mu.dtype) * sigma
-        return mu + z * torch.exp(s)
+    # the synthesis interface waveflow_py.inference.synthesize uses (no cache, no envelope)
+    n_group = 1
+
+    def fast_cache(self, dtype: Any = None) -> None:
+        return None
+
+    def inverse_excitation(self, z: Tensor, mel: Tensor, cache: Any = None) -> tuple[Tensor, Tensor]:
+        mu, s = self._params(mel, z.shape[-1])
+        return mu + z * torch.exp(s), s.sum(-1)
+
+    def envelope_synthesis(self, x: Tensor, mel: Tensor, state: Any = None) -> tuple[Tensor, Tensor, Any]:
+        return x, x.new_zeros(x.shape[0]), state

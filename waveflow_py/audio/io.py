@@ -23,6 +23,7 @@ from waveflow_py.atomic import atomic_write
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioError",
+    "audio_software",
     "find_audio_files",
     "list_audio_files",
     "load_audio",
@@ -50,12 +51,8 @@ def resample_audio(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarra
     audio = np.asarray(audio, dtype=np.float32)
     if orig_sr == target_sr:
         return audio
-    try:
-        import soxr
-    except ImportError:  # pragma: no cover - soxr is a core dependency
-        import librosa
+    import soxr  # a core dependency
 
-        return librosa.resample(audio.T, orig_sr=orig_sr, target_sr=target_sr).T.astype(np.float32)
     return np.asarray(soxr.resample(audio, orig_sr, target_sr, quality="HQ"), dtype=np.float32)
 
 
@@ -124,7 +121,8 @@ def load_audio(
         path: any format libsndfile reads (wav, flac, ogg/vorbis, aiff, ...).
         sample_rate: the rate the caller needs; ``None`` keeps the file's rate.
         resample: resample to ``sample_rate`` when the file differs (else that is an error).
-        mono: average the channels (``(T,)`` result); ``False`` returns ``(C, T)``.
+        mono: average the channels (``(T,)`` result; a multi-channel file logs one warning naming
+            it); ``False`` returns ``(C, T)``.
         peak_normalize: scale so that the largest absolute sample is 0.95 (0.95 leaves headroom).
         allow_silent: accept an all-zero signal (by default it is an error: silence usually means a
             broken export, and its log-mel is a constant).
@@ -143,7 +141,8 @@ def load_audio(
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise AudioError(f"{path}: {bad} sample(s) are NaN or infinite")
-    if mono:
+    if mono and data.shape[1] > 1:
+        logger.warning("%s: %d channels averaged to mono", path, data.shape[1])
         data = data.mean(axis=1, keepdims=True)
     if sample_rate is not None and sr != sample_rate:
         if not resample:
@@ -171,12 +170,14 @@ def save_audio(
     sample_rate: int,
     *,
     subtype: str | None = None,
+    software: str | None = None,
 ) -> Path:
     """Write ``(T,)`` or ``(C, T)`` float audio atomically (temp file in the same folder, then rename).
 
     The format follows the suffix (``.wav``, ``.flac``, ``.ogg``, ...); ``subtype`` defaults to
     soundfile's default for the format (16-bit PCM for wav and flac). Samples outside [-1, 1] are
-    clipped (with a warning) for integer subtypes.
+    clipped (with a warning) for integer subtypes. ``software`` is stored in the file's metadata
+    (read back by :func:`audio_software`), e.g. the command that wrote it.
     """
     path = Path(path)
     if isinstance(audio, Tensor):
@@ -198,8 +199,25 @@ def save_audio(
     if "FLOAT" not in chosen and "DOUBLE" not in chosen and np.abs(data).max() > 1.0:
         logger.warning("%s: %d samples outside [-1, 1] are clipped", path, int((np.abs(data) > 1).sum()))
         data = np.clip(data, -1.0, 1.0)
-    atomic_write(path, lambda tmp: sf.write(tmp, data, int(sample_rate), subtype=subtype))
+    def write(tmp: Path) -> None:
+        channels = 1 if data.ndim == 1 else data.shape[1]
+        with sf.SoundFile(tmp, "w", int(sample_rate), channels, subtype=subtype) as f:
+            if software:
+                f.software = software
+            f.write(data)
+
+    atomic_write(path, write)
     return path
+
+
+def audio_software(path: str | os.PathLike[str]) -> str | None:
+    """The ``software`` metadata of an audio file (see :func:`save_audio`); ``None`` if it has none or
+    is not a readable audio file."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            return f.software or None
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
+        return None
 
 
 def list_audio_files(

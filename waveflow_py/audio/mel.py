@@ -27,6 +27,9 @@ from waveflow_py.config import MelConfig
 __all__ = ["MelSpectrogram", "mel_filter_bank", "num_frames", "log_compress", "log_decompress", "pad_amount"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Longer inputs are computed in chunks of this many frames (bounded memory, same result): 4096 frames
+# are 47.6 s at 22.05 kHz / hop 256.
+DEFAULT_CHUNK_FRAMES = 4096
 
 
 def mel_filter_bank(cfg: MelConfig) -> np.ndarray:
@@ -132,24 +135,60 @@ class MelSpectrogram(nn.Module):
         """Frames produced for ``length`` samples (``T // hop + 1`` for centred padding)."""
         return num_frames(self.config, int(length))
 
-    def forward(self, audio: Tensor) -> Tensor:
+    def forward(self, audio: Tensor, chunk_frames: int | None = DEFAULT_CHUNK_FRAMES) -> Tensor:
+        """``audio (T,)`` or ``(B, T)`` -> log-mel ``(B, n_mels, F)``.
+
+        Inputs of more than ``chunk_frames`` frames are computed in chunks of that many frames, each
+        cut from the waveform with the STFT's overlap (and the edge padding only at the true edges), so
+        the working memory is bounded by the chunk and the result equals the one-shot mel up to float
+        rounding (frames are independent). ``None``: always in one piece.
+        """
         x = self._check_audio(audio)
         work = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
-        x = x.to(work)
         cfg = self.config
         pad = pad_amount(cfg)
-        if pad > 0:
-            if cfg.pad_mode == "reflect" and x.shape[-1] <= pad:
-                raise ValueError(
-                    f"audio of {x.shape[-1]} samples is too short for reflect padding of {pad}: "
-                    f"need at least {pad + 1} samples"
-                )
-            x = nn.functional.pad(x.unsqueeze(1), (pad, pad), mode=cfg.pad_mode).squeeze(1)
-        if x.shape[-1] < cfg.n_fft:
+        if pad > 0 and cfg.pad_mode == "reflect" and x.shape[-1] <= pad:
+            raise ValueError(
+                f"audio of {x.shape[-1]} samples is too short for reflect padding of {pad}: "
+                f"need at least {pad + 1} samples"
+            )
+        frames = num_frames(cfg, x.shape[-1])
+        if frames < 1:
             raise ValueError(
                 f"audio of {audio.shape[-1]} samples gives no frame: need at least "
                 f"{cfg.n_fft - 2 * pad} samples for n_fft={cfg.n_fft} with {cfg.padding!r} padding"
             )
+        if chunk_frames is not None and chunk_frames < 1:
+            raise ValueError(f"chunk_frames: expected >= 1 or None, got {chunk_frames}")
+        # the last chunk gets at least `least` frames, so its slice is longer than the edge padding
+        least = cfg.n_fft // cfg.hop_length + 2
+        if chunk_frames is None or frames <= chunk_frames + least:
+            return self._frames(x, 0, frames, work).to(audio.dtype)
+        step = max(chunk_frames, least)
+        out = torch.empty(x.shape[0], self.n_mels, frames, dtype=audio.dtype, device=x.device)
+        start = 0
+        while start < frames:
+            stop = frames if frames - start < step + least else start + step
+            out[..., start:stop] = self._frames(x, start, stop, work)
+            start = stop
+        return out
+
+    def _frames(self, x: Tensor, first: int, stop: int, work: torch.dtype) -> Tensor:
+        """Frames ``[first, stop)`` of the log-mel of ``x (B, T)`` (edge padding applied where a frame
+        reaches past the waveform), in ``work`` precision."""
+        cfg = self.config
+        pad, hop, t = pad_amount(cfg), cfg.hop_length, x.shape[-1]
+        lo = first * hop - pad  # the frames' span in waveform samples (may reach past either edge)
+        hi = (stop - 1) * hop + cfg.n_fft - pad
+        left, right = max(0, -lo), max(0, hi - t)
+        seg = x[:, max(0, lo) : min(t, hi)].to(work)
+        if left or right:
+            seg = nn.functional.pad(seg.unsqueeze(1), (left, right), mode=cfg.pad_mode).squeeze(1)
+        return self._log_mel(seg, work)
+
+    def _log_mel(self, x: Tensor, work: torch.dtype) -> Tensor:
+        """Log-mel of the already padded ``x (B, T')``: every ``n_fft`` window at ``hop`` steps."""
+        cfg = self.config
         spec = torch.stft(
             x,
             n_fft=cfg.n_fft,
@@ -164,7 +203,7 @@ class MelSpectrogram(nn.Module):
             power = power + cfg.mag_eps
         mag = power.sqrt() if cfg.power == 1.0 else power.pow(cfg.power / 2)
         mel = torch.matmul(self.mel_basis.to(device=x.device, dtype=work), mag)
-        return log_compress(mel, cfg).to(audio.dtype)
+        return log_compress(mel, cfg)
 
     def _check_audio(self, audio: Tensor) -> Tensor:
         if not isinstance(audio, Tensor):

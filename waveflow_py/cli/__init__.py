@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser", "add_overrides_argument"]
+__all__ = ["main", "build_parser", "add_overrides_argument", "add_temperature_argument"]
 
 # name -> module; order is the order in --help
 COMMANDS: dict[str, str] = {
@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "eval": "waveflow_py.cli.eval",
     "toy2d": "waveflow_py.cli.toy2d",
     "demo": "waveflow_py.cli.demo",
+    "import": "waveflow_py.cli.import_peer",
+    "export-onnx": "waveflow_py.cli.export_onnx",
 }
 
 
@@ -41,6 +43,29 @@ def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> Non
     )
 
 
+class _DeprecatedSigma(argparse.Action):
+    """``--sigma T``: the old name of ``--temperature T`` (sets it, with a warning on stderr)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: warning: --sigma is deprecated, use --temperature", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
+    """``--temperature T`` into ``args.temperature`` (``None``: the release's, else the package default
+    :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`); ``--sigma`` is a deprecated alias."""
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        metavar="T",
+        help="sampling temperature: noise std relative to the prior's (default: the release's, else 0.6)",
+    )
+    parser.add_argument("--sigma", type=float, dest="temperature", action=_DeprecatedSigma,
+                        help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waveflow", description="Flow-based neural vocoders: synthesis, training, evaluation."
@@ -48,12 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, modname in COMMANDS.items():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name == modname:  # subcommand not shipped in this build
-                continue
-            raise
+        mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -73,12 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        # bad input: a clear one-line message, no traceback (use -v for one)
+    except (ValueError, OSError) as e:
+        # bad input or an unusable path (missing, unreadable, unwritable): a clear one-line message, no
+        # traceback (use -v for one)
         if args.verbose:
             raise
-        print(f"waveflow {args.command}: error: {e}", file=sys.stderr)
+        print(f"waveflow {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _one_line(error: BaseException) -> str:
+    """An error as one line; an OSError as ``PATH: reason`` (``[Errno 13] ...`` is for programmers)."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{error.filename}: {error.strerror}"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

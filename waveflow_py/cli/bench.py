@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--r", type=int, nargs="+", help="WaveFlow residual channels (default 64 128)")
     p.add_argument("--h", type=int, nargs="+", help="WaveFlow heights n_group (default 16 64)")
     p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default 1 16)")
-    p.add_argument("--dtype", nargs="+", choices=["fp32", "bf16", "fp16"], help="default fp32 bf16")
+    p.add_argument("--dtype", nargs="+", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="default fp32 auto (auto: bf16 where the device runs it faster, else fp32)")
     p.add_argument("--methods", nargs="+", choices=["plain", "cached", "fused"],
                    default=["plain", "cached", "fused"])
     p.add_argument("--seconds", type=float, help="audio per item for cached/fused (default 1.0, quick 0.25)")
@@ -57,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     seconds = args.seconds or (0.25 if args.quick else 1.0)
     plain = args.plain_seconds or (0.01 if args.quick else 0.05)
     repeats = args.repeats or (1 if args.quick else 2)
-    cases = bench_cases(args.quick, args.r, args.h, args.batch, args.dtype, args.models)
+    from waveflow_py.dtypes import auto_dtype, short_name
+
+    auto, why = auto_dtype(device)
+    print(f"dtype auto on {device}: {short_name(auto)} ({why})")
+    cases = bench_cases(args.quick, args.r, args.h, args.batch, args.dtype, args.models, device=device)
     results = run_benchmarks(cases, args.methods, device=device, seconds=seconds, plain_seconds=plain,
                              repeats=repeats, precision=args.precision)
     table = format_table(results)
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             "for every row, O(h^2) rows of work), reported as rates, which do not depend on the length",
             f"best of {repeats} timed run(s) after one warm-up; random weights "
             "(speed does not depend on them)",
+            f"dtype auto on {device}: {short_name(auto)} ({why})",
             *args.note,
         ]
         write_results(args.results, table, hardware_info(device), command, notes, append=args.append)

@@ -5,7 +5,8 @@ Writes to ``OUT`` (default ``waveflow-demo/``): ``input.wav`` (the example at th
 side by side). It uses the default bundled release (or ``--model``); when no release is bundled it
 builds a tiny random-weight release in ``OUT/untrained-release`` and says so everywhere: that run
 shows the pipeline, not quality. The example is espeak-ng speech made for this project
-(``examples/README.md``).
+(``examples/README.md``). Re-running into the same ``OUT`` replaces the earlier demo's files; any other
+existing file there (or ``--input`` itself) is never overwritten, unless ``--overwrite`` (never the input).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+from waveflow_py.cli import add_temperature_argument
+from waveflow_py.cli._outputs import add_overwrite_argument, check_outputs, is_tagged_audio, software_tag
 
 HELP = "vocode the bundled example with the default model; write audio and a spectrogram PNG"
 
@@ -39,28 +43,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", default=None, help="release name or directory (default: the bundled default)"
     )
     parser.add_argument("--input", default=None, help="audio file instead of the example")
-    parser.add_argument("--sigma", type=float, default=None, help="prior std at synthesis (default 0.6)")
+    add_temperature_argument(parser)
     parser.add_argument("--denoise", type=float, default=0.0, metavar="STRENGTH", help="denoiser strength")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
+    add_overwrite_argument(parser)
 
 
-def _vocoder(args: argparse.Namespace, out: Path) -> tuple[Any, bool]:
-    from waveflow_py.pretrained import (
-        UNTRAINED_LABEL,
-        ReleaseNotFoundError,
-        build_random_release,
-        default_release,
-    )
+OUTPUTS = ("input.wav", "vocoded.wav", "spectrograms.png")
+UNTRAINED_DIR = "untrained-release"
+
+
+def _release_name(args: argparse.Namespace) -> str | None:
+    """The release to use; ``None`` when none is bundled (a tiny untrained one is built in OUT)."""
+    from waveflow_py.pretrained import ReleaseNotFoundError, default_release
+
+    if args.model is not None:
+        return str(args.model)
+    try:
+        return str(default_release())
+    except ReleaseNotFoundError as e:
+        logger.warning("%s", e)
+        return None
+
+
+def _ours(path: Path) -> bool:
+    """Whether ``path`` is a file an earlier ``waveflow demo`` wrote."""
+    if path.suffix == ".wav":
+        return is_tagged_audio(path, "demo")
+    if path.suffix == ".png":
+        try:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                return str(img.info.get("Software", "")).startswith(software_tag("demo"))
+        except (ImportError, OSError, ValueError):
+            return False
+    if path.parent.name == UNTRAINED_DIR:  # the tiny release: ours if its config says untrained
+        import json
+
+        from waveflow_py.pretrained import UNTRAINED_LABEL
+
+        try:
+            config = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(config, dict) and (config.get("provenance") or {}).get("weights") == UNTRAINED_LABEL
+    return False
+
+
+def _vocoder(args: argparse.Namespace, out: Path, name: str | None) -> tuple[Any, bool]:
+    from waveflow_py.pretrained import UNTRAINED_LABEL, build_random_release
     from waveflow_py.vocoder import Vocoder
 
-    name = args.model
     if name is None:
-        try:
-            name = default_release()
-        except ReleaseNotFoundError as e:
-            logger.warning("%s", e)
-            logger.warning("building a tiny release instead -- %s", UNTRAINED_LABEL)
-            name = str(build_random_release(out / "untrained-release"))
+        logger.warning("building a tiny release instead -- %s", UNTRAINED_LABEL)
+        name = str(build_random_release(out / UNTRAINED_DIR))
     vocoder = Vocoder.from_pretrained(name, device=args.device)
     return vocoder, bool(vocoder.info is not None and vocoder.info.is_untrained)
 
@@ -89,7 +126,7 @@ def _plot(path: Path, mel_in: Any, mel_out: Any, sample_rate: int, hop: int, tit
     axes[1].set_xlabel("time (s)")
     fig.colorbar(img, ax=axes, label="log mel")
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, metadata={"Software": software_tag("demo")})
     plt.close(fig)
 
 
@@ -101,19 +138,29 @@ def run(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise FileNotFoundError(f"example input not found: {source} (pass --input AUDIO_FILE)")
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    vocoder, untrained = _vocoder(args, out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"-o {out}: expected a directory, found a file")
+    name = _release_name(args)
+    targets = [out / f for f in OUTPUTS]
+    if name is None:
+        targets += [out / UNTRAINED_DIR / f for f in ("config.json", "model.safetensors")]
+    check_outputs("demo", targets, [source], overwrite=args.overwrite, ours=_ours)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"-o {out}: cannot write there ({e.strerror or e})") from e
+    vocoder, untrained = _vocoder(args, out, name)
     wav, _ = load_audio(source, vocoder.sample_rate, resample=True)
     mel_in = vocoder.mel(wav)
     kwargs = {"mel_format": "model", "denoise": args.denoise}
-    if args.sigma is not None:
-        kwargs["sigma"] = args.sigma
+    if args.temperature is not None:
+        kwargs["temperature"] = args.temperature
     audio = vocoder.vocode(mel_in, **kwargs)[: wav.numel()].float().cpu()
     peak = float(audio.abs().max())
     if untrained and peak > 0.9:  # random weights give loud noise: scale it down for listening
         audio = audio * (0.5 / peak)
-    save_audio(out / "input.wav", wav, vocoder.sample_rate)
-    save_audio(out / "vocoded.wav", audio, vocoder.sample_rate)
+    save_audio(out / "input.wav", wav, vocoder.sample_rate, software=software_tag("demo"))
+    save_audio(out / "vocoded.wav", audio, vocoder.sample_rate, software=software_tag("demo"))
     mel_out = vocoder.mel(audio.to(vocoder.device))
     name = vocoder.info.name if vocoder.info else "model"
     title = f"{source.name} vocoded by {name} ({vocoder.info.model_type if vocoder.info else ''})"

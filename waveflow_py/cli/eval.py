@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from waveflow_py.cli import add_temperature_argument
+
 HELP = "evaluate a vocoder against reference audio (PESQ, STOI, MR-STFT, MCD, pitch, NLL) and write a report"
 
 logger = logging.getLogger(__name__)
@@ -22,10 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", "-d", required=True, help="metadata.csv (path,split,...) or a directory of audio files"
     )
     parser.add_argument("--split", default=None, help="evaluate only rows/folder of this split (e.g. dev)")
-    parser.add_argument("--max-clips", type=int, default=None, metavar="N", help="first N clips only")
     parser.add_argument(
-        "--sigma", type=float, default=0.6, help="sampling temperature of the vocoder (default 0.6)"
+        "--max-clips",
+        type=int,
+        default=None,
+        metavar="N",
+        help="N clips evenly spaced over the list (all speakers of a corpus sorted by speaker)",
     )
+    add_temperature_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="noise seed (clip i uses seed + i)")
     parser.add_argument(
         "--gl-iters", type=int, default=60, metavar="N", help="Griffin-Lim iterations (default 60)"
@@ -56,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         split=args.split,
         max_clips=args.max_clips,
-        sigma=args.sigma,
+        temperature=args.temperature,
         seed=args.seed,
         gl_iters=args.gl_iters,
         n_figures=args.figures,

@@ -30,6 +30,7 @@ def _fmt(value: Any) -> str:
 
 def _summary(info: Any) -> dict[str, Any]:
     from waveflow_py.config import to_dict
+    from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 
     model = to_dict(info.config)
     mel = model.pop("mel")
@@ -46,6 +47,8 @@ def _summary(info: Any) -> dict[str, Any]:
         "verified": info.verified,
         "format_version": info.format_version,
         "untrained": info.is_untrained,
+        "temperature": info.temperature if info.temperature is not None else DEFAULT_TEMPERATURE,
+        "temperature_source": "release" if info.temperature is not None else "package default",
     }
 
 
@@ -60,9 +63,13 @@ def run(args: argparse.Namespace) -> int:
         print("bundled releases: " + (", ".join(names) if names else "none"))
         print("searched: " + ", ".join(str(d) for d in release_dirs()))
         return 0
+    from waveflow_py.dtypes import auto_dtype, short_name
+
     model, info = load_release(args.model)
     del model
     data = _summary(info)
+    auto, why = auto_dtype("cpu")
+    data["dtype_auto"] = {"device": "cpu", "dtype": short_name(auto), "reason": why}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -82,4 +89,6 @@ def run(args: argparse.Namespace) -> int:
     state = "verified" if info.verified else "NOT verified"
     print(f"weights:     model.safetensors sha256 {info.sha256} ({state})")
     print(f"format:      {data['format_version']}")
+    print(f"temperature: {data['temperature']:g} ({data['temperature_source']})")
+    print(f"dtype auto:  {short_name(auto)} on cpu ({why})")
     return 0

@@ -5,8 +5,10 @@ mirrored under ``OUT``). Each input gives one ``(n_mels, F)`` float32 array, ``.
 ``.pt`` (a plain tensor, loadable with ``torch.load(weights_only=True)``), written atomically.
 ``OUT/mel_config.json`` records the settings used. The settings come from a preset (``--preset``,
 default ``tacotron2``) or from a release (``--model``), so the features match what it was trained on.
-A bad input is reported on stderr and the others still complete. Exit status: 0 all written,
-1 some inputs failed, 2 bad usage.
+A bad input is reported on stderr and the others still complete. Before anything is written, an output
+that resolves to an input is refused, and so is an existing file unless it is an earlier output of
+``waveflow mel`` (``OUT`` already holds its ``mel_config.json``) or ``--overwrite`` is given. Exit status:
+0 all written, 1 some inputs failed, 2 bad usage (or an unwritable ``OUT``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from waveflow_py.cli._outputs import add_overwrite_argument, check_outputs
 
 HELP = "compute log-mel spectrograms (.npy/.pt) of audio files with a preset's or a model's settings"
 
@@ -36,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--allow-silent", action="store_true", help="accept all-zero recordings")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_overwrite_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -77,6 +82,15 @@ def _jobs(
     return jobs, problems
 
 
+def _is_mel_config(path: Path) -> bool:
+    """Whether ``path`` is a ``mel_config.json`` as this command writes it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"sample_rate", "n_mels", "hop_length"} <= set(data)
+
+
 def _write(target: Path, mel: Any, fmt: str) -> None:
     import numpy as np
     import torch
@@ -96,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from waveflow_py.atomic import atomic_write_text
     from waveflow_py.audio import MelSpectrogram, load_audio
     from waveflow_py.config import to_dict
 
@@ -104,14 +119,25 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"-o {out_dir}: expected a directory, found a file")
     jobs, problems = _jobs(args.inputs, out_dir, f".{args.format}")
+    config_file = out_dir / "mel_config.json"
+    earlier_run = config_file.is_file() and _is_mel_config(config_file)  # OUT is an earlier mel output
+    check_outputs(
+        "mel",
+        [config_file, *(target for _, target in jobs)],
+        [source for source, _ in jobs],
+        overwrite=args.overwrite,
+        ours=lambda f: earlier_run and (f == config_file or f.suffix in (".npy", ".pt")),
+    )
     for item, problem in problems:
         print(f"waveflow mel: {item}: {problem}", file=sys.stderr)
     if not jobs:
         print("waveflow mel: no audio files to process", file=sys.stderr)
         return 1
     module = MelSpectrogram(cfg).to(args.device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "mel_config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
+    try:
+        atomic_write_text(config_file, json.dumps(to_dict(cfg), indent=2) + "\n")
+    except OSError as e:
+        raise ValueError(f"-o {out_dir}: cannot write there ({e.strerror or e})") from e
     failed = len(problems)
     with tqdm(jobs, unit="file", desc="mel", disable=args.quiet, file=sys.stderr) as bar:
         for path, target in bar:

@@ -24,6 +24,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue from the latest checkpoint of the run directory, or from CKPT "
         "(a step_* directory or a run directory)",
     )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        metavar="N",
+        help="time budget of this invocation (train.max_minutes): stop cleanly after N minutes with a "
+        "checkpoint, a validation and a release; continue later with --resume",
+    )
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RELEASE",
+        help="start a new run from a release's weights (train.init_from; fine-tuning). Its model and mel "
+        "settings must equal the config's",
+    )
     parser.add_argument("--out", default=None, metavar="DIR", help="run directory (default: train.out_dir)")
     parser.add_argument(
         "--export-only",
@@ -41,7 +56,14 @@ def run(args: argparse.Namespace) -> int:
     from waveflow_py.train.loop import train
 
     log = logging.getLogger("waveflow.train")
-    exp = load_yaml(ExperimentConfig, args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.minutes is not None:
+        overrides.append(f"train.max_minutes={args.minutes}")
+    if args.init_from is not None:
+        if args.resume is not None:
+            raise ValueError("--init-from starts a new run and --resume continues one: give only one")
+        overrides.append(f"train.init_from={args.init_from}")
+    exp = load_yaml(ExperimentConfig, args.config, overrides)
     out = args.out if args.out is not None else exp.train.out_dir
     if args.export_only:
         source = out if args.resume in (None, True) else args.resume
@@ -49,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("release written to %s", path)
         return 0
     result = train(exp, out_dir=out, resume=args.resume)
+    if result.stopped_by_budget:
+        log.info("time budget spent at step %d of %d: resume with --resume", result.step, exp.train.steps)
     if result.dev:
         step, last = result.dev[-1]
         log.info(

@@ -2,9 +2,12 @@
 
 Inputs are audio files (resynthesised: mel computed with the model's own settings, then vocoded),
 mel files (``.npy``; ``.pt`` read with ``torch.load(weights_only=True)``), or directories (searched
-recursively for both). A bad input is reported on stderr (``waveflow vocode: FILE: problem``) and the
-others still complete. Exit status: 0 all written, 1 some inputs failed (the rest written),
-2 bad usage (unknown model, bad options).
+recursively for both). A bad input (unreadable, corrupt, wrong shape or dtype) is reported on stderr
+(``waveflow vocode: FILE: problem``), the others still complete, and a summary line counts the failures.
+Outputs are checked before anything is written: one that resolves to an input is refused, and an existing
+file that an earlier ``waveflow vocode`` did not write (its audio ``software`` tag) is refused unless
+``--overwrite``. Exit status: 0 all written, 1 some inputs failed (the rest written), 2 bad usage (unknown
+model, bad options, an output that would replace an input or a foreign file).
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from waveflow_py.cli import add_temperature_argument
+from waveflow_py.cli._outputs import add_overwrite_argument, check_outputs, is_tagged_audio, software_tag
 
 HELP = "vocode mel files (.npy/.pt) or resynthesise audio files with a released model"
 
@@ -36,9 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=None, help="release name or directory (default: the default bundled release)"
     )
-    parser.add_argument("--sigma", type=float, default=None, help="prior std at synthesis (default 0.6)")
+    add_temperature_argument(parser)
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1")
-    parser.add_argument("--dtype", default=None, help="float32 (default), float16/fp16 or bfloat16/bf16")
+    parser.add_argument(
+        "--dtype", default="auto",
+        help="auto (default: bf16 where the device computes it faster, else fp32), fp32, fp16 or bf16",
+    )
     parser.add_argument(
         "--denoise",
         type=float,
@@ -50,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mel-format",
         default="ln",
         help="convention of .npy/.pt mels: ln (natural log: Tacotron 2, HiFi-GAN; default), log10 "
-        "(ESPnet, ParallelWaveGAN), db (Coqui), model (already the model's); see waveflow_py.melformats",
+        "(ESPnet, ParallelWaveGAN), db (Coqui), model (already the model's); "
+        "see waveflow_py.audio.conventions",
     )
     parser.add_argument(
         "--mel-stats", default=None, metavar="FILE", help="mean/std stats of normalised mels (.npy or .npz)"
@@ -80,6 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="resample audio inputs at another rate than the model's (default: error)",
     )
+    add_overwrite_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -124,15 +135,29 @@ def _load_mel_file(path: Path) -> Any:
     import numpy as np
     import torch
 
-    if path.suffix.lower() == ".npy":
-        return torch.from_numpy(np.load(path, allow_pickle=False))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    kind = path.suffix.lower()
+    try:
+        if kind == ".npy":
+            obj: Any = np.load(path, allow_pickle=False)
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # an untrusted file: numpy/pickle/zip readers raise many types, all "bad file"
+        first = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:160]
+        raise ValueError(
+            f"cannot read the {kind} file, it is corrupt or not a mel ({type(e).__name__}: {first})"
+        ) from e
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "fiu":
+            raise ValueError(f"expected a numeric (float) mel array, got dtype {obj.dtype}")
+        return torch.from_numpy(obj.astype(np.float32, copy=False))
     if isinstance(obj, dict):
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         obj = tensors.get("mel", next(iter(tensors.values())) if len(tensors) == 1 else None)
     if not isinstance(obj, torch.Tensor):
         raise ValueError("expected a tensor (or a dict with a 'mel' tensor) in the .pt file")
-    return obj
+    if obj.is_complex() or obj.dtype == torch.bool:
+        raise ValueError(f"expected a real-valued mel tensor, got dtype {obj.dtype}")
+    return obj.float()
 
 
 def _prepare(job: _Job, vocoder: Any, args: argparse.Namespace, fmt: dict[str, Any]) -> None:
@@ -152,16 +177,16 @@ def _prepare(job: _Job, vocoder: Any, args: argparse.Namespace, fmt: dict[str, A
 
 
 def _synthesise(jobs: list[_Job], vocoder: Any, args: argparse.Namespace) -> list[Any]:
-    batch, lens = vocoder.pad_mels([j.mel[0] for j in jobs])
-    kwargs = {"denoise": args.denoise, "mel_format": "model"}
-    if args.sigma is not None:
-        kwargs["sigma"] = args.sigma
-    audio = vocoder.vocode(batch, lens, **kwargs)
-    out = []
-    for job, a, n in zip(jobs, audio, vocoder.audio_lengths(lens), strict=True):
-        keep = int(n) if job.length is None else min(int(n), job.length)
-        out.append(a[:keep].float().cpu())
-    return out
+    """Audio of prepared jobs through :meth:`Vocoder.vocode_many` (its batching, padding and trimming);
+    audio inputs are cut to their recording's length."""
+    kwargs: dict[str, Any] = {"denoise": args.denoise, "mel_format": "model", "batch_size": args.batch_size}
+    if args.temperature is not None:
+        kwargs["temperature"] = args.temperature
+    audio = vocoder.vocode_many([j.mel[0] for j in jobs], **kwargs)
+    return [
+        (a if job.length is None else a[: job.length]).float().cpu()
+        for job, a in zip(jobs, audio, strict=True)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,6 +209,15 @@ def run(args: argparse.Namespace) -> int:
     failed: list[tuple[Path, str]] = []
     missing: list[tuple[Path, str]] = []
     jobs = _collect(args.inputs, output, missing)
+    if output.is_file() and not (len(jobs) == 1 and jobs[0].target == output):
+        raise ValueError(f"-o {output}: expected a directory for these inputs, found a file")
+    check_outputs(
+        "vocode",
+        [j.target for j in jobs],
+        [j.source for j in jobs],
+        overwrite=args.overwrite,
+        ours=lambda f: is_tagged_audio(f, "vocode"),
+    )
     vocoder = Vocoder.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     written = 0
 
@@ -202,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
                 try:
                     _prepare(job, vocoder, args, fmt)
                     ready.append(job)
-                except (ValueError, OSError, RuntimeError, EOFError) as e:
+                except (ValueError, TypeError, OSError, RuntimeError, EOFError) as e:
                     report(job.source, str(e))
                     bar.update(1)
             if not ready:
@@ -219,10 +253,17 @@ def run(args: argparse.Namespace) -> int:
                         bar.update(1)
             for job, audio in results:
                 try:
-                    save_audio(job.target, audio, vocoder.sample_rate)
+                    save_audio(job.target, audio, vocoder.sample_rate, software=software_tag("vocode"))
                     written += 1
                 except (ValueError, OSError, RuntimeError) as e:
                     report(job.source, f"cannot write {job.target}: {e}")
                 bar.update(1)
-    logger.info("wrote %d file(s) to %s; %d failed", written, output, len(failed))
-    return 1 if failed else 0
+    if failed:
+        print(  # each failure has been named on its own line above
+            f"waveflow vocode: {len(failed)} of {len(jobs) + len(missing)} input(s) failed; "
+            f"{written} written to {output}",
+            file=sys.stderr,
+        )
+        return 1
+    logger.info("wrote %d file(s) to %s", written, output)
+    return 0

@@ -23,7 +23,7 @@ from waveflow_py.evaluation.pitch import (
     vuv_f1,
 )
 from waveflow_py.evaluation.report import write_report
-from waveflow_py.evaluation.runner import DEFAULT_SIGMA, SYSTEMS, ClipResult, EvalResult, evaluate
+from waveflow_py.evaluation.runner import SYSTEMS, ClipResult, EvalResult, evaluate
 from waveflow_py.evaluation.spectral import (
     MRSTFT_RESOLUTIONS,
     log_mel_l1,
@@ -35,7 +35,6 @@ from waveflow_py.evaluation.system import EvalModel
 
 __all__ = [
     "DEFAULT_GL_ITERS",
-    "DEFAULT_SIGMA",
     "METRICS",
     "METRIC_KEYS",
     "MRSTFT_RESOLUTIONS",

@@ -1,4 +1,12 @@
-"""Griffin-Lim baseline: audio from the same log-mel the vocoder gets, without any learned model.
+"""Baselines without a learned model: Griffin-Lim, and the zero-parameter envelope model.
+
+**Envelope baseline** (:func:`envelope_noise`): unit Gaussian noise through the time-varying LPC
+synthesis filter and gain that the log-mel itself gives (:class:`~waveflow_py.audio.envelope.
+SpectralEnvelope`, order 16 by default): the formants and the energy contour are right, there is no
+periodicity. It is what a flow with an ``lpc`` envelope prior produces before any training, so a trained
+model must beat it. ``log_scale`` is the global excitation scale (a release's calibrated value).
+
+**Griffin-Lim**:
 
 The model's log-mel (:class:`~waveflow_py.config.MelConfig`) is undone step by step: mean/std
 normalisation, ``log``/``log10`` (``exp`` / ``10**``), then the mel filter bank is inverted by
@@ -21,7 +29,7 @@ import torch
 from waveflow_py.audio import log_decompress
 from waveflow_py.config import MelConfig
 
-__all__ = ["DEFAULT_GL_ITERS", "mel_to_linear", "griffin_lim"]
+__all__ = ["DEFAULT_GL_ITERS", "mel_to_linear", "griffin_lim", "envelope_noise"]
 
 DEFAULT_GL_ITERS = 60
 
@@ -82,3 +90,34 @@ def griffin_lim(
         target = length if length is not None else frames * mel_config.hop_length
         audio = audio[:target] if audio.size >= target else np.pad(audio, (0, target - audio.size))
     return np.asarray(audio, dtype=np.float32)
+
+
+def envelope_noise(
+    log_mel_spec: Any,
+    mel_config: MelConfig,
+    order: int = 16,
+    length: int | None = None,
+    seed: int = 0,
+    log_scale: float = 0.0,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Audio ``(T,)`` float32: ``temperature * N(0, 1)`` noise through the log-mel's LPC envelope filter
+    (``order`` 0: the frame gain only). ``length`` trims/pads to T samples (default frames * hop)."""
+    from waveflow_py.audio.envelope import SpectralEnvelope
+    from waveflow_py.flows.lpc import lpc_synthesize
+
+    mel = torch.as_tensor(np.asarray(log_mel_spec, dtype=np.float32))
+    if mel.dim() == 2:
+        mel = mel[None]
+    if mel.dim() != 3 or mel.shape[0] != 1 or mel.shape[1] != mel_config.n_mels:
+        raise ValueError(f"log-mel: expected shape ({mel_config.n_mels}, frames), got {tuple(mel.shape)}")
+    hop = mel_config.hop_length
+    total = mel.shape[-1] * hop
+    target = total if length is None else int(length)
+    with torch.no_grad():
+        a, log_gain = SpectralEnvelope(mel_config, order)(mel, mel.shape[-1])
+        gen = torch.Generator().manual_seed(int(seed))
+        e = temperature * torch.randn(1, total, generator=gen, dtype=torch.float32)
+        audio, _, _ = lpc_synthesize(e, a, log_gain + float(log_scale), hop)
+    out = audio[0].numpy().astype(np.float32)
+    return out[:target] if out.size >= target else np.pad(out, (0, target - out.size))

@@ -50,7 +50,8 @@ def _from_metadata(csv_path: Path, split: str | None) -> list[EvalClip]:
 
 
 def find_clips(data: str | Path, split: str | None = None, max_clips: int | None = None) -> list[EvalClip]:
-    """The clips to evaluate (first ``max_clips`` in file order); ValueError when there are none."""
+    """The clips to evaluate; ``max_clips`` of them evenly spaced over the file order (so a corpus sorted by
+    speaker is sampled across every speaker, not the first one's files); ValueError when there are none."""
     if max_clips is not None and max_clips < 1:
         raise ValueError(f"max_clips: expected a positive integer, got {max_clips}")
     root = Path(data).expanduser()
@@ -71,4 +72,8 @@ def find_clips(data: str | Path, split: str | None = None, max_clips: int | None
             clips = [EvalClip(p.relative_to(root).as_posix(), p) for p in files]
     else:
         raise FileNotFoundError(f"evaluation data not found: {root}")
-    return clips[:max_clips] if max_clips is not None else clips
+    if max_clips is None or max_clips >= len(clips):
+        return clips
+    if max_clips == 1:
+        return clips[:1]
+    return [clips[round(i * (len(clips) - 1) / (max_clips - 1))] for i in range(max_clips)]

@@ -46,7 +46,7 @@ _PER_CLIP = ("pesq_wb", "stoi", "mrstft", "log_mel_l1", "mcd", "f0_rmse_cents", 
 def _labels(result: EvalResult) -> dict[str, str]:
     return {
         "reference": "reference (ceiling)",
-        "vocoder": f"{result.model.get('name', 'vocoder')} (σ={result.settings.get('sigma')})",
+        "vocoder": f"{result.model.get('name', 'vocoder')} (temperature {_temperature(result.settings)})",
         "griffin_lim": f"Griffin-Lim ({result.settings.get('griffin_lim_iters')} it.)",
     }
 
@@ -122,6 +122,14 @@ def _cell(s: Summary, key: str) -> str:
     return text + (f" (n={s.n})" if s.n_missing else "")
 
 
+def _mcd_range(n_mels: int) -> str:
+    """The cepstral coefficients MCD used for an ``n_mels``-bin mel, as the report states them."""
+    k = min(MCD_COEFFICIENTS, n_mels - 1)
+    if k < MCD_COEFFICIENTS:
+        return f"c1..c{k} (all that a {n_mels}-bin mel has, not the usual c1..c{MCD_COEFFICIENTS})"
+    return f"c1..c{k}"
+
+
 def _settings_lines(result: EvalResult) -> list[str]:
     st = result.settings
     mel = st["mel"]
@@ -130,7 +138,8 @@ def _settings_lines(result: EvalResult) -> list[str]:
         f"- **Data**: {st['data']} — {len(result.clips)} clips evaluated, {len(result.failed)} failed, "
         f"{sum(c.seconds for c in result.clips):.1f} s of audio at {st['sample_rate']} Hz "
         "(files at other rates are resampled with soxr).",
-        f"- **Vocoder sampling**: σ = {st['sigma']} (temperature), noise seed = {st['seed']} + clip index.",
+        f"- **Vocoder sampling**: temperature {_temperature(st)} (x the prior's training sigma), "
+        f"noise seed = {st['seed']} + clip index.",
         f"- **Griffin-Lim**: {st['griffin_lim_iters']} iterations of fast Griffin-Lim (momentum 0.99, random "
         "initial phase, same seed) on the NNLS inverse of the same log-mel (exp / 10** of the log, then the "
         "mel filter bank inverted).",
@@ -142,7 +151,7 @@ def _settings_lines(result: EvalResult) -> list[str]:
         "CREPE); V/UV F1 against the reference's voicing.",
         f"- **MR-STFT**: spectral convergence + log-magnitude L1, averaged over FFT/hop {res} (Hann).",
         "- **MCD**: orthonormal DCT-II of the natural-log mel magnitude (model mel), "
-        f"c1..c{MCD_COEFFICIENTS}, "
+        f"{_mcd_range(int(mel['n_mels']))}, "
         "10/ln10·sqrt(2·Σ Δc²) per frame, frames 1:1, mean over all frames.",
         "- **PESQ**: wide-band (P.862.2) at 16 kHz via `pesq`; **STOI** via `pystoi`. "
         "Signals are trimmed to the shorter length before every metric.",
@@ -300,3 +309,8 @@ def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     written.update({"report.md": out / "report.md", "metrics.json": out / "metrics.json"})
     written.update({f.name: f for f in figures})
     return written
+
+
+def _temperature(settings: dict[str, Any]) -> Any:
+    """The sampling temperature of a result's settings (``sigma`` in results written before the rename)."""
+    return settings.get("temperature", settings.get("sigma"))

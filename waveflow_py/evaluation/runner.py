@@ -5,7 +5,8 @@ rate (resampled when the file's rate differs), compute the model's log-mel, then
 with :func:`~waveflow_py.evaluation.metrics.compute_metrics`:
 
 * ``reference``: the clip against itself, the ceiling of each metric (computed, not assumed);
-* ``vocoder``: the model's audio from the mel at temperature ``sigma``, noise seeded with
+* ``vocoder``: the model's audio from the mel at ``temperature`` (default: the model's, i.e. the
+  release's or 0.6), noise seeded with
   ``seed + clip index`` (reproducible per clip whatever the clip order);
 * ``griffin_lim``: :func:`~waveflow_py.evaluation.baselines.griffin_lim` from the same mel.
 
@@ -32,12 +33,11 @@ from waveflow_py.evaluation.perceptual import require
 from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack
 from waveflow_py.evaluation.system import EvalModel, nll_from_log_prob
 
-__all__ = ["SYSTEMS", "DEFAULT_SIGMA", "ClipResult", "EvalResult", "evaluate_clips", "evaluate"]
+__all__ = ["SYSTEMS", "ClipResult", "EvalResult", "evaluate_clips", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
 SYSTEMS: tuple[str, ...] = ("reference", "vocoder", "griffin_lim")
-DEFAULT_SIGMA = 0.6  # sampling temperature used for evaluation in the WaveGlow and WaveFlow papers
 
 
 @dataclass
@@ -93,7 +93,7 @@ def _evaluate_one(
     clip: EvalClip,
     index: int,
     *,
-    sigma: float,
+    temperature: float,
     seed: int,
     gl_iters: int,
     pitch_config: PitchConfig,
@@ -107,7 +107,7 @@ def _evaluate_one(
             f"model.mel returned shape {mel.shape}; expected ({model.mel_config.n_mels}, frames)"
         )
     t0 = time.perf_counter()
-    vocoded = np.asarray(model.vocode(mel, sigma, seed + index), dtype=np.float32).reshape(-1)[:n]
+    vocoded = np.asarray(model.vocode(mel, temperature, seed + index), dtype=np.float32).reshape(-1)[:n]
     vocode_seconds = time.perf_counter() - t0
     if not np.all(np.isfinite(vocoded)):
         raise ValueError("the vocoder produced NaN/inf samples")
@@ -145,7 +145,7 @@ def evaluate_clips(
     model: EvalModel,
     clips: Sequence[EvalClip],
     *,
-    sigma: float = DEFAULT_SIGMA,
+    temperature: float | None = None,
     seed: int = 0,
     gl_iters: int = DEFAULT_GL_ITERS,
     pitch_config: PitchConfig | None = None,
@@ -154,8 +154,9 @@ def evaluate_clips(
     data_description: str = "",
 ) -> EvalResult:
     """Score ``clips`` (module docstring); keeps audio and mels of the first ``keep_clips`` for figures."""
-    if not sigma > 0:
-        raise ValueError(f"sigma: expected a positive temperature, got {sigma}")
+    temperature = model.temperature if temperature is None else temperature
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected > 0, got {temperature}")
     pitch_config = pitch_config or PitchConfig()
     require("pesq", "pesq")  # fail before any work when the eval extra is missing
     require("pystoi", "pystoi")
@@ -174,7 +175,7 @@ def evaluate_clips(
                     model,
                     clip,
                     index,
-                    sigma=sigma,
+                    temperature=temperature,
                     seed=seed,
                     gl_iters=gl_iters,
                     pitch_config=pitch_config,
@@ -189,7 +190,7 @@ def evaluate_clips(
     settings = {
         "data": data_description,
         "sample_rate": model.sample_rate,
-        "sigma": sigma,
+        "temperature": temperature,
         "seed": seed,
         "griffin_lim_iters": gl_iters,
         "pitch": pitch_config.to_dict() | {"description": pitch_config.describe()},
@@ -213,7 +214,7 @@ def evaluate(
     *,
     split: str | None = None,
     max_clips: int | None = None,
-    sigma: float = DEFAULT_SIGMA,
+    temperature: float | None = None,
     seed: int = 0,
     gl_iters: int = DEFAULT_GL_ITERS,
     pitch_config: PitchConfig | None = None,
@@ -230,12 +231,13 @@ def evaluate(
     if isinstance(model, str):
         model = EvalModel.from_pretrained(model, device=device)
     clips = find_clips(data, split=split, max_clips=max_clips)
-    desc = f"{data}" + (f" (split {split})" if split else "") + (f", first {max_clips}" if max_clips else "")
+    desc = f"{data}" + (f" (split {split})" if split else "")
+    desc += f", {max_clips} spread over the list" if max_clips else ""
     logger.info("evaluating %s on %d clips of %s", model.name, len(clips), desc)
     result = evaluate_clips(
         model,
         clips,
-        sigma=sigma,
+        temperature=temperature,
         seed=seed,
         gl_iters=gl_iters,
         pitch_config=pitch_config,

@@ -9,8 +9,8 @@
   :class:`~waveflow_py.config.MelConfig`, its log base and clamp), so it is in that mel's log units.
 * Mel-cepstral distortion (Kubichek 1993), MFCC-style: the log-mel is first converted to the natural
   log of the mel *magnitude* (undoing log10, power 2 and mean/std normalisation when the config uses
-  them), an orthonormal DCT-II over the mel axis gives the mel-cepstrum, coefficients 1..24 are kept
-  (c0, the frame energy, is excluded) and per frame
+  them), an orthonormal DCT-II over the mel axis gives the mel-cepstrum, coefficients 1..K are kept
+  with K = min(24, n_mels - 1) (:func:`mcd_coefficients`; c0, the frame energy, is excluded) and per frame
   ``MCD = 10 / ln(10) * sqrt(2 * sum_d (c_r[d] - c_d[d])^2)`` dB, averaged over all frames, frames
   paired 1:1 (no DTW: vocoded audio is time-aligned). These values are not numerically comparable
   with SPTK mel-generalised-cepstrum MCDs from other papers; compare systems within one report.
@@ -39,13 +39,14 @@ __all__ = [
     "multi_resolution_stft",
     "log_mel",
     "ln_magnitude_mel",
+    "mcd_coefficients",
     "mel_cepstrum",
     "log_mel_l1",
     "mel_cepstral_distortion",
 ]
 
 MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
-MCD_COEFFICIENTS: int = 24  # c1..c24
+MCD_COEFFICIENTS: int = 24  # c1..c24 (fewer for mels with fewer than 25 bins: see mcd_coefficients)
 _LOG_FLOOR = 1e-7
 _MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)
 
@@ -120,10 +121,29 @@ def ln_magnitude_mel(log_mel_spec: np.ndarray, mel_config: MelConfig) -> np.ndar
     return np.log(linear) / mel_config.power
 
 
+def mcd_coefficients(mel_config: MelConfig, n_coeffs: int = MCD_COEFFICIENTS) -> int:
+    """How many cepstral coefficients (c1..cK) MCD uses for this mel: ``min(n_coeffs, n_mels - 1)``.
+
+    An ``n_mels``-bin mel has ``n_mels`` cepstral coefficients, c0 (energy) excluded leaves ``n_mels - 1``:
+    the usual 24 for the 80-bin presets, all there are for small (test, tiny-recipe) mels.
+    """
+    if n_coeffs < 1:
+        raise ValueError(f"n_coeffs: expected >= 1, got {n_coeffs}")
+    if mel_config.n_mels < 2:
+        raise ValueError(f"MCD needs a mel with at least 2 bins, got n_mels={mel_config.n_mels}")
+    return min(int(n_coeffs), mel_config.n_mels - 1)
+
+
 def mel_cepstrum(
-    log_mel_spec: np.ndarray, mel_config: MelConfig, n_coeffs: int = MCD_COEFFICIENTS
+    log_mel_spec: np.ndarray, mel_config: MelConfig, n_coeffs: int | None = None
 ) -> np.ndarray:
-    """Mel-cepstrum c1..c{n_coeffs}, ``(n_coeffs, frames)``: orthonormal DCT-II of the ln-magnitude mel."""
+    """Mel-cepstrum c1..cK, ``(K, frames)``: orthonormal DCT-II of the ln-magnitude mel.
+
+    ``n_coeffs`` (K) defaults to :func:`mcd_coefficients` of the config; an explicit value must be in
+    ``1..n_mels - 1``.
+    """
+    if n_coeffs is None:
+        n_coeffs = mcd_coefficients(mel_config)
     if not 1 <= n_coeffs < mel_config.n_mels:
         raise ValueError(f"n_coeffs: expected 1..{mel_config.n_mels - 1}, got {n_coeffs}")
     cep = scipy.fft.dct(ln_magnitude_mel(log_mel_spec, mel_config), type=2, norm="ortho", axis=0)
@@ -151,9 +171,13 @@ def mel_cepstral_distortion(
     degraded: Any,
     sample_rate: int,
     mel_config: MelConfig,
-    n_coeffs: int = MCD_COEFFICIENTS,
+    n_coeffs: int | None = None,
 ) -> float:
-    """Mel-cepstral distortion in dB (c1..c{n_coeffs}, frames 1:1, mean over frames); 0 if identical."""
+    """Mel-cepstral distortion in dB (c1..cK, frames 1:1, mean over frames); 0 if identical.
+
+    K is ``n_coeffs`` if given (``1..n_mels - 1``), else :func:`mcd_coefficients` (24, or ``n_mels - 1``
+    for smaller mels).
+    """
     _check_rate(sample_rate, mel_config)
     ref, deg = align_pair(reference, degraded)
     c_r = mel_cepstrum(log_mel(ref, mel_config), mel_config, n_coeffs)

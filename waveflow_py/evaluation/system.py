@@ -1,10 +1,10 @@
 """The vocoder under evaluation, as three plain callables (so any model, or a test double, fits).
 
-``EvalModel.from_model(model)`` wraps a :mod:`waveflow_py.models` vocoder through the agreed model
-interface (``config.mel``, ``infer(mel, sigma=..., generator=...)``, ``log_prob(audio, mel)`` in nats
-per sample); ``EvalModel.from_pretrained(name_or_dir)`` loads a release first
-(:meth:`waveflow_py.vocoder.Vocoder.from_pretrained`: a bundled name or a directory, sha256-verified).
-Sampling goes through ``model.infer`` with an explicit ``torch.Generator`` so that each clip's noise
+``EvalModel.from_model(model)`` wraps a :mod:`waveflow_py.models` vocoder (``config.mel``,
+``log_prob(audio, mel)`` in nats per sample); ``EvalModel.from_pretrained(name_or_dir)`` loads a release
+first (:meth:`waveflow_py.vocoder.Vocoder.from_pretrained`: a bundled name or a directory,
+sha256-verified; its temperature becomes the default). Sampling goes through the one sampler,
+:func:`waveflow_py.inference.synthesize`, with an explicit ``torch.Generator`` so that each clip's noise
 is reproducible without touching the global random state.
 """
 
@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from waveflow_py.config import MelConfig
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 
 __all__ = ["EvalModel", "nll_from_log_prob"]
 
 MelFn = Callable[[np.ndarray], np.ndarray]  # audio (T,) -> log-mel (n_mels, F)
-VocodeFn = Callable[[np.ndarray, float, int], np.ndarray]  # (log-mel, sigma, seed) -> audio (>= T,)
+VocodeFn = Callable[[np.ndarray, float, int], np.ndarray]  # (log-mel, temperature, seed) -> audio (>= T,)
 LogProbFn = Callable[[np.ndarray, np.ndarray], float]  # (audio (T,), log-mel) -> nats per sample
 
 
@@ -33,8 +34,9 @@ class EvalModel:
     """A vocoder seen by :func:`~waveflow_py.evaluation.runner.evaluate`.
 
     ``mel``: audio ``(T,)`` at ``sample_rate`` -> log-mel ``(n_mels, F)`` with ``mel_config``;
-    ``vocode``: ``(log-mel, sigma, seed)`` -> audio ``(T',)``, time-aligned with the reference;
+    ``vocode``: ``(log-mel, temperature, seed)`` -> audio ``(T',)``, time-aligned with the reference;
     ``log_prob`` (optional): average log-likelihood of the audio given its mel, nats per sample.
+    ``temperature``: the default sampling temperature (a release's, else ``DEFAULT_TEMPERATURE``).
     ``provenance`` and ``description`` are shown in the report.
     """
 
@@ -46,6 +48,7 @@ class EvalModel:
     log_prob: LogProbFn | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     description: dict[str, Any] = field(default_factory=dict)
+    temperature: float = DEFAULT_TEMPERATURE
 
     @property
     def is_untrained(self) -> bool:
@@ -61,9 +64,11 @@ class EvalModel:
         provenance: dict[str, Any] | None = None,
         description: dict[str, Any] | None = None,
         device: torch.device | str | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
     ) -> EvalModel:
-        """Wrap a vocoder with ``config.mel``, ``infer`` and ``log_prob`` (the agreed model interface)."""
+        """Wrap a vocoder with ``config.mel`` and ``log_prob``; it is sampled through ``synthesize``."""
         from waveflow_py.audio import MelSpectrogram
+        from waveflow_py.inference.synthesis import synthesize
 
         config = getattr(model, "config", None)
         mel_config = getattr(config, "mel", None)
@@ -80,10 +85,11 @@ class EvalModel:
             return front_end(x)[0].float().cpu().numpy()
 
         @torch.no_grad()
-        def vocode(log_mel: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+        def vocode(log_mel: np.ndarray, temperature: float, seed: int) -> np.ndarray:
             m = torch.as_tensor(log_mel, device=dev, dtype=dtype)[None]
             gen = torch.Generator(device=dev).manual_seed(int(seed))
-            return model.infer(m, sigma=sigma, generator=gen)[0].float().cpu().numpy()
+            audio, _ = synthesize(model, m, temperature=temperature, generator=gen)
+            return audio[0].cpu().numpy()
 
         @torch.no_grad()
         def log_prob(audio: np.ndarray, log_mel: np.ndarray) -> float:
@@ -106,12 +112,14 @@ class EvalModel:
             log_prob=log_prob,
             provenance=dict(provenance or {}),
             description={**info, **(description or {})},
+            temperature=float(temperature),
         )
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str, device: torch.device | str | None = None) -> EvalModel:
         """Load a release with :meth:`waveflow_py.vocoder.Vocoder.from_pretrained` (name or directory;
-        sha256 checked) and wrap its model (sampled through ``model.infer`` with a seeded generator)."""
+        sha256 checked) and wrap its model (sampled through ``synthesize`` with a seeded generator, at the
+        release's temperature by default)."""
         from waveflow_py.vocoder import Vocoder
 
         vocoder = Vocoder.from_pretrained(name_or_dir, device=device)
@@ -128,6 +136,7 @@ class EvalModel:
                 "weights_sha256": info.sha256,
                 "verified": info.verified,
             },
+            temperature=vocoder.temperature,
         )
 
 

@@ -82,10 +82,21 @@ class AffineAutoregressive(Transform):
             channels ``[:C]`` are the raw log-scales, ``[C:]`` the shifts.
         channels: ``C``.
         scale_bound: soft bound ``b`` of the log-scale (``None``: unbounded).
+        identity_first_row: copy row 0 unchanged and condition row ``i > 0`` on the conditioner's
+            output at position ``i - 1`` for input rows ``0 .. i - 1`` and context rows ``1 .. i``
+            (Parakeet's WaveFlow, Ping et al.'s release); ``False``: row 0 is transformed too, from a
+            zero input row and context row 0.
     """
 
-    def __init__(self, conditioner: nn.Module, channels: int, scale_bound: float | None = 8.0) -> None:
+    def __init__(
+        self,
+        conditioner: nn.Module,
+        channels: int,
+        scale_bound: float | None = 8.0,
+        identity_first_row: bool = False,
+    ) -> None:
         super().__init__()
+        self.identity_first_row = bool(identity_first_row)
         if scale_bound is not None and scale_bound <= 0:
             raise ValueError(f"scale_bound must be positive or None, got {scale_bound}")
         self.conditioner = conditioner
@@ -114,6 +125,8 @@ class AffineAutoregressive(Transform):
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x (B, C, H, W) -> (y, log|det dy/dx| (B,))``, parallel over rows."""
         self._check(x, context, "x")
+        if self.identity_first_row:
+            return self._forward_identity_first(x, context)
         params = self.conditioner(F.pad(x[:, :, :-1], (0, 0, 1, 0)), context)
         expected = (x.shape[0], 2 * self.channels, *x.shape[2:])
         if tuple(params.shape) != expected:
@@ -122,6 +135,13 @@ class AffineAutoregressive(Transform):
         # the log-det sums T terms: accumulate it in float32 (at least) even under bf16/fp16 autocast
         acc = torch.promote_types(log_s.dtype, torch.float32)
         return x * torch.exp(log_s) + shift, sum_except_batch(log_s.to(acc))
+
+    def _forward_identity_first(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        params = self.conditioner(x[:, :, :-1], None if context is None else context[:, :, 1:])
+        log_s, shift = self._split(params)
+        acc = torch.promote_types(log_s.dtype, torch.float32)
+        y = torch.cat([x[:, :, :1], x[:, :, 1:] * torch.exp(log_s) + shift], dim=2)
+        return y, sum_except_batch(log_s.to(acc))
 
     def inverse(
         self, y: Tensor, context: Tensor | None = None, cache: RowCache | None = None
@@ -147,7 +167,10 @@ class AffineAutoregressive(Transform):
         far (rows ``>= i`` of ``x`` are still zero). Rows are written into one preallocated tensor."""
         x = torch.zeros_like(y)
         log_s_rows = torch.zeros_like(y)
-        for i in range(y.shape[2]):
+        first = int(self.identity_first_row)
+        if first:
+            x[:, :, 0] = y[:, :, 0]
+        for i in range(first, y.shape[2]):
             log_s, shift = self._split(row_params(i, x).to(y.dtype))
             x[:, :, i] = (y[:, :, i] - shift) * torch.exp(-log_s)
             log_s_rows[:, :, i] = log_s
@@ -157,6 +180,10 @@ class AffineAutoregressive(Transform):
         """Row ``i``'s parameters by re-running the full conditioner on rows ``0 .. i`` (differentiable)."""
 
         def params(i: int, x: Tensor) -> Tensor:
+            if self.identity_first_row:  # rows 0 .. i-1 with context rows 1 .. i; i >= 1
+                ctx = None if context is None else context[:, :, 1 : i + 1]
+                # a copy: x is written in place row by row (F.pad copies in the other branch)
+                return self.conditioner(x[:, :, :i].clone(), ctx)[:, :, i - 1]
             ctx = None if context is None else context[:, :, : i + 1]
             return self.conditioner(F.pad(x[:, :, :i], (0, 0, 1, 0)), ctx)[:, :, i]
 
@@ -167,6 +194,8 @@ class AffineAutoregressive(Transform):
     ) -> Callable[[int, Tensor], Tensor]:
         """Row ``i``'s parameters from the conditioner's incremental state: one ``step`` per row."""
         b, _, _, width = y.shape
+        if self.identity_first_row and context is not None:
+            context = context[:, :, 1:]
         state = self.conditioner.start(context, batch=b, width=width, dtype=cache.dtype, reuse=cache.state)
         cache.state = state
         zero_row = y.new_zeros(b, self.channels, width)

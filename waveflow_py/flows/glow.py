@@ -128,6 +128,20 @@ class InvConv1x1(Transform):
         y = torch.matmul(x.movedim(1, -1), self.weight().T).movedim(-1, 1)
         return y, self._logdet(x)
 
+    def inverse_weight(self, dtype: torch.dtype | None = None) -> Tensor:
+        """``W^-1`` ``(C, C)`` from the current parameters (computed in float64, returned in ``dtype``,
+        default the parameters'). No host-side check, so a cached inverse that holds it can be captured
+        in a CUDA graph; recompute it after the parameters change (it is not stored here)."""
+        w = self.weight().double()
+        return torch.linalg.inv_ex(w)[0].to(self.lower.dtype if dtype is None else dtype)
+
+    def inverse_with(self, y: Tensor, w_inv: Tensor) -> tuple[Tensor, Tensor]:
+        """The inverse through a precomputed ``w_inv = self.inverse_weight()`` (a fast path: one matmul
+        instead of two triangular solves); same result as :meth:`inverse` up to float rounding."""
+        self._check(y, None, "inverse input")
+        x = torch.matmul(y.movedim(1, -1), w_inv.T).movedim(-1, 1)
+        return x, -self._logdet(y)
+
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check(y, context, "inverse input")
         lower, upper = self._factors()

@@ -4,16 +4,20 @@ fast path (CUDA graphs + fused Triton kernels, with plain PyTorch fallbacks) and
 Heavy or optional pieces (``bench``, ``triton_kernels``) are imported from their modules on demand.
 """
 
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE, draw_noise
 from waveflow_py.inference.cuda import CudaGraphInverse, fast_inverse
-from waveflow_py.inference.denoiser import Denoiser, silent_mel
+from waveflow_py.inference.denoiser import Denoiser
 from waveflow_py.inference.ops import TorchGateOps, select_gate_ops
 from waveflow_py.inference.precision import precision_error
 from waveflow_py.inference.receptive import context_frames, receptive_field
 from waveflow_py.inference.streaming import StreamingSynthesizer
-from waveflow_py.inference.synthesis import new_cache, run_inverse, synthesize
+from waveflow_py.inference.synthesis import DEFAULT_MAX_FRAMES, new_cache, run_inverse, synthesize
 
 __all__ = [
     "synthesize",
+    "DEFAULT_TEMPERATURE",
+    "DEFAULT_MAX_FRAMES",
+    "draw_noise",
     "run_inverse",
     "new_cache",
     "StreamingSynthesizer",
@@ -25,5 +29,4 @@ __all__ = [
     "TorchGateOps",
     "select_gate_ops",
     "Denoiser",
-    "silent_mel",
 ]

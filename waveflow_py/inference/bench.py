@@ -26,14 +26,14 @@ from torch import nn
 
 from waveflow_py.atomic import atomic_write_text
 from waveflow_py.config import WaveFlowConfig, WaveGlowConfig
-from waveflow_py.inference.synthesis import run_inverse
+from waveflow_py.dtypes import parse_dtype, resolve_dtype, short_name
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE, run_inverse
 
 __all__ = ["BenchCase", "BenchResult", "bench_cases", "run_case", "run_benchmarks", "format_table",
            "hardware_info", "write_results"]
 
 log = logging.getLogger(__name__)
 METHODS = ("plain", "cached", "fused")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -81,16 +81,24 @@ def bench_cases(
     batches: Sequence[int] | None = None,
     dtypes: Sequence[str] | None = None,
     models: Sequence[str] = ("waveflow",),
+    device: torch.device | str | None = None,
 ) -> list[BenchCase]:
-    """The grid: WaveFlow ``r x h x batch x dtype`` (quick: r=64, h=16, batch 1, fp32+bf16); WaveGlow at
-    the paper's size (r=256, groups of 8) for each batch and dtype."""
+    """The grid: WaveFlow ``r x h x batch x dtype`` (quick: r=64, h=16, batch 1); WaveGlow at the paper's
+    size (r=256, groups of 8) for each batch and dtype. ``dtypes``: names (``fp32``, ``bf16``, ``fp16``) or
+    ``auto`` (resolved for ``device`` by :func:`waveflow_py.dtypes.auto_dtype`); default fp32 and auto
+    (once when auto is fp32)."""
     rs = rs or ([64] if quick else [64, 128])
     hs = hs or ([16] if quick else [16, 64])
     batches = batches or ([1] if quick else [1, 16])
-    dtypes = dtypes or ["fp32", "bf16"]
-    for d in dtypes:
-        if d not in DTYPES:
-            raise ValueError(f"dtype: expected one of {sorted(DTYPES)}, got {d!r}")
+    names: list[str] = []
+    for d in dtypes or ["fp32", "auto"]:
+        resolved, _ = resolve_dtype(d, device)
+        name = short_name(resolved) if resolved is not None else "fp32"
+        if name not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"dtype: expected auto, fp32, bf16 or fp16, got {d!r}")
+        if name not in names:
+            names.append(name)
+    dtypes = names
     for m in models:
         if m not in ("waveflow", "waveglow"):
             raise ValueError(f"models: expected 'waveflow' or 'waveglow', got {m!r}")
@@ -151,7 +159,7 @@ def run_case(
     params = sum(p.numel() for p in model.parameters())
     sr, hop = int(model.sample_rate), int(model.hop_length)
     res = BenchResult(case, method, params, device=str(device), sample_rate=sr)
-    dtype = DTYPES[case.dtype]
+    dtype = parse_dtype(case.dtype)
     if method == "fused" and device.type != "cuda":
         res.note = "needs CUDA"
         return res
@@ -221,7 +229,8 @@ def _precision(model: nn.Module, case: BenchCase, seconds: float, device: torch.
     frames = max(1, round(seconds * model.sample_rate / model.hop_length))
     gen = torch.Generator().manual_seed(1)
     mel = torch.randn(1, model.config.mel.n_mels, frames, generator=gen).to(device)
-    return precision_error(model, mel, DTYPES[case.dtype], sigma=0.6, generator=gen)
+    dtype = parse_dtype(case.dtype)
+    return precision_error(model, mel, dtype, temperature=DEFAULT_TEMPERATURE, generator=gen)
 
 
 def _cell(r: BenchResult | None) -> str:

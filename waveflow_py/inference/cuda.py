@@ -4,7 +4,10 @@ WaveFlow's cached inverse (:class:`~waveflow_py.flows.causal.RowCache`) runs ``h
 flows x ``n_layers`` layers of small kernels; on a GPU their launch overhead, not arithmetic, dominates
 at batch 1. :class:`CudaGraphInverse` captures the **same** ``model.inverse(z, mel, cache=...)`` (no
 third code path) for one input shape with ``torch.cuda.CUDAGraph`` and replays it: one launch for the
-whole synthesis. Inputs are copied into static buffers; the result is copied out.
+whole synthesis. Inputs are copied into static buffers; the result is copied out. The graph holds the
+first synthesis stage (``model.inverse_excitation``, the flows); the envelope stage
+(``model.envelope_synthesis``, a recursive filter, identity without an envelope) then runs eagerly over
+each item's whole excitation, so the result equals ``model.inverse``.
 
 Capture needs the inverse to be free of host synchronisation (no ``.item()``/``bool(tensor)``, no
 host-to-device copies of pageable memory). If capture fails, :class:`CudaGraphInverse` logs why and
@@ -23,7 +26,7 @@ import logging
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.inference.synthesis import new_cache
+from waveflow_py.inference.core import model_param, new_cache, run_envelope
 
 __all__ = ["CudaGraphInverse", "fast_inverse"]
 
@@ -31,8 +34,9 @@ log = logging.getLogger(__name__)
 
 
 class CudaGraphInverse:
-    """``model.inverse(z, mel, cache=new_cache(model, dtype))`` captured for ``z (batch, samples)`` and
-    ``mel (batch, n_mels, frames)`` on a CUDA device; call it with tensors of exactly those shapes.
+    """``model.inverse(z, mel, cache=new_cache(model, dtype))`` for ``z (batch, samples)`` and
+    ``mel (batch, n_mels, frames)`` on a CUDA device, its flows captured in a graph (the envelope stage
+    runs after the replay); call it with tensors of exactly those shapes.
 
     ``graphed`` tells whether capture succeeded (otherwise calls run eagerly, same results).
     Weights are read when the graph is captured: after changing them, build a new instance.
@@ -63,8 +67,10 @@ class CudaGraphInverse:
 
     def _run(self) -> Tensor:
         with torch.no_grad():
-            audio, _ = self.model.inverse(self.z, self.mel, cache=new_cache(self.model, self.dtype))
-        return audio
+            excitation, _ = self.model.inverse_excitation(
+                self.z, self.mel, cache=new_cache(self.model, self.dtype)
+            )
+        return excitation
 
     def _capture(self, warmup: int) -> None:
         side = torch.cuda.Stream(device=self.z.device)
@@ -88,10 +94,12 @@ class CudaGraphInverse:
         self.z.copy_(z)
         self.mel.copy_(mel)
         if self.graph is None:
-            return self._run().clone()
-        self.graph.replay()
-        assert self.out is not None
-        return self.out.clone()
+            excitation = self._run()
+        else:
+            self.graph.replay()
+            assert self.out is not None
+            excitation = self.out.clone()  # the graph's static output is overwritten by the next replay
+        return run_envelope(self.model, excitation, self.mel)[0]
 
 
 def fast_inverse(
@@ -103,12 +111,14 @@ def fast_inverse(
     graphs: dict[tuple, CudaGraphInverse] | None = None,
 ) -> Tensor:
     """The fastest available inverse: on CUDA a (per-shape cached in ``graphs``) :class:`CudaGraphInverse`,
-    elsewhere the plain cached inverse. Returns audio ``(B, T)``."""
-    p = next(model.parameters())
+    elsewhere the plain cached inverse (:func:`~waveflow_py.inference.core.run_inverse`). Returns float32
+    audio ``(B, T)``, equal to ``model.inverse(z, mel)``."""
+    from waveflow_py.inference.core import run_inverse
+
+    p = model_param(model)
     z, mel = z.to(p.device, p.dtype), mel.to(p.device, p.dtype)
     if p.device.type != "cuda":
-        with torch.no_grad():
-            return model.inverse(z, mel, cache=new_cache(model, dtype))[0]
+        return run_inverse(model, z, mel, cached=True, dtype=dtype)
     hop = int(model.hop_length)
     if z.shape[1] != mel.shape[-1] * hop:
         raise ValueError(f"fast_inverse: expected z of {mel.shape[-1] * hop} samples, got {tuple(z.shape)}")

@@ -1,6 +1,6 @@
 """Bias-spectrum denoiser (WaveGlow, Prenger et al. 2019, as in NVIDIA's released inference code).
 
-A trained flow vocoder given a *silent* mel and ``sigma = 0`` still outputs a faint stationary hiss
+A trained flow vocoder given a *silent* mel and ``temperature = 0`` still outputs a faint stationary hiss
 or hum: its bias. The denoiser measures that bias once, as the average STFT magnitude of the model's
 output for a silent mel, then subtracts ``strength * bias`` from the magnitude of every frame of the
 audio to clean (clamped at 0), keeps the phase and inverts the STFT. ``strength`` of 0.01-0.1 is
@@ -17,36 +17,12 @@ import logging
 import torch
 from torch import Tensor, nn
 
+from waveflow_py.audio.conventions import silent_mel
 from waveflow_py.config import MelConfig
 
-__all__ = ["Denoiser", "silent_mel"]
+__all__ = ["Denoiser"]
 
 logger = logging.getLogger(__name__)
-
-
-def silent_mel(
-    cfg: MelConfig,
-    frames: int,
-    batch: int = 1,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """The model-convention mel of digital silence, ``(batch, n_mels, frames)``.
-
-    Every bin is ``log(clamp)`` (natural log or log10 as ``cfg.log`` says), normalised with
-    ``cfg.mean``/``cfg.std`` when the config has them: what :class:`MelSpectrogram` gives for zeros.
-    """
-    if frames < 1 or batch < 1:
-        raise ValueError(f"silent_mel: expected frames >= 1 and batch >= 1, got {frames}, {batch}")
-    clamp = torch.tensor(cfg.clamp, dtype=torch.float64)
-    value = torch.log(clamp) if cfg.log == "ln" else torch.log10(clamp)
-    column = value.expand(cfg.n_mels).clone()
-    if cfg.mean is not None:
-        column = column - torch.tensor(cfg.mean, dtype=torch.float64)
-    if cfg.std is not None:
-        column = column / torch.tensor(cfg.std, dtype=torch.float64)
-    return column.to(device=device, dtype=dtype)[None, :, None].expand(batch, cfg.n_mels, frames).contiguous()
 
 
 class Denoiser(nn.Module):
@@ -54,7 +30,7 @@ class Denoiser(nn.Module):
 
     Args:
         bias_audio: ``(T,)`` or ``(1, T)`` audio of the bias alone (e.g. the model's output for a
-            silent mel at sigma 0; see :meth:`from_model`).
+            silent mel at temperature 0; see :meth:`from_model`).
         n_fft, hop_length, win_length: the STFT used both to measure and to remove the bias.
     """
 
@@ -82,14 +58,17 @@ class Denoiser(nn.Module):
 
     @classmethod
     def from_model(cls, model: nn.Module, frames: int = 88) -> Denoiser:
-        """Measure ``model``'s bias: ``model.infer(silent_mel, sigma=0)``, STFT as the model's mel."""
+        """Measure ``model``'s bias: ``synthesize(model, silent_mel, temperature=0)``, STFT as the
+        model's mel."""
+        from waveflow_py.inference.synthesis import synthesize
+
         cfg: MelConfig = model.config.mel
         param = next(model.parameters(), None)
         device = param.device if param is not None else None
         dtype = param.dtype if param is not None else torch.float32
         mel = silent_mel(cfg, frames, device=device, dtype=dtype)
         with torch.inference_mode():
-            bias_audio = model.infer(mel, sigma=0.0)
+            bias_audio, _ = synthesize(model, mel, temperature=0.0)
         denoiser = cls(bias_audio.float(), cfg.n_fft, cfg.hop_length, cfg.win_length)
         logger.debug("denoiser bias spectrum peak %.3g", float(denoiser.bias_spectrum.max()))
         return denoiser

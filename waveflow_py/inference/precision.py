@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.inference.synthesis import _param, batch_mels, draw_noise, synthesize
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE, draw_noise
+from waveflow_py.inference.synthesis import batch_mels, synthesize
 
 __all__ = ["precision_error"]
 
@@ -18,7 +19,7 @@ def precision_error(
     mel: Tensor,
     dtype: torch.dtype = torch.bfloat16,
     *,
-    sigma: float = 1.0,
+    temperature: float = DEFAULT_TEMPERATURE,
     generator: torch.Generator | None = None,
     cached: bool = True,
 ) -> dict[str, float]:
@@ -29,8 +30,7 @@ def precision_error(
         raise ValueError(f"dtype: expected a floating dtype such as torch.bfloat16, got {dtype}")
     mel, lengths = batch_mels(mel, None)
     hop = int(model.hop_length)
-    p = _param(model)
-    z = draw_noise(lengths * hop, mel.shape[-1] * hop, sigma, generator, p.device, p.dtype)
+    z = draw_noise(model, lengths * hop, mel.shape[-1] * hop, temperature, generator)
     ref, _ = synthesize(model, mel, z=z, cached=cached)
     low, _ = synthesize(model, mel, z=z, cached=cached, dtype=dtype)
     diff = (low - ref).double()

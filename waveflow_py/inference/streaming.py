@@ -18,17 +18,30 @@ the error then depends on the weights (it is not bounded by this module). The lo
 dilations 1..128), 514 for h=64, 99 for WaveGlow. Compute per emitted frame is
 ``(chunk_frames + 2 * context_frames) / chunk_frames`` times offline synthesis (the contexts are
 recomputed for every chunk), so exact streaming wants large chunks (e.g. 262 frames: 2x).
+
+**Envelope.** The windows run through the flows only (``model.inverse_excitation``); the emitted
+excitation then goes through the model's envelope stage (``model.envelope_synthesis``, a recursive
+filter), whose ``state`` (filter memory) is carried from one emitted chunk to the next, so the stream
+equals ``model.inverse`` over the whole utterance also with an envelope.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from waveflow_py.inference.core import (
+    DEFAULT_TEMPERATURE,
+    NoiseStream,
+    check_temperature,
+    model_param,
+    run_envelope,
+    run_excitation,
+)
 from waveflow_py.inference.receptive import context_frames as rf_frames
-from waveflow_py.inference.synthesis import _param, run_inverse
 
 __all__ = ["StreamingSynthesizer"]
 
@@ -40,14 +53,16 @@ class StreamingSynthesizer:
 
     ``push(mel (B, n_mels, f), z=None) -> audio (B, k * hop)`` for the frames that became final (``k`` a
     multiple of ``chunk_frames``, maybe 0); ``flush() -> audio`` for the rest at the end of the input.
-    ``z`` (``(B, f * hop)``) gives the noise of the pushed frames; by default it is drawn from
-    ``generator`` with temperature ``sigma``.
+    ``z`` (``(B, f * hop)``) gives the noise of the pushed frames; by default it is drawn from the model's
+    prior with ``generator`` at ``temperature`` (a :class:`~waveflow_py.inference.core.NoiseStream`: for
+    one stream, the same noise as offline :func:`~waveflow_py.inference.synthesis.synthesize` with that
+    generator, however the input is split).
 
     Args:
         model: WaveGlow or WaveFlow (its ``hop_length`` must be a multiple of ``n_group``).
         chunk_frames: frames synthesised per step.
         context_frames: frames of context on each side (default: the receptive field, exact).
-        sigma, generator: the noise, when ``z`` is not pushed.
+        temperature, generator: the noise, when ``z`` is not pushed.
         dtype, cached: as in :func:`~waveflow_py.inference.synthesis.synthesize`.
     """
 
@@ -57,7 +72,7 @@ class StreamingSynthesizer:
         *,
         chunk_frames: int = 32,
         context_frames: int | None = None,
-        sigma: float = 1.0,
+        temperature: float = DEFAULT_TEMPERATURE,
         generator: torch.Generator | None = None,
         dtype: torch.dtype | None = None,
         cached: bool = True,
@@ -66,26 +81,28 @@ class StreamingSynthesizer:
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
         if context_frames is not None and context_frames < 0:
             raise ValueError(f"context_frames must be >= 0, got {context_frames}")
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
         hop, g = int(model.hop_length), int(model.n_group)
         if hop % g:
             raise ValueError(f"streaming needs hop_length ({hop}) to be a multiple of n_group ({g})")
         self.model = model
         self.hop = hop
+        self.n_mels = int(model.config.mel.n_mels)
         self.chunk_frames = chunk_frames
         self.exact_context = rf_frames(model)
         self.context_frames = self.exact_context if context_frames is None else context_frames
         if self.context_frames < self.exact_context:
             log.info("context_frames=%d < receptive field %d frames: output is approximate",
                      self.context_frames, self.exact_context)
-        self.sigma, self.generator, self.dtype, self.cached = sigma, generator, dtype, cached
+        self.temperature = check_temperature(temperature)
+        self.generator, self.dtype, self.cached = generator, dtype, cached
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream (start a new utterance)."""
         self._mel: Tensor | None = None  # buffered frames [self._start, self._received)
         self._z: Tensor | None = None
+        self._state: Any = None  # the envelope filter's memory after the last emitted sample
+        self._noise: NoiseStream | None = None  # the prior's draws, when z is not pushed
         self._start = 0
         self._received = 0
         self._emitted = 0
@@ -97,16 +114,19 @@ class StreamingSynthesizer:
 
     def push(self, mel: Tensor, z: Tensor | None = None) -> Tensor:
         """Add ``mel (B, n_mels, f)`` (and optionally its noise ``z (B, f * hop)``); return final audio."""
-        if mel.dim() != 3 or mel.shape[-1] < 1:
-            raise ValueError(f"mel: expected a chunk (B, n_mels, f >= 1), got {tuple(mel.shape)}")
+        if mel.dim() != 3 or mel.shape[-1] < 1 or mel.shape[1] != self.n_mels:
+            raise ValueError(
+                f"mel: expected a chunk (B, n_mels={self.n_mels}, f >= 1), got {tuple(mel.shape)}"
+            )
         if self._mel is not None and mel.shape[:2] != self._mel.shape[:2]:
             want = tuple(self._mel.shape[:2])
             raise ValueError(f"mel: expected (B, n_mels) = {want}, got {tuple(mel.shape)}")
-        p = _param(self.model)
+        p = model_param(self.model)
         f = mel.shape[-1]
         if z is None:
-            dev = self.generator.device if self.generator is not None else torch.device("cpu")
-            z = torch.randn(mel.shape[0], f * self.hop, generator=self.generator, device=dev) * self.sigma
+            if self._noise is None:
+                self._noise = NoiseStream(self.model, self.temperature, self.generator, rows=mel.shape[0])
+            z = self._noise.take(f * self.hop)
         elif tuple(z.shape) != (mel.shape[0], f * self.hop):
             raise ValueError(f"z: expected shape ({mel.shape[0]}, {f * self.hop}), got {tuple(z.shape)}")
         mel, z = mel.to(p.device, p.dtype), z.to(p.device, p.dtype)
@@ -131,7 +151,7 @@ class StreamingSynthesizer:
         if parts:
             return torch.cat(parts, dim=-1)
         b = 0 if self._mel is None else self._mel.shape[0]
-        return torch.zeros(b, 0, device=_param(self.model).device)
+        return torch.zeros(b, 0, device=model_param(self.model).device)
 
     def _emit(self, n: int) -> Tensor:
         assert self._mel is not None and self._z is not None
@@ -139,12 +159,16 @@ class StreamingSynthesizer:
         lo = max(self._start, self._emitted - ctx)
         hi = min(self._received, self._emitted + n + ctx)  # the true end, or a full right context
         a, b = lo - self._start, hi - self._start
-        audio = run_inverse(
+        excitation = run_excitation(
             self.model, self._z[:, a * self.hop : b * self.hop], self._mel[:, :, a:b],
             cached=self.cached, dtype=self.dtype,
         )
         off = (self._emitted - lo) * self.hop
-        piece = audio[:, off : off + n * self.hop]
+        # the envelope sees the mel from the first emitted frame on (all that is buffered after it)
+        piece, self._state = run_envelope(
+            self.model, excitation[:, off : off + n * self.hop],
+            self._mel[:, :, self._emitted - self._start :], self._state,
+        )
         self._emitted += n
         drop = max(0, self._emitted - ctx - self._start)  # keep only the left context
         if drop:

@@ -19,83 +19,76 @@ samples, ``C`` = 131 frames (1.5 s at 22.05 kHz); WaveFlow h=64: 514 frames; Wav
 per-item column mask inside the WaveNets (zeroing padded columns before every width convolution) would
 make the padded pass itself exact at no extra cost; the models do not offer one yet.
 
-Noise: unless ``z`` is given, item ``i`` gets ``sigma * randn(lengths[i] * hop)`` drawn from
-``generator`` in batch order, so a batch reproduces the same items synthesised one by one with the same
-generator.
+Two stages: the windows above run through the flows only (``model.inverse_excitation``, finite
+receptive field); the envelope stage (``model.envelope_synthesis``, a recursive filter) then runs over
+each item's whole excitation with that item's own frames, so the result equals ``model.inverse`` of the
+item alone also when an envelope is on.
+
+**Long inputs** (more than ``max_frames`` frames, default :data:`DEFAULT_MAX_FRAMES`, 8.9 s at
+22.05 kHz / hop 256) are synthesised item by item through
+:class:`~waveflow_py.inference.streaming.StreamingSynthesizer` with the exact context, their noise drawn
+piece by piece (:class:`~waveflow_py.inference.core.NoiseStream`): the working memory is bounded by a
+window of ``max_frames + 2 C`` frames whatever the length (only the input mel and the output audio
+grow with it), and the audio equals the one-shot synthesis up to float rounding.
+
+Noise: unless ``z`` is given, item ``i`` gets ``lengths[i] * hop`` draws of the model's prior at
+``temperature`` (``model.prior.sample``) from ``generator`` in batch order, so a batch reproduces the
+same items synthesised one by one with the same generator. The default temperature is
+:data:`~waveflow_py.inference.core.DEFAULT_TEMPERATURE` (0.6).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.flows.causal import RowCache
+from waveflow_py.inference.core import (
+    DEFAULT_TEMPERATURE,
+    NoiseStream,
+    check_temperature,
+    draw_noise,
+    model_param,
+    new_cache,
+    run_envelope,
+    run_excitation,
+    run_inverse,
+)
 from waveflow_py.inference.receptive import context_frames
-from waveflow_py.models.base import MelFlowVocoder
-from waveflow_py.models.waveglow import WaveGlowCache
 
-__all__ = ["synthesize", "run_inverse", "new_cache", "batch_mels", "draw_noise"]
+__all__ = ["synthesize", "run_inverse", "new_cache", "batch_mels", "draw_noise", "DEFAULT_MAX_FRAMES"]
 
+log = logging.getLogger(__name__)
 
-def new_cache(model: nn.Module, dtype: torch.dtype | None = None) -> RowCache | WaveGlowCache:
-    """The explicit fast-inverse cache object ``model.inverse`` takes (``model.fast_cache(dtype)``)."""
-    if not isinstance(model, MelFlowVocoder):
-        raise ValueError(f"expected a WaveFlow or WaveGlow model, got {type(model).__name__}")
-    return model.fast_cache(dtype)
-
-
-def _param(model: nn.Module) -> Tensor:
-    for p in model.parameters():
-        return p
-    raise ValueError("model has no parameters")
-
-
-@contextlib.contextmanager
-def _autocast(device: torch.device, dtype: torch.dtype | None, base: torch.dtype) -> Iterator[None]:
-    if dtype is None or dtype == base:
-        yield
-        return
-    with torch.autocast(device_type=device.type, dtype=dtype):
-        yield
-
-
-@torch.no_grad()
-def run_inverse(
-    model: nn.Module, z: Tensor, mel: Tensor, *, cached: bool = True, dtype: torch.dtype | None = None
-) -> Tensor:
-    """``model.inverse(z, mel)`` in the model's device/dtype; ``cached``: through the explicit cache
-    (``dtype`` = compute dtype of the WaveNets), else the reference inverse (under autocast for ``dtype``).
-    Returns float32 audio ``(B, T)``."""
-    p = _param(model)
-    z, mel = z.to(p.device, p.dtype), mel.to(p.device, p.dtype)
-    if cached:
-        audio, _ = model.inverse(z, mel, cache=new_cache(model, dtype))
-    else:
-        with _autocast(p.device, dtype, p.dtype):
-            audio, _ = model.inverse(z, mel)
-    return audio.float()
+# Inputs longer than this many frames are synthesised in chunks of this many frames (plus the exact
+# context on both sides), so the working memory does not grow with the input. 768 frames (8.9 s at
+# 22.05 kHz, hop 256): the paper's WaveFlow (C = 131 frames) needs about 4 kB per sample of a window
+# (its conditioning projections), so a 1030-frame window is about 1.1 GB; the contexts cost 1.34x the
+# compute of one-shot synthesis (benchmarks/RESULTS.md, "Peak memory vs input length").
+DEFAULT_MAX_FRAMES = 768
 
 
 def batch_mels(
-    mels: Tensor | Sequence[Tensor], lengths: Tensor | Sequence[int] | None
+    mels: Tensor | Sequence[Tensor], lengths: Tensor | Sequence[int] | None, n_mels: int | None = None
 ) -> tuple[Tensor, Tensor]:
     """``(B, n_mels, F)`` (+ optional frame lengths) or a list of ``(n_mels, F_i)`` -> padded batch and
-    lengths ``(B,)``. List items are padded by repeating their last frame (values past a length never
-    reach that item's output with ``exact=True``)."""
+    lengths ``(B,)`` (on the CPU; the mel stays on its device). List items are padded by repeating their
+    last frame (values past a length never reach that item's output with ``exact=True``). ``n_mels``:
+    the bin count the model expects (checked when given)."""
     if isinstance(mels, Tensor):
         if mels.dim() == 2:
             mels = mels.unsqueeze(0)
-        if mels.dim() != 3:
+        if mels.dim() != 3 or mels.shape[-1] < 1:
             raise ValueError(
-                f"mels: expected (B, n_mels, F) or a list of (n_mels, F_i), got {tuple(mels.shape)}"
+                f"mels: expected (B, n_mels, F >= 1) or a list of (n_mels, F_i), got {tuple(mels.shape)}"
             )
+        _check_bins(mels, n_mels)
         frames = mels.shape[-1]
         if lengths is None:
             return mels, torch.full((mels.shape[0],), frames, dtype=torch.long)
-        lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
+        lengths = torch.as_tensor(lengths, dtype=torch.long).cpu().reshape(-1)
         if lengths.shape != (mels.shape[0],) or bool((lengths < 1).any()) or bool((lengths > frames).any()):
             raise ValueError(
                 f"lengths: expected {mels.shape[0]} frame counts in [1, {frames}], got {lengths.tolist()}"
@@ -109,24 +102,15 @@ def batch_mels(
         raise ValueError("lengths: give lengths only with a padded (B, n_mels, F) tensor, not with a list")
     longest = max(m.shape[-1] for m in items)
     out = torch.stack([torch.cat([m, m[:, -1:].expand(-1, longest - m.shape[-1])], dim=1) for m in items])
+    _check_bins(out, n_mels)
     return out, torch.tensor([m.shape[-1] for m in items], dtype=torch.long)
 
 
-def draw_noise(
-    lengths_samples: Tensor,
-    total: int,
-    sigma: float,
-    generator: torch.Generator | None,
-    device: torch.device,
-    dtype: torch.dtype,
-) -> Tensor:
-    """``(B, total)`` noise: row ``i`` is ``sigma * randn(lengths[i])`` (drawn in batch order), then zeros."""
-    z = torch.zeros(len(lengths_samples), total, device=device, dtype=dtype)
-    for i, n in enumerate(lengths_samples.tolist()):
-        z[i, :n] = torch.randn(n, generator=generator, device=generator.device if generator else "cpu").to(
-            device, dtype
-        ) * sigma
-    return z
+def _check_bins(mel: Tensor, n_mels: int | None) -> None:
+    if n_mels is not None and mel.shape[1] != n_mels:
+        raise ValueError(f"mels: expected {n_mels} mel bands (B, n_mels, F), got shape {tuple(mel.shape)}")
+    if not mel.is_floating_point():
+        raise ValueError(f"mels: expected a floating-point tensor, got {mel.dtype}")
 
 
 @torch.no_grad()
@@ -134,58 +118,129 @@ def synthesize(
     model: nn.Module,
     mels: Tensor | Sequence[Tensor],
     lengths: Tensor | Sequence[int] | None = None,
-    sigma: float = 1.0,
+    temperature: float = DEFAULT_TEMPERATURE,
     dtype: torch.dtype | None = None,
     generator: torch.Generator | None = None,
     *,
     z: Tensor | None = None,
     cached: bool = True,
     exact: bool = True,
+    max_frames: int | None = DEFAULT_MAX_FRAMES,
 ) -> tuple[Tensor, Tensor]:
-    """Synthesise a batch of mels of different lengths (see the module docstring for the guarantee).
+    """THE mel -> audio path: synthesise a batch of mels of different lengths (see the module docstring
+    for the guarantee).
 
     Args:
         model: a WaveGlow or WaveFlow.
         mels: ``(B, n_mels, F)`` with ``lengths`` (valid frames per item, default all ``F``) or a list of
             ``(n_mels, F_i)``.
-        sigma: prior temperature of the noise (ignored when ``z`` is given).
+        temperature: scale of the noise relative to the prior's training sigma (ignored when ``z`` is
+            given; default :data:`~waveflow_py.inference.core.DEFAULT_TEMPERATURE`).
         dtype: compute dtype of the networks (``torch.bfloat16`` / ``torch.float16``), None: the model's.
         generator: random generator of the noise.
         z: the noise itself, ``(B, >= F * hop)`` (item ``i`` uses its first ``lengths[i] * hop`` samples).
         cached: use the model's fast cached inverse (default) or the reference inverse.
         exact: recompute the tails of shorter items so that padding never reaches them.
+        max_frames: inputs longer than this are synthesised in chunks of this many frames with the exact
+            context (bounded memory, same audio up to float rounding); ``None``: never chunk.
 
     Returns:
         ``audio (B, F * hop)`` float32, zero past each item's end, and ``lengths`` in samples ``(B,)``.
     """
-    if sigma < 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
-    mel, frames = batch_mels(mels, lengths)
+    temperature = check_temperature(temperature)
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames: expected >= 1 or None, got {max_frames}")
+    mel, frames = batch_mels(mels, lengths, _n_mels(model))
     hop = int(model.hop_length)
     b, _, f_max = mel.shape
     n_samples = frames * hop
     total = f_max * hop
-    p = _param(model)
-    if z is None:
-        z = draw_noise(n_samples, total, sigma, generator, p.device, p.dtype)
-    elif z.dim() != 2 or z.shape[0] != b or z.shape[1] < total:
+    p = model_param(model)
+    if z is not None and (z.dim() != 2 or z.shape[0] != b or z.shape[1] < total):
         raise ValueError(f"z: expected noise of shape ({b}, >= {total}), got {tuple(z.shape)}")
-    z = z[:, :total].to(p.device, p.dtype)
     mel = mel.to(p.device, p.dtype)
-    audio = run_inverse(model, z, mel, cached=cached, dtype=dtype)
+    if max_frames is not None and f_max > max_frames and _streamable(model):
+        noise = z if z is not None else (temperature, generator)
+        audio = _synthesize_chunked(model, mel, noise, frames, max_frames, cached=cached, dtype=dtype)
+        return audio, n_samples
+    if z is None:
+        z = draw_noise(model, n_samples, total, temperature, generator)
+    z = z[:, :total].to(p.device, p.dtype)
+    excitation = run_excitation(model, z, mel, cached=cached, dtype=dtype)
     if exact and bool((frames < f_max).any()):
-        _fix_tails(model, audio, z, mel, frames, cached=cached, dtype=dtype)
-    keep = torch.arange(total, device=audio.device)[None, :] < n_samples.to(audio.device)[:, None]
-    return audio * keep, n_samples
+        _fix_tails(model, excitation, z, mel, frames, cached=cached, dtype=dtype)
+    return _envelope_per_item(model, excitation, mel, frames), n_samples
+
+
+def _n_mels(model: nn.Module) -> int | None:
+    mel_cfg = getattr(getattr(model, "config", None), "mel", None)
+    return int(mel_cfg.n_mels) if mel_cfg is not None else None
+
+
+def _streamable(model: nn.Module) -> bool:
+    if int(model.hop_length) % int(model.n_group):
+        log.warning("hop_length %d is not a multiple of n_group %d: synthesising a long input in one piece",
+                    int(model.hop_length), int(model.n_group))
+        return False
+    return True
+
+
+def _envelope_per_item(model: nn.Module, excitation: Tensor, mel: Tensor, frames: Tensor) -> Tensor:
+    """The envelope stage over each item's own ``frames[i] * hop`` samples and frames (items of equal
+    length together); float32 audio ``(B, F * hop)``, zero past each item's end."""
+    hop = int(model.hop_length)
+    f_max = mel.shape[-1]
+    if bool((frames == f_max).all()):
+        return run_envelope(model, excitation, mel)[0]
+    audio = torch.zeros(excitation.shape, device=excitation.device, dtype=torch.float32)
+    groups: dict[int, list[int]] = {}
+    for i, f in enumerate(frames.tolist()):
+        groups.setdefault(f, []).append(i)
+    for f, items in groups.items():
+        idx = torch.tensor(items, device=excitation.device)
+        audio[idx, : f * hop] = run_envelope(model, excitation[idx, : f * hop], mel[idx, :, :f])[0]
+    return audio
+
+
+def _synthesize_chunked(
+    model: nn.Module, mel: Tensor, noise: Tensor | tuple[float, torch.Generator | None], frames: Tensor,
+    chunk: int, *, cached: bool, dtype: torch.dtype | None,
+) -> Tensor:
+    """Each item alone through a :class:`StreamingSynthesizer` of ``chunk``-frame steps (exact context):
+    memory per step is bounded by ``chunk + 2 C`` frames. ``noise``: the noise ``z`` itself, or
+    ``(temperature, generator)`` to draw it piece by piece (the same noise as :func:`draw_noise`)."""
+    from waveflow_py.inference.streaming import StreamingSynthesizer
+
+    hop = int(model.hop_length)
+    p = model_param(model)
+    audio = torch.zeros(mel.shape[0], mel.shape[-1] * hop, device=p.device, dtype=torch.float32)
+    stream = StreamingSynthesizer(model, chunk_frames=chunk, cached=cached, dtype=dtype)
+    for i, f in enumerate(frames.tolist()):
+        pos = 0
+        draws = None if isinstance(noise, Tensor) else NoiseStream(model, noise[0], noise[1])
+        for a in range(0, f, chunk):
+            b = min(f, a + chunk)
+            if draws is None:
+                assert isinstance(noise, Tensor)
+                zi = noise[i : i + 1, a * hop : b * hop]
+            else:
+                zi = draws.take((b - a) * hop)
+            piece = stream.push(mel[i : i + 1, :, a:b], zi)
+            audio[i, pos : pos + piece.shape[1]] = piece[0]
+            pos += piece.shape[1]
+        piece = stream.flush()
+        audio[i, pos : pos + piece.shape[1]] = piece[0]
+    return audio
 
 
 def _fix_tails(
-    model: nn.Module, audio: Tensor, z: Tensor, mel: Tensor, frames: Tensor, *, cached: bool,
+    model: nn.Module, excitation: Tensor, z: Tensor, mel: Tensor, frames: Tensor, *, cached: bool,
     dtype: torch.dtype | None,
 ) -> None:
-    """Recompute, in place, the last ``C`` frames of every shorter item from a ``2 C``-frame window that
-    ends at its own end (windows of equal length are batched). When ``hop`` is not a multiple of
-    ``n_group`` a window could not start on a column boundary: the whole item is recomputed instead."""
+    """Recompute, in place, the last ``C`` frames of every shorter item's excitation from a ``2 C``-frame
+    window that ends at its own end (windows of equal length are batched; the flows only, the envelope
+    runs afterwards over the whole item). When ``hop`` is not a multiple of ``n_group`` a window could
+    not start on a column boundary: the whole item is recomputed instead."""
     hop = int(model.hop_length)
     c = context_frames(model)
     aligned = hop % int(model.n_group) == 0
@@ -195,11 +250,11 @@ def _fix_tails(
         if f < f_max:
             groups.setdefault(min(f, 2 * c) if aligned else f, []).append(i)
     for width, items in groups.items():
-        starts = [frames[i].item() - width for i in items]
+        starts = [int(frames[i]) - width for i in items]
         zw = torch.stack([z[i, s * hop : (s + width) * hop] for i, s in zip(items, starts, strict=True)])
         mw = torch.stack([mel[i, :, s : s + width] for i, s in zip(items, starts, strict=True)])
-        out = run_inverse(model, zw, mw, cached=cached, dtype=dtype)
+        out = run_excitation(model, zw, mw, cached=cached, dtype=dtype)
         keep = min(width, c) if aligned else width
         for row, (i, s) in enumerate(zip(items, starts, strict=True)):
             end = (s + width) * hop
-            audio[i, end - keep * hop : end] = out[row, (width - keep) * hop :]
+            excitation[i, end - keep * hop : end] = out[row, (width - keep) * hop :]

@@ -1,5 +1,6 @@
 """What every mel-conditioned flow vocoder shares: the mel upsampler, shape checks, padding to the
-squeeze group, the likelihood in nats per sample and sampling with lengths.
+squeeze group and the likelihood in nats per sample. Sampling (mel -> audio) is
+:func:`waveflow_py.inference.synthesize`, the one sampler (noise from ``self.prior.sample``).
 
 A subclass (WaveFlow, WaveGlow) builds its flows, and implements ``_squeeze`` (how a ``(B, C, T)``
 signal is folded into its working shape), ``forward``, ``inverse`` and ``fast_cache`` (the explicit
@@ -9,18 +10,35 @@ cache object its ``inverse`` takes for fast synthesis).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from waveflow_py.audio.envelope import SpectralEnvelope
 from waveflow_py.config import MelConfig
 from waveflow_py.flows.base import check_tensor
 from waveflow_py.flows.distributions import StandardNormal
+from waveflow_py.flows.lpc import LPCFilter, PreEmphasis, lpc_context
 from waveflow_py.nn.upsample import MelUpsampler, factor_hop
 
-__all__ = ["MelFlowVocoder"]
+__all__ = ["MelFlowVocoder", "EnvelopeState"]
+
+
+@dataclass
+class EnvelopeState:
+    """The memory :meth:`MelFlowVocoder.envelope_synthesis` carries from one chunk to the next.
+
+    ``lpc``: ``(B, p)`` the last ``p`` outputs of the envelope filter (pre-emphasised domain), oldest
+    first (``p = 0`` for the gain envelope; ``None`` without an envelope). ``preemphasis``: ``(B, 1)``
+    the last audio sample (de-emphasis memory; ``None`` without pre-emphasis). ``None`` fields at the
+    start of a signal mean zeros.
+    """
+
+    lpc: Tensor | None = None
+    preemphasis: Tensor | None = None
 
 
 class MelFlowVocoder(nn.Module):
@@ -30,7 +48,19 @@ class MelFlowVocoder(nn.Module):
     group inside and the padded samples reuse the last conditioning value.
     """
 
-    def __init__(self, mel: MelConfig, n_group: int, upsample_scales: list[int] | None, sigma: float) -> None:
+    envelope_log_scale: Tensor  # a registered buffer, only with an envelope (see _build_envelope)
+
+    def __init__(
+        self,
+        mel: MelConfig,
+        n_group: int,
+        upsample_scales: list[int] | None,
+        sigma: float,
+        *,
+        envelope: str = "none",
+        lpc_order: int = 16,
+        preemphasis: float = 0.0,
+    ) -> None:
         super().__init__()
         scales = list(upsample_scales) if upsample_scales else factor_hop(mel.hop_length)
         if math.prod(scales) != mel.hop_length:
@@ -42,6 +72,25 @@ class MelFlowVocoder(nn.Module):
         self._group = n_group
         self.upsampler = MelUpsampler(scales)
         self.prior = StandardNormal((1,), sigma=sigma)
+        self._build_envelope(mel, envelope, lpc_order, preemphasis)
+
+    def _build_envelope(self, mel: MelConfig, envelope: str, lpc_order: int, preemphasis: float) -> None:
+        """The fixed envelope stage: pre-emphasis, then a gain or LPC whitening filter from the mel.
+
+        With an envelope, ``envelope_log_scale`` (a persistent scalar buffer, 0 by default, set by
+        :meth:`calibrate_envelope`) is added to every log-gain: the global excitation scale.
+        """
+        if envelope not in ("none", "gain", "lpc"):
+            raise ValueError(f"envelope: expected 'none', 'gain' or 'lpc', got {envelope!r}")
+        self._envelope_kind = envelope
+        self.preemphasis = PreEmphasis(preemphasis, mel.hop_length) if preemphasis > 0 else None
+        self.envelope: SpectralEnvelope | None = None
+        self.envelope_filter: LPCFilter | None = None
+        if envelope != "none":
+            order = lpc_order if envelope == "lpc" else 0
+            self.envelope = SpectralEnvelope(mel, order, preemphasis=preemphasis)
+            self.envelope_filter = LPCFilter(order, mel.hop_length)
+            self.register_buffer("envelope_log_scale", torch.zeros(()))
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -119,7 +168,16 @@ class MelFlowVocoder(nn.Module):
     # windows and chunks are exact) and ``envelope_synthesis`` (the fixed mel-conditioned envelope
     # filter; recursive, so chunked synthesis carries its ``state`` across chunks).
     def forward(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
-        """``audio (B, T), mel (B, n_mels, F) -> (z (B, T'), log|det dz/dx| (B,))``, ``T' = ceil(T/g)*g``."""
+        """``audio (B, T), mel (B, n_mels, F) -> (z (B, T'), log|det dz/dx| (B,))``, ``T' = ceil(T/g)*g``.
+
+        With an envelope stage the audio is zero-padded to ``T'`` first, so the envelope transform (and
+        its log-det) covers the same ``T'`` samples the inverse synthesises from ``z``.
+        """
+        if self.preemphasis is not None or self.envelope_filter is not None:
+            check_tensor(audio, name="audio", ndims=(2,))
+            self._check_mel(mel, audio.shape[0])
+            self._check_length(audio.shape[1], mel, what="audio")
+            audio = F.pad(audio, (0, self._padded(audio.shape[1]) - audio.shape[1]))
         x, ld_env = self.envelope_analysis(audio, mel)
         z, ld = self._flow_forward(x, mel)
         return z, ld + ld_env
@@ -138,63 +196,75 @@ class MelFlowVocoder(nn.Module):
         """First synthesis stage: the flows' inverse only, ``z -> excitation (B, T)`` (with log-det)."""
         return self._flow_inverse(z, mel, cache)
 
+    def _envelope_context(self, mel: Tensor, length: int) -> Tensor:
+        """LPC context ``(B, ceil(length / hop), 1 + p)`` for samples ``0 .. length - 1`` of ``mel``
+        (segment alignment: :mod:`waveflow_py.audio.envelope`), with the calibrated global scale."""
+        assert self.envelope is not None
+        with torch.no_grad():
+            a, log_gain = self.envelope(mel, -(-length // self.hop_length))
+            return lpc_context(a, log_gain + self.envelope_log_scale.to(log_gain.dtype))
+
     def envelope_analysis(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
         """``audio (B, T) -> (excitation (B, T), log|det| (B,))`` through the mel-conditioned envelope
-        transform (identity without an envelope)."""
-        return audio, audio.new_zeros(audio.shape[0])
+        transform: pre-emphasis (log-det 0), then ``e = (x - sum_k a_k x[n-k]) / g`` per hop segment
+        (identity without an envelope). Zero filter memory before the first sample. ``T`` may reach the
+        mel's coverage rounded up to the group (segments past the mel reuse the last one)."""
+        if self.preemphasis is None and self.envelope_filter is None:
+            return audio, audio.new_zeros(audio.shape[0])
+        check_tensor(audio, name="audio", ndims=(2,))
+        self._check_mel(mel, audio.shape[0])
+        self._check_length(audio.shape[1], mel, what="padded audio")
+        x, logdet = audio, audio.new_zeros(audio.shape[0])
+        if self.preemphasis is not None:
+            x, _, _ = self.preemphasis.analysis(x)
+        if self.envelope_filter is not None:
+            x, logdet, _ = self.envelope_filter.analysis(x, self._envelope_context(mel, x.shape[1]))
+        return x, logdet
+
+    @torch.no_grad()
+    def calibrate_envelope(self, audio: Tensor, mel: Tensor) -> float:
+        """Set ``envelope_log_scale`` so the excitation of ``audio (B, T)`` (with ``mel``) has unit
+        variance; returns the new log-scale (0.0 and no change without an envelope filter)."""
+        if self.envelope_filter is None:
+            return 0.0
+        e, _ = self.envelope_analysis(audio, mel)
+        var = e.double().square().mean().clamp_min(1e-20)
+        self.envelope_log_scale.add_(0.5 * torch.log(var).to(self.envelope_log_scale.dtype))
+        return float(self.envelope_log_scale)
 
     def envelope_synthesis(
         self, excitation: Tensor, mel: Tensor, state: Any = None
     ) -> tuple[Tensor, Tensor, Any]:
         """Second synthesis stage: ``excitation (B, T)`` -> ``(audio (B, T), log|det| (B,), state)``.
 
-        ``mel`` covers the excitation from its first sample (frame-aligned). ``state`` (from the previous
-        call on the preceding samples, ``None`` at the start) carries the filter memory across chunks.
-        Identity without an envelope.
+        The all-pole envelope filter (numba loop on CPU without autograd, batched triangular solves
+        otherwise), then de-emphasis. ``mel`` covers the excitation from its first sample (frame-aligned:
+        its frame 0 is the chunk's first hop segment, so chunks start on a multiple of ``hop``).
+        ``state``: the :class:`EnvelopeState` returned by the call on the preceding samples (``None`` at
+        the start); the returned one continues the signal. Centred mels (``padding="center"``) average
+        frames ``i`` and ``i + 1`` for segment ``i``: give each chunk's call one mel frame beyond its last
+        segment (as a whole-signal call has) and chunked synthesis equals one pass exactly.
+        Identity without an envelope (still returning an :class:`EnvelopeState`).
         """
-        return excitation, excitation.new_zeros(excitation.shape[0]), state
+        if state is not None and not isinstance(state, EnvelopeState):
+            raise ValueError(f"state: expected None or an EnvelopeState, got {type(state).__name__}")
+        state = state or EnvelopeState()
+        if self.preemphasis is None and self.envelope_filter is None:
+            return excitation, excitation.new_zeros(excitation.shape[0]), state
+        check_tensor(excitation, name="excitation", ndims=(2,))
+        self._check_mel(mel, excitation.shape[0])
+        self._check_length(excitation.shape[1], mel, what="excitation")
+        x, logdet, lpc_state = excitation, excitation.new_zeros(excitation.shape[0]), state.lpc
+        if self.envelope_filter is not None:
+            ctx = self._envelope_context(mel, x.shape[1])
+            x, logdet, lpc_state = self.envelope_filter.synthesis(x, ctx, state.lpc)
+        pre_state = state.preemphasis
+        if self.preemphasis is not None:
+            x, _, pre_state = self.preemphasis.synthesis(x, state.preemphasis)
+        return x, logdet, EnvelopeState(lpc=lpc_state, preemphasis=pre_state)
 
     # ------------------------------------------------------------------ density and sampling
     def log_prob(self, audio: Tensor, mel: Tensor) -> Tensor:
         """Average log-likelihood in nats per sample ``(B,)`` (of the zero-padded length ``T'``)."""
         z, logabsdet = self(audio, mel)
         return (self.prior.log_prob(z) + logabsdet) / z.shape[1]
-
-    @torch.no_grad()
-    def infer(
-        self,
-        mel: Tensor,
-        sigma: float = 1.0,
-        lengths: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        dtype: torch.dtype | None = None,
-        cached: bool = True,
-    ) -> Tensor:
-        """Synthesise ``audio (B, F * hop)`` from ``mel (B, n_mels, F)`` with ``z ~ N(0, sigma^2)``.
-
-        ``lengths``: valid mel frames per item ``(B,)``; samples past ``lengths * hop`` are zeroed (for
-        audio that also ignores the padding frames, use :func:`waveflow_py.inference.synthesize`).
-        ``dtype``: compute dtype of the fast inverse (e.g. ``torch.bfloat16``); ``cached=False`` runs the
-        reference inverse (slow; for tests).
-        """
-        if mel.dim() == 2:
-            mel = mel.unsqueeze(0)
-        self._check_mel(mel)
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
-        b, _, frames = mel.shape
-        t = frames * self.hop_length
-        ref = next(self.parameters())
-        z = torch.randn(b, t, generator=generator, device=ref.device, dtype=ref.dtype) * sigma
-        audio, _ = self.inverse(z, mel.to(ref.dtype), cache=self.fast_cache(dtype) if cached else None)
-        audio = audio[:, :t]
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=audio.device)
-            if lengths.shape != (b,) or bool((lengths < 1).any()) or bool((lengths > frames).any()):
-                raise ValueError(
-                    f"lengths: expected {b} frame counts in [1, {frames}], got {lengths.tolist()}"
-                )
-            keep = torch.arange(t, device=audio.device)[None, :] < (lengths[:, None] * self.hop_length)
-            audio = audio * keep
-        return audio

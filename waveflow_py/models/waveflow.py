@@ -21,7 +21,8 @@ may be as long as ``ceil(F * hop / h) * h``); extra conditioning is trimmed, and
 padded samples reuse the last conditioning value.
 
 Fast synthesis: ``inverse(z, mel, cache=RowCache(dtype=torch.bfloat16))`` runs the same inverse with
-each 2-D WaveNet evaluated row by row through its ring-buffer cache; ``infer`` does this by default.
+each 2-D WaveNet evaluated row by row through its ring-buffer cache; :func:`waveflow_py.inference.synthesize`
+does this by default.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class WaveFlow(MelFlowVocoder):
 
     Methods follow the package interface: ``forward(audio, mel) -> (z, logabsdet (B,))``,
     ``inverse(z, mel, cache=None) -> (audio, logabsdet (B,))``, ``log_prob(audio, mel) -> (B,)`` in nats
-    per sample, ``infer(mel, sigma, lengths, generator) -> audio (B, F * hop)``.
+    per sample; mel -> audio is :func:`waveflow_py.inference.synthesize`.
     """
 
     def __init__(self, cfg: WaveFlowConfig) -> None:
@@ -88,7 +89,10 @@ class WaveFlow(MelFlowVocoder):
         h = cfg.n_group
         if cfg.permutation == "bipartition" and h % 2:
             raise ValueError(f"bipartition permutation needs an even n_group (h), got {h}")
-        super().__init__(cfg.mel, h, cfg.upsample_scales, cfg.sigma)
+        super().__init__(
+            cfg.mel, h, cfg.upsample_scales, cfg.sigma,
+            envelope=cfg.envelope, lpc_order=cfg.lpc_order, preemphasis=cfg.preemphasis,
+        )
         self.config = cfg
         dil = list(cfg.height_dilations) if cfg.height_dilations else height_dilations(h, cfg.n_layers)
         self.flows = nn.ModuleList(
@@ -97,6 +101,8 @@ class WaveFlow(MelFlowVocoder):
                     1, cfg.residual_channels, cfg.mel.n_mels, 2, cfg.n_layers, tuple(cfg.kernel_size), dil
                 ),
                 channels=1,
+                scale_bound=cfg.scale_bound,
+                identity_first_row=cfg.first_row == "identity",
             )
             for _ in range(cfg.n_flows)
         )

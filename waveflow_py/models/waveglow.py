@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
@@ -37,6 +38,7 @@ from waveflow_py.flows.base import Composite
 from waveflow_py.flows.coupling import AffineCoupling
 from waveflow_py.flows.glow import InvConv1x1
 from waveflow_py.models.base import MelFlowVocoder
+from waveflow_py.nn.upsample import TransposedConv1dUpsampler
 from waveflow_py.nn.wavenet1d import WaveNet1D
 
 __all__ = ["WaveGlow", "WaveGlowCache", "early_channels"]
@@ -70,8 +72,8 @@ class WaveGlow(MelFlowVocoder):
     """WaveGlow vocoder: ``audio (B, T), mel (B, n_mels, F) <-> z (B, T')`` (see the module docstring).
 
     ``forward(audio, mel) -> (z, log|det dz/dx| (B,))``; ``inverse(z, mel, cache=None) -> (audio,
-    log|det dx/dz|)``; ``log_prob(audio, mel) -> (B,)`` nats per sample; ``infer(mel, sigma, lengths,
-    generator) -> audio (B, F * hop)``.
+    log|det dx/dz|)``; ``log_prob(audio, mel) -> (B,)`` nats per sample; mel -> audio is
+    :func:`waveflow_py.inference.synthesize`.
     """
 
     def __init__(self, cfg: WaveGlowConfig) -> None:
@@ -90,10 +92,15 @@ class WaveGlow(MelFlowVocoder):
                 f"WaveGlow: early outputs leave {channels[-1]} channel(s) for the last flow of "
                 f"n_group={g}; need >= 2 (fewer/smaller early outputs or a larger n_group)"
             )
-        super().__init__(cfg.mel, g, cfg.upsample_scales, cfg.sigma)
+        super().__init__(
+            cfg.mel, g, cfg.upsample_scales, cfg.sigma,
+            envelope=cfg.envelope, lpc_order=cfg.lpc_order, preemphasis=cfg.preemphasis,
+        )
+        if cfg.upsampler == "nvidia":  # NVIDIA's single ConvTranspose1d (imported checkpoints)
+            self.upsampler = TransposedConv1dUpsampler(cfg.mel.n_mels, cfg.mel.hop_length)
         self.config = cfg
         self.channels = channels
-        aux = cfg.mel.n_mels * g
+        aux = cfg.mel.n_mels * g if cfg.condition == "squeeze" else cfg.mel.n_mels
         self.flows = nn.ModuleList(
             Composite([InvConv1x1(c), self._coupling(c, aux)]) for c in self.channels
         )
@@ -115,6 +122,17 @@ class WaveGlow(MelFlowVocoder):
         b, c, t = x.shape
         g = self.n_group
         return x.reshape(b, c, t // g, g).transpose(2, 3).reshape(b, c * g, -1)
+
+    def _condition(self, mel: Tensor, length: int) -> Tensor:
+        """The couplings' context: the squeezed upsampled mel ``(B, n_mels * g, T / g)``, or with
+        ``condition="pooled"`` its mean over each group of ``g`` samples ``(B, n_mels, T / g)``."""
+        if self.config.condition == "squeeze":
+            return super()._condition(mel, length)
+        cond = self.upsampler(mel)
+        if cond.shape[-1] < length:
+            cond = F.pad(cond, (0, length - cond.shape[-1]), mode="replicate")
+        b, c, _ = cond.shape
+        return cond[..., :length].reshape(b, c, length // self.n_group, self.n_group).mean(-1)
 
     def _unsqueeze(self, x: Tensor) -> Tensor:
         """``(B, g, T / g) -> (B, T)``, the inverse of :meth:`_squeeze` for one channel."""
@@ -157,7 +175,7 @@ class WaveGlow(MelFlowVocoder):
     def _inverse(self, z: Tensor, mel: Tensor, cache: WaveGlowCache | None) -> tuple[Tensor, Tensor]:
         y, cond = self._fold(z, mel, "z")
         if cache is not None:
-            cache.inverse_weights = [self._inverse_weight(flow.transforms[0], y.dtype) for flow in self.flows]
+            cache.inverse_weights = [flow.transforms[0].inverse_weight(y.dtype) for flow in self.flows]
         early = self.config.n_early_size
         pos = self.n_group - self.channels[-1]
         x = y[:, pos:]
@@ -174,19 +192,14 @@ class WaveGlow(MelFlowVocoder):
                 pos -= early
         return self._unsqueeze(x)[:, : z.shape[1]], total
 
-    @staticmethod
-    def _inverse_weight(conv: InvConv1x1, dtype: torch.dtype) -> Tensor:
-        # inv_ex: no host-side error check, so the cached inverse can be captured in a CUDA graph
-        return torch.linalg.inv_ex(conv.weight().double())[0].to(dtype)
-
     def _cached_step(
         self, flow: Composite, y: Tensor, cond: Tensor, w_inv: Tensor, dtype: torch.dtype | None
     ) -> tuple[Tensor, Tensor]:
         conv, coupling = flow.transforms
         with self._autocast(y, dtype):
             x, ld = coupling.inverse(y, cond)
-        x = torch.matmul(w_inv, x.to(y.dtype))
-        return x, ld.to(y.dtype) - conv.log_s.sum() * x.shape[-1]
+        x, ld_conv = conv.inverse_with(x.to(y.dtype), w_inv)
+        return x, ld.to(y.dtype) + ld_conv
 
     @staticmethod
     @contextlib.contextmanager

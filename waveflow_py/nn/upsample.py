@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from waveflow_py.nn.weight_norm import wn
 
-__all__ = ["MelUpsampler", "factor_hop"]
+__all__ = ["MelUpsampler", "TransposedConv1dUpsampler", "factor_hop"]
 
 
 def factor_hop(hop_length: int) -> list[int]:
@@ -63,3 +63,22 @@ class MelUpsampler(nn.Module):
             n = x.shape[-1]
             x = F.leaky_relu(stage(x)[..., : n * s], self.leaky_slope)
         return x.squeeze(1)[..., : frames * self.hop_length]
+
+
+class TransposedConv1dUpsampler(nn.Module):
+    """NVIDIA WaveGlow's upsampler (Prenger et al. 2019, ``glow.py``): one
+    ``ConvTranspose1d(n_mels, n_mels, kernel, stride=hop)`` over time (kernel ``4 * hop`` = 1024 there),
+    no activation, no weight norm. ``(B, n_mels, F) -> (B, n_mels, F * hop)``: the first ``F * hop`` of
+    the ``(F - 1) * hop + kernel`` outputs (NVIDIA trims the last ``kernel - hop`` the same way).
+    """
+
+    def __init__(self, channels: int, hop_length: int, kernel_size: int | None = None) -> None:
+        super().__init__()
+        kernel = 4 * hop_length if kernel_size is None else int(kernel_size)
+        if hop_length < 1 or kernel < hop_length:
+            raise ValueError(f"expected hop_length >= 1 and kernel_size >= hop, got {hop_length}, {kernel}")
+        self.hop_length = hop_length
+        self.conv = nn.ConvTranspose1d(channels, channels, kernel, stride=hop_length)
+
+    def forward(self, mel: Tensor) -> Tensor:
+        return self.conv(mel)[..., : mel.shape[-1] * self.hop_length]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -15,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from waveflow_py.atomic import atomic_write
+from waveflow_py.atomic import atomic_write, sha256_file
 from waveflow_py.config import MelConfig, from_dict, to_dict
+from waveflow_py.dtypes import parse_dtype
 from waveflow_py.nn.state import describe_mismatch
 from waveflow_py.pretrained.errors import (
     CONFIG_FILE,
@@ -49,6 +49,7 @@ class ReleaseInfo:
     format_version: int = FORMAT_VERSION
     verified: bool = False
     num_parameters: int | None = None
+    temperature: float | None = None  # sampling temperature the release recommends (None: the default)
 
     @property
     def mel(self) -> MelConfig:
@@ -75,29 +76,6 @@ def _models() -> dict[str, tuple[type[nn.Module], type]]:
     return MODELS
 
 
-def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    """``"float32"``/``"fp32"``, ``"float16"``/``"fp16"``/``"half"``, ``"bfloat16"``/``"bf16"`` -> dtype."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    names = {
-        "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-        "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-        "float64": torch.float64, "fp64": torch.float64, "double": torch.float64,
-    }  # fmt: skip
-    key = str(dtype).lower().removeprefix("torch.")
-    if key not in names:
-        raise ValueError(f"dtype: expected one of {sorted(names)}, got {dtype!r}")
-    return names[key]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _model_type_of(model: nn.Module) -> str:
     for name, (cls, _cfg) in _models().items():
@@ -114,7 +92,11 @@ def _model_type_of(model: nn.Module) -> str:
 
 # ----------------------------------------------------------------------------- save
 def save_release(
-    directory: str | os.PathLike[str], model: nn.Module, *, provenance: Mapping[str, Any]
+    directory: str | os.PathLike[str],
+    model: nn.Module,
+    *,
+    provenance: Mapping[str, Any],
+    temperature: float | None = None,
 ) -> Path:
     """Write ``model`` as a release in ``directory`` (created if needed); returns the directory.
 
@@ -145,8 +127,10 @@ def save_release(
         "sample_rate": int(model_dict["mel"]["sample_rate"]),
         "provenance": json.loads(json.dumps(dict(provenance), default=str)),
         "num_parameters": int(sum(p.numel() for p in model.parameters())),
-        "files": {WEIGHTS_FILE: {"sha256": _sha256(weights), "bytes": weights.stat().st_size}},
+        "files": {WEIGHTS_FILE: {"sha256": sha256_file(weights), "bytes": weights.stat().st_size}},
     }
+    if temperature is not None:  # the sampling temperature this release recommends
+        data["temperature"] = float(temperature)
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     atomic_write(out / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     logger.info("saved %s release to %s", model_type, out)
@@ -209,7 +193,17 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
         sha256=str(files[WEIGHTS_FILE]["sha256"]),
         format_version=int(data["format_version"]),
         num_parameters=data.get("num_parameters"),
+        temperature=_temperature(data.get("temperature"), path / CONFIG_FILE),
     )
+
+
+def _temperature(value: Any, where: Path) -> float | None:
+    """The optional ``"temperature"`` of config.json: a number >= 0 (overrides the package default)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ReleaseFormatError(f"{where}: temperature: expected a number >= 0, got {value!r}")
+    return float(value)
 
 
 def _check_fit(model: nn.Module, state: Mapping[str, torch.Tensor], where: Path) -> None:
@@ -236,7 +230,7 @@ def load_release(
     weights = info.path / WEIGHTS_FILE
     if not weights.is_file():
         raise ReleaseFileMissingError(f"{info.path}: missing {WEIGHTS_FILE} (config.json names it)")
-    digest = _sha256(weights)
+    digest = sha256_file(weights)
     if digest != info.sha256:
         raise ReleaseChecksumError(
             f"{weights}: sha256 mismatch: config.json records {info.sha256}, the file has {digest} "
@@ -249,8 +243,9 @@ def load_release(
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as e:
         raise ReleaseFormatError(f"{weights}: cannot read safetensors ({e})") from e
-    model_cls = _models()[info.model_type][0]
-    model = model_cls(info.config)
+    from waveflow_py.models import build_model  # models sit below pretrained: imported on use
+
+    model = build_model(info.model_type, info.config)
     _check_fit(model, state, weights)
     model.load_state_dict(state, strict=True)
     model.eval()

@@ -12,6 +12,11 @@ Layout of ``<run>/checkpoints/step_00001000/``::
 The directory is written under a temporary name, every file and the directory are fsynced, then it is
 moved into place with ``os.replace``; ``<run>/checkpoints/latest`` (a one-line text file, also replaced
 atomically) names the newest one. Only the last ``keep_last_k`` step directories are kept.
+
+``state.json`` also records the size and sha256 of every other file (``files``). On resume,
+:func:`resolve_checkpoint` verifies a checkpoint (sizes, hashes, safetensors headers, JSON/YAML) before
+it is used: given a run directory it falls back to the newest intact checkpoint, with a warning naming
+each damaged one; given one step directory, a damaged one is a :class:`CheckpointCorrupt` error.
 """
 
 from __future__ import annotations
@@ -32,14 +37,16 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from waveflow_py.atomic import atomic_write_text, fsync_path
+from waveflow_py.atomic import atomic_write_text, fsync_path, sha256_file
 from waveflow_py.nn.state import describe_mismatch
 
 __all__ = [
+    "CheckpointCorrupt",
     "CheckpointMismatch",
     "save_checkpoint",
     "load_checkpoint",
     "resolve_checkpoint",
+    "verify_checkpoint",
     "load_model_weights",
     "capture_rng",
     "restore_rng",
@@ -54,6 +61,10 @@ _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 class CheckpointMismatch(ValueError):
     """A checkpoint does not fit the model or config it is loaded into (names the tensor or key)."""
+
+
+class CheckpointCorrupt(ValueError):
+    """A checkpoint directory is damaged (truncated, altered or unreadable files); names the problem."""
 
 
 # ----------------------------------------------------------------------------- RNG state
@@ -156,7 +167,9 @@ def save_checkpoint(
         save_file({k: v.detach().cpu().contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     (tmp / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in sorted(tmp.iterdir())}
     full_state = {"format_version": 1, "step": step, "optimizer_param_groups": groups, **state}
+    full_state["files"] = files
     (tmp / "state.json").write_text(json.dumps(full_state), encoding="utf-8")
     for f in tmp.iterdir():
         fsync_path(f)
@@ -176,36 +189,139 @@ def save_checkpoint(
     return final
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A step directory from: a step directory, a ``checkpoints`` directory, or a run directory."""
-    p = Path(path)
-    if (p / "state.json").is_file():
-        return p
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Structural check of a safetensors file without reading its tensors: the header parses and the
+    file is exactly as long as the header says (catches truncation and appended junk)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"{path.name}: truncated ({size} bytes)"
+        n = int.from_bytes(head, "little")
+        if n > size - 8:
+            return f"{path.name}: header length {n} exceeds the file ({size} bytes)"
+        try:
+            header = json.loads(f.read(n))
+            ends = (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__")
+            end = max(ends, default=0)
+        except (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError):
+            return f"{path.name}: unreadable safetensors header"
+    if 8 + n + end != size:
+        return f"{path.name}: {size} bytes but its header describes {8 + n + end}"
+    return None
+
+
+def verify_checkpoint(step_dir: str | Path) -> str | None:
+    """``None`` if ``step_dir`` is an intact checkpoint, else a one-line description of what is wrong.
+
+    Checks that state.json and config.yaml parse, the weight files exist and are well-formed
+    safetensors, and, for checkpoints that record them (``state["files"]``), every file's size and
+    sha256. Reads each file once; loads no tensors.
+    """
+    d = Path(step_dir)
+    try:
+        state = json.loads((d / "state.json").read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            return "state.json: no step recorded"
+        yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        return f"{Path(str(e.filename)).name}: missing"
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        return f"unreadable state.json/config.yaml ({type(e).__name__}: {str(e).splitlines()[0]})"
+    recorded: dict[str, Any] = state.get("files") or {}
+    needed = {"model.safetensors", "optimizer.safetensors", *recorded}
+    for name in sorted(needed):
+        f = d / name
+        if not f.is_file():
+            return f"{name}: missing"
+        want = recorded.get(name)
+        if want is not None:
+            if f.stat().st_size != want["bytes"]:
+                return f"{name}: {f.stat().st_size} bytes, {want['bytes']} recorded"
+            if sha256_file(f) != want["sha256"]:
+                return f"{name}: sha256 differs from the one recorded (the file was altered or damaged)"
+        if name.endswith(".safetensors"):
+            problem = _safetensors_problem(f)
+            if problem:
+                return problem
+    return None
+
+
+def _candidates(p: Path) -> tuple[Path, list[Path]] | None:
+    """For a run or ``checkpoints`` directory: (its checkpoints root, step directories newest first,
+    the one ``latest`` names leading)."""
     for root in (p, p / "checkpoints"):
+        dirs = [d for _, d in reversed(step_dirs(root))]
         latest = root / "latest"
         if latest.is_file():
-            target = root / latest.read_text(encoding="utf-8").strip()
-            if (target / "state.json").is_file():
-                return target
-        dirs = step_dirs(root)
+            named = root / latest.read_text(encoding="utf-8").strip()
+            if (named / "state.json").is_file():
+                dirs = [named] + [d for d in dirs if d != named]
         if dirs:
-            return dirs[-1][1]
-    raise FileNotFoundError(f"no checkpoint found at {p} (expected a step_* directory, or a run directory)")
+            return root, dirs
+    return None
+
+
+def resolve_checkpoint(path: str | Path, verify: bool = True) -> Path:
+    """A step directory from: a step directory, a ``checkpoints`` directory, or a run directory.
+
+    With ``verify`` (the default) the checkpoint is checked with :func:`verify_checkpoint`. For a run
+    or ``checkpoints`` directory the newest intact one is returned, with a warning naming each damaged
+    newer one; :class:`CheckpointCorrupt` if none is intact, or if ``path`` is itself a damaged step
+    directory (a checkpoint named explicitly is never swapped for another).
+    """
+    p = Path(path)
+    if (p / "state.json").is_file():
+        problem = verify_checkpoint(p) if verify else None
+        if problem:
+            intact = _candidates(p.parent)
+            hint = ""
+            if intact is not None:
+                ok = next((d for d in intact[1] if d != p and verify_checkpoint(d) is None), None)
+                hint = f"; the newest intact one is {ok}" if ok is not None else ""
+            raise CheckpointCorrupt(f"checkpoint {p} is damaged: {problem}{hint}")
+        return p
+    found = _candidates(p)
+    if found is None:
+        raise FileNotFoundError(
+            f"no checkpoint found at {p} (expected a step_* directory, or a run directory)"
+        )
+    root, dirs = found
+    if not verify:
+        return dirs[0]
+    damaged: list[str] = []
+    for d in dirs:
+        problem = verify_checkpoint(d)
+        if problem is None:
+            if damaged:
+                logger.warning("resuming from %s, the newest intact checkpoint", d)
+            return d
+        damaged.append(f"{d.name} ({problem})")
+        logger.warning("checkpoint %s is damaged, skipped: %s", d, problem)
+    raise CheckpointCorrupt(f"no intact checkpoint in {root}: " + "; ".join(damaged))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint directory into plain data: ``model``, ``optimizer`` and (maybe) ``ema`` tensors,
-    ``state`` (JSON) and ``config`` (dict). Nothing is unpickled."""
+    ``state`` (JSON) and ``config`` (dict). Nothing is unpickled. ``path`` is resolved (and verified,
+    falling back to an older intact checkpoint of a run) by :func:`resolve_checkpoint`; a file that
+    still cannot be read is a :class:`CheckpointCorrupt` error naming it."""
+    from safetensors import SafetensorError
+
     d = resolve_checkpoint(path)
-    out: dict[str, Any] = {
-        "path": d,
-        "model": load_file(str(d / "model.safetensors")),
-        "optimizer": load_file(str(d / "optimizer.safetensors")),
-        "state": json.loads((d / "state.json").read_text(encoding="utf-8")),
-        "config": yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")),
-    }
-    if (d / "ema.safetensors").is_file():
-        out["ema"] = load_file(str(d / "ema.safetensors"))
+    try:
+        out: dict[str, Any] = {
+            "path": d,
+            "model": load_file(str(d / "model.safetensors")),
+            "optimizer": load_file(str(d / "optimizer.safetensors")),
+            "state": json.loads((d / "state.json").read_text(encoding="utf-8")),
+            "config": yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")),
+        }
+        if (d / "ema.safetensors").is_file():
+            out["ema"] = load_file(str(d / "ema.safetensors"))
+    except (SafetensorError, OSError, ValueError, yaml.YAMLError) as e:
+        raise CheckpointCorrupt(f"checkpoint {d} cannot be read: {type(e).__name__}: {e}") from e
     return out
 
 

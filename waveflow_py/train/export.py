@@ -21,13 +21,10 @@ __all__ = ["write_release", "export_checkpoint"]
 logger = logging.getLogger(__name__)
 
 
-def write_release(model: nn.Module, out_dir: str | Path, provenance: Mapping[str, Any]) -> Path | None:
-    """``save_release(out_dir / "release", model, provenance=...)``; None (and a log line) if unavailable."""
-    try:
-        from waveflow_py.pretrained import save_release
-    except ImportError:
-        logger.info("waveflow_py.pretrained.save_release is not available: no release written")
-        return None
+def write_release(model: nn.Module, out_dir: str | Path, provenance: Mapping[str, Any]) -> Path:
+    """``save_release(out_dir / "release", model, provenance=...)``."""
+    from waveflow_py.pretrained import save_release
+
     prov = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **provenance}
     out = Path(save_release(Path(out_dir) / "release", model, provenance=prov))
     logger.info("wrote release %s", out)
@@ -36,20 +33,16 @@ def write_release(model: nn.Module, out_dir: str | Path, provenance: Mapping[str
 
 def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: str | Path) -> Path:
     """Build ``exp``'s model, load a checkpoint's (EMA) weights into it and write a release."""
-    from waveflow_py.models import MODELS
+    from waveflow_py.models import build_model
     from waveflow_py.train import checkpoint as ckpt
 
     data = ckpt.load_checkpoint(checkpoint)
     current = to_dict(exp)
-    current["model"] = to_dict(exp.model_config())
+    current["model"] = to_dict(exp.model)
     ckpt.check_config_matches(data["config"], current, ("model_type", "model"))
-    cls, _ = MODELS[exp.model_type]
-    model = cls(exp.model_config())
+    model = build_model(exp.model_type, exp.model)
     use_ema = "ema" in data
     ckpt.load_model_weights(model, data["ema"] if use_ema else data["model"], "EMA" if use_ema else "model")
     provenance = {"data": exp.data.root, "steps": int(data["state"]["step"]), "model_type": exp.model_type,
                   "ema": use_ema, "checkpoint": str(data["path"])}
-    out = write_release(model.eval(), out_dir, provenance)
-    if out is None:
-        raise ValueError("cannot export: waveflow_py.pretrained.save_release is not available")
-    return out
+    return write_release(model.eval(), out_dir, provenance)

@@ -50,6 +50,7 @@ class TrainResult:
     dev: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     skipped_steps: int = 0
     release: Path | None = None
+    stopped_by_budget: bool = False  # train.max_minutes ran out before train.steps
 
 
 class Trainer:
@@ -73,15 +74,21 @@ class Trainer:
         self.step = 0
         self.consecutive_nonfinite = 0
         self.skipped_steps = 0
+        self.clock = _Clock()
+        self.init_release: Path | None = None  # the release a fine-tuning run started from
         self.result = TrainResult(0, self.out_dir)
-        if resume:
-            try:
+        try:
+            if resume:
                 self._resume(resume)
-            except BaseException:
-                from waveflow_py.train.distributed import cleanup_distributed
+            elif self.cfg.init_from:
+                self._init_from(self.cfg.init_from)
+            else:
+                self._calibrate_envelope()
+        except BaseException:
+            from waveflow_py.train.distributed import cleanup_distributed
 
-                cleanup_distributed(self.dist)
-                raise
+            cleanup_distributed(self.dist)
+            raise
         self.metrics = MetricsLogger(self.out_dir, enabled=self.dist.is_main,
                                      tensorboard=self.cfg.tensorboard)
 
@@ -105,6 +112,8 @@ class Trainer:
             "scaler": p.scaler.state_dict() if p.scaler is not None else None,
             "consecutive_nonfinite": self.consecutive_nonfinite,
             "skipped_steps": self.skipped_steps,
+            "clock": self.clock.totals(),
+            "init_from": None if self.init_release is None else str(self.init_release),
         }
         path = ckpt.save_checkpoint(
             self.out_dir / "checkpoints", self.step, model=p.model, optimizer=p.optimizer,
@@ -136,9 +145,51 @@ class Trainer:
         self.step = int(st["step"])
         self.consecutive_nonfinite = int(st.get("consecutive_nonfinite", 0))
         self.skipped_steps = int(st.get("skipped_steps", 0))
+        self.clock = _Clock(**st.get("clock", {}))
+        self.init_release = Path(st["init_from"]) if st.get("init_from") else None
         if self.dist.is_main:
             _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
         logger.info("resumed from %s at step %d", data["path"], self.step)
+
+    def _init_from(self, release: str) -> None:
+        """Start from a release's weights (fine-tuning): its model config, mel settings included, must equal
+        the experiment's, so features and architecture cannot silently mismatch. Optimizer and step
+        start fresh."""
+        from waveflow_py.pretrained import load_release
+
+        model, info = load_release(release)
+        ours = to_dict(self.exp.model_config())
+        theirs = to_dict(info.config)
+        if info.model_type != self.exp.model_type or ours != theirs:
+            diffs = _dict_diffs(theirs, ours) if info.model_type == self.exp.model_type else [
+                f"model_type: release {info.model_type!r}, config {self.exp.model_type!r}"]
+            raise ckpt.CheckpointMismatch(
+                f"--init-from {release}: the release's model differs from the experiment's: "
+                + "; ".join(diffs[:8]) + (" ..." if len(diffs) > 8 else "")
+                + " (set these model/mel keys to the release's values)"
+            )
+        ckpt.load_model_weights(self.parts.model, model.state_dict(), what=f"release {info.path}")
+        if self.parts.ema is not None:
+            self.parts.ema.load_state_dict(self.parts.model.state_dict())
+        self.init_release = info.path
+        steps = info.provenance.get("steps", "?")
+        logger.info("initialised the weights from release %s (%s)", info.path, steps)
+
+    def _calibrate_envelope(self, segments: int = 32) -> None:
+        """A new run with an envelope prior: scale the excitation to unit variance on ``segments`` training
+        segments (items ``2**61 + j``: the same on every rank, never a training step's data)."""
+        model = self.parts.model
+        calibrate = getattr(model, "calibrate_envelope", None)
+        if calibrate is None or getattr(model.config, "envelope", "none") == "none":
+            return
+        ds = self.parts.train_set
+        audio = torch.stack([ds[2**61 + j] for j in range(segments)]).to(self.device)
+        with torch.no_grad():
+            mel = self.parts.mel_fn(audio)
+        scale = calibrate(audio, mel)
+        if self.parts.ema is not None:
+            self.parts.ema.load_state_dict(model.state_dict())
+        logger.info("envelope calibrated on %d training segments (excitation scale %.4g)", segments, scale)
 
     # ------------------------------------------------------------------ one step
     def _train_step(self, audio: Tensor) -> tuple[float, float | None]:
@@ -197,11 +248,11 @@ class Trainer:
             ctx = p.ema.swapped_in(model) if p.ema is not None else contextlib.nullcontext(model)
             with ctx:
                 nll = dev_nll(model, p.mel_fn, p.dev, self.device)
-                l1, clips = vocode_clips(model, p.mel_fn, p.dev, self.cfg.val_clips, self.cfg.val_sigma,
+                l1, clips = vocode_clips(model, p.mel_fn, p.dev, self.cfg.val_clips, self.cfg.val_temperature,
                                          self.device, self.cfg.seed)
             model.train(was_training)
             res = ValidationResult(nll, l1, clips)
-            self.metrics.scalars(self.step, "dev", res.scalars())
+            self.metrics.scalars(self.step, "dev", {**res.scalars(), **self.clock.minutes()})
             self.result.dev.append((self.step, res.scalars()))
             logger.info("step %d: dev NLL %.4f nats/sample (%.4f bits)%s", self.step, nll,
                         bits_per_sample(nll), f", mel L1 {l1:.4f}" if l1 is not None else "")
@@ -228,6 +279,8 @@ class Trainer:
         window: list[float] = []  # finite losses since the last log line (their mean is logged)
         if self.step == 0 and cfg.val_at_start:
             self._validate()
+        budget = _Budget(cfg.max_minutes, cfg.budget_clock, self.clock)
+        self.clock.start()
         try:
             for audio in loader:
                 loss, grad_norm = self._train_step(audio)
@@ -247,12 +300,20 @@ class Trainer:
                                     ksamples_s=f"{rate * samples_per_step / 1e3:.1f}")
                     t0, s0, window = time.perf_counter(), self.step, []
                 bar.update(1)
+                self.clock.tick()
+                out_of_time = self.step < cfg.steps and budget.spent()
                 t_pause = time.perf_counter()  # validation and saving do not count in steps/s
-                if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.val_every == 0 or self.step == cfg.steps or out_of_time:
                     self._validate()
-                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or out_of_time:
                     self._save()
                 t0 += time.perf_counter() - t_pause
+                self.clock.start()  # validation and checkpoints do not count as training time
+                if out_of_time:
+                    self.result.stopped_by_budget = True
+                    logger.info("step %d: time budget of %s %s minutes spent: stopping (--resume goes on)",
+                                self.step, cfg.max_minutes, cfg.budget_clock)
+                    break
         finally:
             bar.close()
             self.metrics.close()
@@ -266,7 +327,8 @@ class Trainer:
         """``loss``: mean NLL over the steps since the last log line; ``grad_norm``: of the last step."""
         values = {"nll": loss, "bits_per_sample": bits_per_sample(loss) if math.isfinite(loss) else loss,
                   "lr": self.parts.optimizer.param_groups[0]["lr"], "steps_per_s": steps_s,
-                  "samples_per_s": samples_s, "skipped_steps": float(self.skipped_steps)}
+                  "samples_per_s": samples_s, "skipped_steps": float(self.skipped_steps),
+                  **self.clock.minutes()}
         if grad_norm is not None:
             values["grad_norm"] = grad_norm
         self.metrics.scalars(self.step, "train", values)
@@ -280,10 +342,69 @@ class Trainer:
             "data": self.exp.data.root, "steps": self.step, "model_type": self.exp.model_type,
             "ema": p.ema is not None, "world_size": self.dist.world_size, "device": str(self.device),
             "precision": self.cfg.precision,
+            "training_wall_hours": round(self.clock.wall_s / 3600, 4),
+            "training_cpu_hours": round(self.clock.cpu_s / 3600, 4),
         }
+        if self.init_release is not None:
+            provenance["init_from"] = str(self.init_release)
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
             return write_release(model.eval(), self.out_dir, provenance)
+
+
+def _dict_diffs(a: Any, b: Any, path: str = "model") -> list[str]:
+    """Where two plain configs differ: ``["model.mel.sample_rate: release 22050, config 16000", ...]``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b)):
+            out += _dict_diffs(a.get(k), b.get(k), f"{path}.{k}")
+        return out
+    return [] if a == b else [f"{path}: release {a!r}, config {b!r}"]
+
+
+class _Clock:
+    """Training time of the run so far (all sessions), wall and this process's CPU time, in seconds.
+
+    Only optimizer steps count (``start()`` before, ``tick()`` after); validation and checkpoints do not.
+    Stored in checkpoints, so learning curves can be drawn against CPU-minutes across resumes.
+    """
+
+    def __init__(self, wall_s: float = 0.0, cpu_s: float = 0.0) -> None:
+        self.wall_s, self.cpu_s = float(wall_s), float(cpu_s)
+        self._wall0: float | None = None
+        self._cpu0 = 0.0
+
+    def start(self) -> None:
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def tick(self) -> None:
+        if self._wall0 is not None:
+            self.wall_s += time.perf_counter() - self._wall0
+            self.cpu_s += time.process_time() - self._cpu0
+        self.start()
+
+    def totals(self) -> dict[str, float]:
+        return {"wall_s": self.wall_s, "cpu_s": self.cpu_s}
+
+    def minutes(self) -> dict[str, float]:
+        return {"wall_minutes": self.wall_s / 60, "cpu_minutes": self.cpu_s / 60}
+
+
+class _Budget:
+    """``train.max_minutes`` of this invocation. ``"wall"``: elapsed time, everything included (a run given
+    60 minutes ends after about 60 minutes). ``"cpu"``: this process's CPU time spent in optimizer steps
+    only, validation excluded (fair between candidates that share a machine, whatever their dev cost)."""
+
+    def __init__(self, minutes: float | None, clock: str, run_clock: _Clock) -> None:
+        self.seconds = None if minutes is None else 60.0 * minutes
+        self.clock, self.run_clock = clock, run_clock
+        self.t0 = self._read()
+
+    def _read(self) -> float:
+        return self.run_clock.cpu_s if self.clock == "cpu" else time.perf_counter()
+
+    def spent(self) -> bool:
+        return self.seconds is not None and self._read() - self.t0 >= self.seconds
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

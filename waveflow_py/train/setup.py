@@ -99,7 +99,7 @@ def _load_data(exp: ExperimentConfig, out_dir: Path, is_main: bool) -> tuple[Seg
     except FileNotFoundError as e:
         logger.warning("no dev split (%s): validation disabled", e)
     if d.dev_max_items is not None:
-        dev_paths = dev_paths[: d.dev_max_items]
+        dev_paths = spread(dev_paths, d.dev_max_items)
     dev_scan = scan_audio(dev_paths, sr, max(int(d.min_seconds * sr), mel.hop_length), cache=d.cache_audio,
                           peak_normalize=d.peak_normalize)
     logger.info("data: %s; %s", train_scan.summary(d.train_split), dev_scan.summary(d.dev_split))
@@ -119,26 +119,47 @@ def _load_data(exp: ExperimentConfig, out_dir: Path, is_main: bool) -> tuple[Seg
     return train_set, dev
 
 
+def spread(paths: list[Path], n: int) -> list[Path]:
+    """``n`` of ``paths`` evenly spaced over the (sorted) list, so a capped dev set spans every speaker of a
+    corpus sorted by speaker instead of being the first speaker's files."""
+    if n >= len(paths):
+        return list(paths)
+    if n <= 1:
+        return list(paths[:n])
+    return [paths[round(i * (len(paths) - 1) / (n - 1))] for i in range(n)]
+
+
 def _build_model(exp: ExperimentConfig, factory: Callable[[Any], nn.Module] | None) -> nn.Module:
     cfg = exp.model_config()
     if factory is not None:
         return factory(cfg)
-    from waveflow_py.models import MODELS
+    from waveflow_py.models import build_model
 
-    cls, _ = MODELS[exp.model_type]
-    return cls(cfg)
+    return build_model(exp.model_type, cfg)
 
 
 def _precision(exp: ExperimentConfig, device: torch.device) -> tuple[torch.dtype | None, Any]:
     prec = exp.train.precision
     if prec == "fp32":
         return None, None
+    if device.type == "cpu" and prec == "bf16":
+        if not _cpu_has_amx():
+            logger.warning("train.precision=bf16 on a CPU without AMX is usually slower than fp32")
+        return torch.bfloat16, None
     if device.type != "cuda":
         logger.warning("train.precision=%s needs CUDA; training in fp32 on %s", prec, device)
         return None, None
     if prec == "bf16":
         return torch.bfloat16, None
     return torch.float16, torch.amp.GradScaler("cuda")
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return "amx_bf16" in f.read()
+    except OSError:
+        return False
 
 
 def _wrap(model: nn.Module, dist: DistInfo, device: torch.device, compile: bool) -> nn.Module:

@@ -2,7 +2,8 @@
 
 NLL is reported in nats per sample (the models' ``log_prob`` unit) and in bits per sample (nats / ln 2).
 Mel L1 is the mean absolute difference between the log-mels of a clip vocoded from its reference mel
-(``model.infer(mel, sigma)``) and of the reference audio, over the same frames.
+(through the one sampler, :func:`waveflow_py.inference.synthesize`, at ``temperature``) and of the
+reference audio, over the same frames.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE
+from waveflow_py.inference.synthesis import synthesize
 from waveflow_py.train.data import DevSet
 from waveflow_py.train.logging import bits_per_sample
 
@@ -59,9 +62,12 @@ def dev_nll(model: nn.Module, mel_fn: nn.Module, dev: DevSet, device: torch.devi
 
 @torch.no_grad()
 def vocode_clips(
-    model: nn.Module, mel_fn: nn.Module, dev: DevSet, n: int, sigma: float, device: torch.device, seed: int
+    model: nn.Module, mel_fn: nn.Module, dev: DevSet, n: int, temperature: float | None, device: torch.device,
+    seed: int,
 ) -> tuple[float | None, list[VocodedClip]]:
-    """Vocode the first ``n`` dev clips; returns the mean mel L1 and the clips (on CPU)."""
+    """Vocode the first ``n`` dev clips at ``temperature`` (``None``: :data:`DEFAULT_TEMPERATURE`); returns
+    the mean mel L1 and the clips (on CPU)."""
+    temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
     clips: list[VocodedClip] = []
     errors = []
     gen = torch.Generator(device=device)
@@ -70,7 +76,7 @@ def vocode_clips(
         name, audio = dev[i]
         a = audio.to(device)[None]
         ref_mel = mel_fn(a)
-        out = model.infer(ref_mel, sigma=sigma, generator=gen)[..., : a.shape[-1]].float()
+        out = synthesize(model, ref_mel, temperature=temperature, generator=gen)[0][..., : a.shape[-1]]
         out = torch.nan_to_num(out).clamp(-1.0, 1.0)
         gen_mel = mel_fn(out)
         frames = min(ref_mel.shape[-1], gen_mel.shape[-1])

@@ -1,4 +1,4 @@
-"""Mel conventions of TTS front ends, and adapters to the model's own convention.
+"""Mel conventions of TTS front ends, adapters to the model's own convention, and the mel of silence.
 
 A vocoder is conditioned on ``log_compress(mel_filter_bank @ |STFT|)`` exactly as its
 :class:`~waveflow_py.config.MelConfig` says. Acoustic models emit the same *features* in other
@@ -16,7 +16,8 @@ format     encoding of the mel magnitude ``M``                             used 
 The encodings are exact transforms of each other (up to the floors). Different *features*
 (sample rate, hop, FFT size, mel band edges or scale, power) are not: :func:`to_model_mel` refuses
 them unless ``approximate=True``, which re-projects through the pseudo-inverse of the source filter
-bank (same sample rate and hop only).
+bank (same sample rate and hop only). A mel that is not log-compressed at all (linear magnitude or
+power) is refused with the conversion to apply. Conversion runs on the mel's own device.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "MEL_FORMATS",
     "FORMAT_ALIASES",
     "check_mel",
+    "silent_mel",
     "from_model_mel",
     "load_stats",
     "mel_value_range",
@@ -120,8 +122,9 @@ def _stats_pair(params: dict[str, Any], n_mels: int) -> tuple[np.ndarray | None,
     return mean, std
 
 
-def _as_mel_tensor(mel: Any, n_mels: int) -> Tensor:
-    """Tensor ``(B, n_mels, F)`` float64 from ``(n_mels, F)`` or ``(B, n_mels, F)``, with shape errors."""
+def _as_mel_tensor(mel: Any, n_mels: int, dtype: torch.dtype | None = torch.float64) -> Tensor:
+    """Tensor ``(B, n_mels, F)`` in ``dtype`` (``None``: float32 or float64 as given, no copy of such a
+    tensor) from ``(n_mels, F)`` or ``(B, n_mels, F)``, with shape errors."""
     t = torch.as_tensor(np.asarray(mel) if not isinstance(mel, Tensor) else mel)
     if not t.is_floating_point():
         raise ValueError(f"mel: expected a float array, got dtype {t.dtype}")
@@ -137,7 +140,10 @@ def _as_mel_tensor(mel: Any, n_mels: int) -> Tensor:
         raise ValueError(f"mel: expected {n_mels} mel bins on axis -2, got {shape[-2]} (shape {shape})")
     if shape[-1] < 1:
         raise ValueError(f"mel: no frames (shape {shape})")
-    t = t.to(torch.float64)
+    if dtype is not None:
+        t = t.to(dtype)
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
     if not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"mel: {bad} value(s) are NaN or infinite")
@@ -148,13 +154,14 @@ def _decode_ln(x: Tensor, fmt: str, n_mels: int, params: dict[str, Any], model: 
     """Format-encoded mel -> natural log of the mel magnitude (float64)."""
     if fmt == "model":
         mean, std = model.mean, model.std
-        out = x * torch.tensor(std, dtype=x.dtype)[:, None] if std is not None else x
-        out = out + torch.tensor(mean, dtype=x.dtype)[:, None] if mean is not None else out
+        out = x * torch.tensor(std, dtype=x.dtype, device=x.device)[:, None] if std is not None else x
+        if mean is not None:
+            out = out + torch.tensor(mean, dtype=x.dtype, device=x.device)[:, None]
         return out * _LN10 if model.log == "log10" else out
     if fmt in ("ln", "log10"):
         mean, std = _stats_pair(params, n_mels)
-        out = x * torch.from_numpy(std)[:, None] if std is not None else x
-        out = out + torch.from_numpy(mean)[:, None] if mean is not None else out
+        out = x * torch.from_numpy(std).to(x.device)[:, None] if std is not None else x
+        out = out + torch.from_numpy(mean).to(x.device)[:, None] if mean is not None else out
         return out * _LN10 if fmt == "log10" else out
     p = {**DB_DEFAULTS, **params}
     db = x
@@ -175,15 +182,18 @@ def _encode_ln(ln_mel: Tensor, fmt: str, n_mels: int, params: dict[str, Any], mo
     if fmt == "model":
         out = ln_mel.clamp(min=math.log(model.clamp))
         out = out / _LN10 if model.log == "log10" else out
-        out = out - torch.tensor(model.mean, dtype=out.dtype)[:, None] if model.mean is not None else out
-        return out / torch.tensor(model.std, dtype=out.dtype)[:, None] if model.std is not None else out
+        if model.mean is not None:
+            out = out - torch.tensor(model.mean, dtype=out.dtype, device=out.device)[:, None]
+        if model.std is not None:
+            out = out / torch.tensor(model.std, dtype=out.dtype, device=out.device)[:, None]
+        return out
     if fmt in ("ln", "log10"):
         floor = float(params.get("clamp", 1e-5 if fmt == "ln" else 1e-10))
         out = ln_mel.clamp(min=math.log(floor))
         out = out / _LN10 if fmt == "log10" else out
         mean, std = _stats_pair(params, n_mels)
-        out = out - torch.from_numpy(mean)[:, None] if mean is not None else out
-        return out / torch.from_numpy(std)[:, None] if std is not None else out
+        out = out - torch.from_numpy(mean).to(out.device)[:, None] if mean is not None else out
+        return out / torch.from_numpy(std).to(out.device)[:, None] if std is not None else out
     p = {**DB_DEFAULTS, **params}
     base = float(p["log_base"])
     floor = float(p.get("amp_floor", 1e-8))  # Coqui amp_to_db: gain * log(max(1e-8, x))
@@ -239,8 +249,8 @@ def _reproject(ln_mel: Tensor, source: MelConfig, model: MelConfig) -> Tensor:
     freqs_m = np.linspace(0, model.sample_rate / 2, fb_m.shape[1])
     interp = np.stack([np.interp(freqs_m, freqs_s, row) for row in np.eye(fb_s.shape[1])], axis=1)
     interp *= model.win_length / source.win_length  # a tone's peak |X| scales with the window sum
-    to_lin = torch.from_numpy(np.linalg.pinv(fb_s))
-    to_mel = torch.from_numpy(fb_m @ interp)
+    to_lin = torch.from_numpy(np.linalg.pinv(fb_s)).to(ln_mel.device)
+    to_mel = torch.from_numpy(fb_m @ interp).to(ln_mel.device)
     lin = (to_lin @ ln_mel.exp()).clamp(min=0.0)
     return torch.log((to_mel @ lin).clamp(min=1e-30))
 
@@ -278,8 +288,9 @@ def to_model_mel(
     _check_params(fmt, fmt_params)
     source_cfg = _as_mel_config(source_cfg)
     n_in = source_cfg.n_mels if source_cfg is not None else model_cfg.n_mels
-    x = _as_mel_tensor(mel, n_in)
-    if fmt == "model" and source_cfg is None:
+    plain = fmt == "model" and source_cfg is None  # no arithmetic: no float64 copy
+    x = _as_mel_tensor(mel, n_in, dtype=None if plain else torch.float64)
+    if plain:
         out = x
     else:
         ln_mel = _decode_ln(x, fmt, n_in, fmt_params, model_cfg)
@@ -337,7 +348,7 @@ def _format_hint(x: Tensor, cfg: MelConfig) -> tuple[str, bool]:
     Conclusive: a floor (>= 1 % of the values at the minimum) that is another convention's clamp.
     """
     lo, hi = float(x.min()), float(x.max())
-    floored = float((x <= lo + 1e-6).double().mean()) > 0.01
+    floored = int((x <= lo + 1e-6).sum()) > 0.01 * x.numel()
     own_floor = math.log(cfg.clamp) if cfg.log == "ln" else math.log10(cfg.clamp)
     if floored and abs(lo - own_floor) < 1e-3:
         return "", False
@@ -366,9 +377,30 @@ def _looks_compressed(x: Tensor, low: float, high: float) -> bool:
     if values.numel() < 1000:
         return False
     values = values[:: max(1, values.numel() // 200_000)]
-    q05, q50, q95 = torch.quantile(values, torch.tensor([0.05, 0.5, 0.95], dtype=values.dtype)).tolist()
+    q = torch.tensor([0.05, 0.5, 0.95], dtype=values.dtype, device=values.device)
+    q05, q50, q95 = torch.quantile(values, q).tolist()
     span = high - low
     return (q50 - low) / span > 0.5 and (q95 - q05) / span < 0.38
+
+
+def _refuse_linear(x: Tensor) -> None:
+    """Raise for a mel that was never log-compressed: all values >= 0 with the heavy tail of a linear
+    magnitude or power spectrum (median under 5 % of the maximum). A log mel of any real signal has
+    values below 0 (every quiet bin is ``log(clamp)`` < 0) or, for loud broadband sound only, a median
+    close to its maximum."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi <= 0:
+        return
+    values = x.flatten()[:: max(1, x.numel() // 200_000)]
+    median = float(values.median())
+    if median >= 0.05 * hi:
+        return
+    raise ValueError(
+        f"mel values are all >= 0 (median {median:.3g}, max {hi:.3g}): this looks like a linear-magnitude "
+        "or power mel, not a log mel. Log-compress it first: ln(max(mel, 1e-5)) for a magnitude mel, "
+        "0.5 * ln(max(mel, 1e-10)) for a power mel (e.g. np.log(np.maximum(mel, 1e-5))), then vocode "
+        "with --mel-format ln"
+    )
 
 
 def check_mel(mel: Any, mel_cfg: MelConfig, *, audio_length: int | None = None, tol: float = 1.0) -> Tensor:
@@ -379,9 +411,10 @@ def check_mel(mel: Any, mel_cfg: MelConfig, *, audio_length: int | None = None, 
     skipped when the config has mean/std stats), a floor that belongs to another format, and with
     ``audio_length`` that ``F * hop >= audio_length``. Errors suggest a ``--mel-format``.
     """
-    x = _as_mel_tensor(mel, mel_cfg.n_mels)
+    x = _as_mel_tensor(mel, mel_cfg.n_mels, dtype=None)  # validated as given: no float64 copy
     dtype = mel.dtype if isinstance(mel, Tensor) and mel.is_floating_point() else torch.float32
     if mel_cfg.mean is None and mel_cfg.std is None:
+        _refuse_linear(x)
         low, high = mel_value_range(mel_cfg)
         lo, hi = float(x.min()), float(x.max())
         if lo < low - 1e-3 or hi > high + tol:
@@ -407,3 +440,28 @@ def check_mel(mel: Any, mel_cfg: MelConfig, *, audio_length: int | None = None, 
             f"{mel_cfg.hop_length}, fewer than the {audio_length} requested"
         )
     return x.to(dtype)
+
+
+def silent_mel(
+    cfg: MelConfig,
+    frames: int,
+    batch: int = 1,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """The model-convention mel of digital silence, ``(batch, n_mels, frames)``.
+
+    Every bin is ``log(clamp)`` (natural log or log10 as ``cfg.log`` says), normalised with
+    ``cfg.mean``/``cfg.std`` when the config has them: what :class:`MelSpectrogram` gives for zeros.
+    """
+    if frames < 1 or batch < 1:
+        raise ValueError(f"silent_mel: expected frames >= 1 and batch >= 1, got {frames}, {batch}")
+    clamp = torch.tensor(cfg.clamp, dtype=torch.float64)
+    value = torch.log(clamp) if cfg.log == "ln" else torch.log10(clamp)
+    column = value.expand(cfg.n_mels).clone()
+    if cfg.mean is not None:
+        column = column - torch.tensor(cfg.mean, dtype=torch.float64)
+    if cfg.std is not None:
+        column = column / torch.tensor(cfg.std, dtype=torch.float64)
+    return column.to(device=device, dtype=dtype)[None, :, None].expand(batch, cfg.n_mels, frames).contiguous()

@@ -1,0 +1,79 @@
+"""Training that uses every hour: ``train.max_minutes`` (``--minutes``) stops cleanly and resumes exactly;
+``train.init_from`` (``--init-from``) starts a new run from a release's weights, its settings enforced."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from waveflow_py.cli import main
+from waveflow_py.config import to_dict
+from waveflow_py.pretrained import load_release
+from waveflow_py.train.checkpoint import CheckpointMismatch, load_checkpoint
+from waveflow_py.train.loop import train
+
+STEPS = 5
+
+
+def test_budget_stops_cleanly_and_resume_is_exact(corpus, tiny_experiment, tmp_path) -> None:
+    over = {"steps": STEPS, "val_every": 100, "ckpt_every": 100, "lr_schedule": "cosine", "warmup_steps": 2}
+    straight = train(tiny_experiment(corpus, tmp_path / "a", **over))
+    assert not straight.stopped_by_budget
+    # a budget far below one step: the run stops after its first step, with a checkpoint and a release
+    stopped = train(tiny_experiment(corpus, tmp_path / "b", max_minutes=1e-9, export_release=True, **over))
+    assert stopped.stopped_by_budget and stopped.step == 1
+    assert stopped.release is not None and (stopped.release / "model.safetensors").is_file()
+    assert load_checkpoint(tmp_path / "b")["state"]["step"] == 1
+    assert stopped.dev and stopped.dev[-1][0] == 1  # validated at the stop
+    resumed = train(tiny_experiment(corpus, tmp_path / "b", **over), resume=True)
+    assert resumed.step == STEPS and not resumed.stopped_by_budget
+    want = dict(straight.losses)
+    assert [x for _, x in resumed.losses] == pytest.approx([want[s] for s, _ in resumed.losses], rel=1e-6)
+    end_a, end_b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    for name in end_a["model"]:
+        torch.testing.assert_close(end_a["model"][name], end_b["model"][name], rtol=1e-6, atol=1e-7)
+    # training time is logged and carried across the resume (learning curves against CPU-minutes)
+    assert end_b["state"]["clock"]["cpu_s"] > 0
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    cpu = [r["cpu_minutes"] for r in rows if r["split"] == "train"]
+    assert cpu == sorted(cpu) and cpu[-1] > 0
+
+
+def test_cpu_budget_counts_process_time(corpus, tiny_experiment, tmp_path) -> None:
+    res = train(tiny_experiment(corpus, tmp_path / "c", steps=STEPS, max_minutes=1e-9, budget_clock="cpu"))
+    assert res.stopped_by_budget and res.step == 1
+    with pytest.raises(ValueError, match="budget_clock"):
+        tiny_experiment(corpus, tmp_path / "d", budget_clock="gpu")
+
+
+def test_init_from_release_loads_weights_and_enforces_settings(corpus, tiny_experiment, tmp_path) -> None:
+    first = train(tiny_experiment(corpus, tmp_path / "r", steps=2, export_release=True))
+    assert first.release is not None
+    released, _ = load_release(first.release)
+    # a new run starts from the release's weights (its first loss equals the release's NLL on that batch)
+    exp = tiny_experiment(corpus, tmp_path / "ft", steps=1, lr=1e-12, init_from=str(first.release))
+    from waveflow_py.train.loop import Trainer
+
+    trainer = Trainer(exp)
+    for name, value in released.state_dict().items():
+        torch.testing.assert_close(trainer.parts.model.state_dict()[name], value, msg=name)
+    trainer.run()
+    # a different mel (here the hop) is refused, naming the field
+    d = to_dict(exp)
+    d["model"]["mel"]["hop_length"] = 32
+    d["data"]["segment_length"] = 512
+    from waveflow_py.config import ExperimentConfig, from_dict
+
+    with pytest.raises(CheckpointMismatch, match=r"mel\.hop_length: release 64, config 32"):
+        Trainer(from_dict(ExperimentConfig, d))
+
+
+def test_cli_minutes_and_init_from_are_exclusive_with_resume(corpus, tmp_path, capsys) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: {{n_group: 4, n_flows: 1, n_layers: 1, residual_channels: 4}}\n"
+                   f"data: {{root: {corpus}}}\n", encoding="utf-8")
+    code = main(["train", str(cfg), "--init-from", "x", "--resume"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--init-from" in err and "Traceback" not in err

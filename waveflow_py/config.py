@@ -398,11 +398,14 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def read_yaml(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The plain data of a YAML/JSON file (following ``extends``) with ``key=value`` overrides applied."""
+    return merge_dicts(_read_yaml_chain(Path(path)), parse_overrides(overrides))
+
+
 def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
     """Load ``cls`` from a YAML/JSON file (following ``extends``), then apply ``key=value`` overrides."""
-    data = _read_yaml_chain(Path(path))
-    data = merge_dicts(data, parse_overrides(overrides))
-    return from_dict(cls, data)
+    return from_dict(cls, read_yaml(path, overrides))
 
 
 # ----------------------------------------------------------------------------- training experiments

@@ -1,4 +1,4 @@
-"""Griffin-Lim baseline and the confidence-interval summary."""
+"""Griffin-Lim and envelope baselines, and the confidence-interval summary."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from tests.evaluation.signals import speech_like
 from waveflow_py.config import mel_preset
 from waveflow_py.evaluation import griffin_lim, log_mel_l1, summarize
+from waveflow_py.evaluation.baselines import envelope_log_prob, envelope_noise
 from waveflow_py.evaluation.spectral import log_mel
 
 SR = 16000
@@ -39,6 +40,32 @@ def test_griffin_lim_is_seeded_and_checks_its_input() -> None:
         griffin_lim(mel, cfg, n_iter=0)
     with pytest.raises(ValueError, match="80"):
         griffin_lim(mel[:40], cfg)
+
+
+def test_envelope_baseline_likelihood_is_exact_for_its_own_samples() -> None:
+    """Audio drawn from the baseline (unit noise e through the mel's LPC filter) scores exactly
+    mean log N(e) - mean log g: whitening undoes the synthesis sample for sample."""
+    import torch
+
+    from waveflow_py.audio.envelope import SpectralEnvelope
+
+    cfg = mel_preset("16k")
+    mel = log_mel(speech_like(SR, 1.0), cfg)
+    hop, frames = cfg.hop_length, mel.shape[1]
+    y = envelope_noise(mel, cfg, seed=5)
+    assert y.shape == (frames * hop,) and y.dtype == np.float32
+    assert 0.3 < float(np.sqrt(np.mean(y**2) / np.mean(speech_like(SR, 1.0) ** 2))) < 3.0  # the mel's energy
+    e = torch.randn(1, frames * hop, generator=torch.Generator().manual_seed(5)).double()
+    _a, log_gain = SpectralEnvelope(cfg, 16)(torch.as_tensor(mel)[None], frames)
+    want = float((-0.5 * e**2 - 0.5 * math.log(2 * math.pi)).mean() - log_gain.double().mean())
+    assert envelope_log_prob(y.astype(np.float64), mel, cfg) == pytest.approx(want, abs=2e-3)
+    # a global gain of the excitation shifts the likelihood of other audio: the unscaled model is best
+    # for audio that is its own sample, a scale of 2x or 0.5x scores it lower
+    base = envelope_log_prob(y, mel, cfg)
+    assert envelope_log_prob(y, mel, cfg, log_scale=math.log(2.0)) < base
+    assert envelope_log_prob(y, mel, cfg, log_scale=-math.log(2.0)) < base
+    with pytest.raises(ValueError, match="80"):
+        envelope_log_prob(y, mel[:40], cfg)
 
 
 def test_summary_mean_and_t_interval() -> None:

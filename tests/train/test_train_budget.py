@@ -77,3 +77,25 @@ def test_cli_minutes_and_init_from_are_exclusive_with_resume(corpus, tmp_path, c
     code = main(["train", str(cfg), "--init-from", "x", "--resume"])
     err = capsys.readouterr().err
     assert code != 0 and "--init-from" in err and "Traceback" not in err
+
+
+def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_experiment, tmp_path) -> None:
+    """A fine-tuning config names data and training only: with --init-from, the model and mel settings
+    come from the release (the only architecture its weights fit), and training starts from its weights."""
+    first = train(tiny_experiment(corpus, tmp_path / "r", steps=2, export_release=True))
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        f"data: {{root: {corpus}, segment_length: 512, min_seconds: 0.1, dev_max_items: 1, "
+        "dev_max_seconds: 0.5}\n"
+        "train: {steps: 1, batch_size: 2, val_every: 100, ckpt_every: 100, progress: false, "
+        "tensorboard: false}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "ft"
+    assert main(["train", str(cfg), "--init-from", str(first.release), "--out", str(out)]) == 0
+    state = load_checkpoint(out)["state"]
+    assert state["step"] == 1 and state["init_from"] == str(first.release)
+    _, info = load_release(first.release)
+    _, tuned_info = load_release(out / "release")
+    assert to_dict(tuned_info.config) == to_dict(info.config)
+    assert tuned_info.provenance["init_from"] == str(first.release)

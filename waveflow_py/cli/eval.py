@@ -71,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
     )
     summ = summaries(result)
     if result.clips:
-        voc, gl = summ["vocoder"], summ["griffin_lim"]
+        voc, gl, env = summ["vocoder"], summ["griffin_lim"], summ["envelope"]
         print(
             f"{len(result.clips)} clips ({len(result.failed)} failed) in {result.wall_seconds:.1f} s: "
             f"vocoder PESQ {voc['pesq_wb'].mean:.2f}, STOI {voc['stoi'].mean:.3f}, "
             f"MCD {voc['mcd'].mean:.2f} dB, "
             f"NLL {voc['nll_nats'].mean:.3f} nats/sample; Griffin-Lim PESQ {gl['pesq_wb'].mean:.2f}, "
-            f"STOI {gl['stoi'].mean:.3f}"
+            f"STOI {gl['stoi'].mean:.3f}; envelope baseline PESQ {env['pesq_wb'].mean:.2f}, "
+            f"NLL {env['nll_nats'].mean:.3f} nats/sample"
         )
     print(f"report: {args.output}/report.md")
     if not result.clips:

@@ -6,6 +6,7 @@ Multi-GPU: ``torchrun --nproc_per_node=N -m waveflow_py train CONFIG`` (DDP from
 from __future__ import annotations
 
 import argparse
+import logging
 
 from waveflow_py.cli import add_overrides_argument
 
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from waveflow_py.config import ExperimentConfig, load_yaml
+    from waveflow_py.config import ExperimentConfig, from_dict, read_yaml
     from waveflow_py.train.export import export_checkpoint
     from waveflow_py.train.loop import train
 
@@ -63,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
         if args.resume is not None:
             raise ValueError("--init-from starts a new run and --resume continues one: give only one")
         overrides.append(f"train.init_from={args.init_from}")
-    exp = load_yaml(ExperimentConfig, args.config, overrides)
+    data = read_yaml(args.config, overrides)
+    init_from = (data.get("train") or {}).get("init_from")
+    if init_from and not {"model", "model_type", "mel_preset"} & set(data):
+        data = _adopt_release_model(data, init_from, log)
+    exp = from_dict(ExperimentConfig, data)
     out = args.out if args.out is not None else exp.train.out_dir
     if args.export_only:
         source = out if args.resume in (None, True) else args.resume
@@ -84,3 +89,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         log.info("done: step %d", result.step)
     return 0
+
+
+def _adopt_release_model(data: dict, release: str, log: logging.Logger) -> dict:
+    """A fine-tuning config without ``model_type``/``model``/``mel_preset``: take the release's model
+    (and so its mel settings), the one architecture its weights fit."""
+    from waveflow_py.config import to_dict
+    from waveflow_py.pretrained import load_release_config
+
+    info = load_release_config(release)
+    log.info("model and mel settings from release %s (%s)", info.path, info.model_type)
+    return {**data, "model_type": info.model_type, "model": to_dict(info.config)}

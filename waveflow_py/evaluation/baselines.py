@@ -4,7 +4,9 @@
 synthesis filter and gain that the log-mel itself gives (:class:`~waveflow_py.audio.envelope.
 SpectralEnvelope`, order 16 by default): the formants and the energy contour are right, there is no
 periodicity. It is what a flow with an ``lpc`` envelope prior produces before any training, so a trained
-model must beat it. ``log_scale`` is the global excitation scale (a release's calibrated value).
+model must beat it. ``log_scale`` is the global excitation scale (a release's calibrated value; 0 in
+``waveflow eval``, where the baseline has no parameter at all). :func:`envelope_log_prob` is its exact
+log-likelihood of a waveform (whitening by the same filter, Gaussian excitation, log-det of the gains).
 
 **Griffin-Lim**:
 
@@ -29,9 +31,17 @@ import torch
 from waveflow_py.audio import log_decompress
 from waveflow_py.config import MelConfig
 
-__all__ = ["DEFAULT_GL_ITERS", "mel_to_linear", "griffin_lim", "envelope_noise"]
+__all__ = [
+    "DEFAULT_GL_ITERS",
+    "ENVELOPE_ORDER",
+    "mel_to_linear",
+    "griffin_lim",
+    "envelope_noise",
+    "envelope_log_prob",
+]
 
 DEFAULT_GL_ITERS = 60
+ENVELOPE_ORDER = 16  # LPC order of the envelope baseline (the `lpc` prior's default)
 
 
 def mel_to_linear(log_mel_spec: Any, mel_config: MelConfig) -> np.ndarray:
@@ -92,10 +102,38 @@ def griffin_lim(
     return np.asarray(audio, dtype=np.float32)
 
 
+def _envelope(log_mel_spec: Any, mel_config: MelConfig, order: int, segments: int | None = None) -> Any:
+    from waveflow_py.audio.envelope import SpectralEnvelope
+
+    mel = torch.as_tensor(np.asarray(log_mel_spec, dtype=np.float32))
+    if mel.dim() == 2:
+        mel = mel[None]
+    if mel.dim() != 3 or mel.shape[0] != 1 or mel.shape[1] != mel_config.n_mels:
+        raise ValueError(f"log-mel: expected shape ({mel_config.n_mels}, frames), got {tuple(mel.shape)}")
+    with torch.no_grad():
+        return SpectralEnvelope(mel_config, order)(mel, mel.shape[-1] if segments is None else segments)
+
+
+def envelope_log_prob(
+    audio: Any, log_mel_spec: Any, mel_config: MelConfig, order: int = ENVELOPE_ORDER, log_scale: float = 0.0
+) -> float:
+    """Mean log-likelihood (nats/sample) of ``audio (T,)`` under the envelope baseline of its log-mel:
+    ``e = A(z) x / g`` (per hop segment) is scored as N(0, 1), plus ``-sum log g`` (float64)."""
+    from waveflow_py.flows.lpc import lpc_whiten
+
+    x = torch.as_tensor(np.asarray(audio, dtype=np.float64)).reshape(1, -1)
+    hop = mel_config.hop_length
+    a, log_gain = _envelope(log_mel_spec, mel_config, order, -(-x.shape[1] // hop))
+    with torch.no_grad():
+        e, logdet, _ = lpc_whiten(x, a.double(), log_gain.double() + float(log_scale), hop)
+    ll = -0.5 * (e**2).sum() - 0.5 * x.shape[1] * np.log(2 * np.pi) + logdet.sum()
+    return float(ll) / x.shape[1]
+
+
 def envelope_noise(
     log_mel_spec: Any,
     mel_config: MelConfig,
-    order: int = 16,
+    order: int = ENVELOPE_ORDER,
     length: int | None = None,
     seed: int = 0,
     log_scale: float = 0.0,
@@ -103,19 +141,13 @@ def envelope_noise(
 ) -> np.ndarray:
     """Audio ``(T,)`` float32: ``temperature * N(0, 1)`` noise through the log-mel's LPC envelope filter
     (``order`` 0: the frame gain only). ``length`` trims/pads to T samples (default frames * hop)."""
-    from waveflow_py.audio.envelope import SpectralEnvelope
     from waveflow_py.flows.lpc import lpc_synthesize
 
-    mel = torch.as_tensor(np.asarray(log_mel_spec, dtype=np.float32))
-    if mel.dim() == 2:
-        mel = mel[None]
-    if mel.dim() != 3 or mel.shape[0] != 1 or mel.shape[1] != mel_config.n_mels:
-        raise ValueError(f"log-mel: expected shape ({mel_config.n_mels}, frames), got {tuple(mel.shape)}")
+    a, log_gain = _envelope(log_mel_spec, mel_config, order)
     hop = mel_config.hop_length
-    total = mel.shape[-1] * hop
+    total = a.shape[1] * hop
     target = total if length is None else int(length)
     with torch.no_grad():
-        a, log_gain = SpectralEnvelope(mel_config, order)(mel, mel.shape[-1])
         gen = torch.Generator().manual_seed(int(seed))
         e = temperature * torch.randn(1, total, generator=gen, dtype=torch.float32)
         audio, _, _ = lpc_synthesize(e, a, log_gain + float(log_scale), hop)

@@ -48,6 +48,7 @@ def _labels(result: EvalResult) -> dict[str, str]:
         "reference": "reference (ceiling)",
         "vocoder": f"{result.model.get('name', 'vocoder')} (temperature {_temperature(result.settings)})",
         "griffin_lim": f"Griffin-Lim ({result.settings.get('griffin_lim_iters')} it.)",
+        "envelope": f"envelope baseline (LPC-{result.settings.get('envelope_order', 16)} noise)",
     }
 
 
@@ -60,6 +61,8 @@ def summaries(result: EvalResult) -> dict[str, dict[str, Summary]]:
         }
     out["vocoder"]["nll_nats"] = summarize(c.nll_nats for c in result.clips)
     out["vocoder"]["nll_bits"] = summarize(c.nll_bits for c in result.clips)
+    out["envelope"]["nll_nats"] = summarize(c.envelope_nll_nats for c in result.clips)
+    out["envelope"]["nll_bits"] = summarize(c.envelope_nll_bits for c in result.clips)
     return out
 
 
@@ -99,6 +102,8 @@ def write_json(result: EvalResult, path: Path) -> None:
                 "seconds": c.seconds,
                 "nll_nats": c.nll_nats,
                 "nll_bits": c.nll_bits,
+                "envelope_nll_nats": c.envelope_nll_nats,
+                "envelope_nll_bits": c.envelope_nll_bits,
                 "vocode_seconds": c.vocode_seconds,
                 "values": c.values,
                 "errors": {s: e for s, e in c.errors.items() if e},
@@ -143,6 +148,10 @@ def _settings_lines(result: EvalResult) -> list[str]:
         f"- **Griffin-Lim**: {st['griffin_lim_iters']} iterations of fast Griffin-Lim (momentum 0.99, random "
         "initial phase, same seed) on the NNLS inverse of the same log-mel (exp / 10** of the log, then the "
         "mel filter bank inverted).",
+        f"- **Envelope baseline**: no parameters: unit Gaussian noise (same seed) through the time-varying "
+        f"LPC-{st.get('envelope_order', 16)} synthesis filter and gain computed from the same log-mel "
+        "(what an `lpc` prior gives before training); its NLL is the exact likelihood of the reference "
+        "under that model.",
         f"- **Mel** (the model's): preset {mel['preset']}, n_fft {mel['n_fft']}, hop {mel['hop_length']}, "
         f"win {mel['win_length']}, {mel['n_mels']} mels {mel['fmin']:g}–{mel['fmax']} Hz, "
         f"log {mel['log']}, clamp {mel['clamp']:g}, padding {mel['padding']}.",
@@ -216,7 +225,8 @@ def write_markdown(result: EvalResult, path: Path, figures: list[Path]) -> None:
             f"| {spec.label}{unit} | {'↑' if spec.higher_is_better else '↓'} | " + " | ".join(cells) + " |"
         )
     for key, label in (("nll_nats", "NLL (nats/sample)"), ("nll_bits", "NLL (bits/sample)")):
-        lines.append(f"| {label} | ↓ | – | {_cell(summ['vocoder'][key], key)} | – |")
+        cells = [_cell(summ[s][key], key) if key in summ[s] else "–" for s in SYSTEMS]
+        lines.append(f"| {label} | ↓ | " + " | ".join(cells) + " |")
     vt = [c.vocode_seconds for c in result.clips if math.isfinite(c.vocode_seconds)]
     audio_s = sum(c.seconds for c in result.clips)
     if vt and audio_s:
@@ -230,6 +240,7 @@ def write_markdown(result: EvalResult, path: Path, figures: list[Path]) -> None:
         result, "vocoder", True
     )
     lines += ["", f"### {labels['griffin_lim']}", ""] + _per_clip_table(result, "griffin_lim", False)
+    lines += ["", f"### {labels['envelope']}", ""] + _per_clip_table(result, "envelope", False)
     lines += [
         "",
         "Per-clip values of the reference (ceiling) row and the MR-STFT components are in `metrics.json`.",

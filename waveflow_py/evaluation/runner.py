@@ -8,11 +8,15 @@ with :func:`~waveflow_py.evaluation.metrics.compute_metrics`:
 * ``vocoder``: the model's audio from the mel at ``temperature`` (default: the model's, i.e. the
   release's or 0.6), noise seeded with
   ``seed + clip index`` (reproducible per clip whatever the clip order);
-* ``griffin_lim``: :func:`~waveflow_py.evaluation.baselines.griffin_lim` from the same mel.
+* ``griffin_lim``: :func:`~waveflow_py.evaluation.baselines.griffin_lim` from the same mel;
+* ``envelope``: the zero-parameter envelope baseline
+  (:func:`~waveflow_py.evaluation.baselines.envelope_noise`): unit noise through the mel's LPC-16 filter.
 
 The model's negative log-likelihood of the reference given its mel is recorded in nats and bits per
-sample. A clip that cannot be loaded or processed is listed with its reason in ``failed`` (and in the
-report), never silently dropped. :func:`~waveflow_py.evaluation.report.write_report` writes the files.
+sample, and so is the envelope baseline's (:func:`~waveflow_py.evaluation.baselines.envelope_log_prob`),
+the floor a trained model has to beat. A clip that cannot be loaded or processed is listed with its
+reason in ``failed`` (and in the report), never silently dropped.
+:func:`~waveflow_py.evaluation.report.write_report` writes the files.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from waveflow_py.evaluation.baselines import DEFAULT_GL_ITERS, griffin_lim
+from waveflow_py.evaluation.baselines import (
+    DEFAULT_GL_ITERS,
+    ENVELOPE_ORDER,
+    envelope_log_prob,
+    envelope_noise,
+    griffin_lim,
+)
 from waveflow_py.evaluation.clips import EvalClip, find_clips
 from waveflow_py.evaluation.metrics import compute_metrics
 from waveflow_py.evaluation.perceptual import require
@@ -37,7 +47,7 @@ __all__ = ["SYSTEMS", "ClipResult", "EvalResult", "evaluate_clips", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
-SYSTEMS: tuple[str, ...] = ("reference", "vocoder", "griffin_lim")
+SYSTEMS: tuple[str, ...] = ("reference", "vocoder", "griffin_lim", "envelope")
 
 
 @dataclass
@@ -51,6 +61,8 @@ class ClipResult:
     errors: dict[str, dict[str, str]]
     nll_nats: float = float("nan")
     nll_bits: float = float("nan")
+    envelope_nll_nats: float = float("nan")
+    envelope_nll_bits: float = float("nan")
     vocode_seconds: float = float("nan")
     # kept in memory for figures/audio of the first few clips only (not serialised)
     audio: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -112,7 +124,8 @@ def _evaluate_one(
     if not np.all(np.isfinite(vocoded)):
         raise ValueError("the vocoder produced NaN/inf samples")
     gl = griffin_lim(mel, model.mel_config, n_iter=gl_iters, length=n, seed=seed + index)
-    outputs = {"reference": audio, "vocoder": vocoded, "griffin_lim": gl}
+    env = envelope_noise(mel, model.mel_config, ENVELOPE_ORDER, length=n, seed=seed + index)
+    outputs = {"reference": audio, "vocoder": vocoded, "griffin_lim": gl, "envelope": env}
     cache: dict[int, PitchTrack] = {}
     values: dict[str, dict[str, float]] = {}
     errors: dict[str, dict[str, str]] = {}
@@ -131,12 +144,15 @@ def _evaluate_one(
     )
     if model.log_prob is not None:
         result.nll_nats, result.nll_bits = nll_from_log_prob(float(model.log_prob(audio, mel)))
+    env_ll = envelope_log_prob(audio, mel, model.mel_config, ENVELOPE_ORDER)
+    result.envelope_nll_nats, result.envelope_nll_bits = nll_from_log_prob(env_ll)
     if keep:
         result.audio = outputs
         result.mels = {
             "reference": mel,
             "vocoder": np.asarray(model.mel(vocoded)),
             "griffin_lim": np.asarray(model.mel(gl)),
+            "envelope": np.asarray(model.mel(env)),
         }
     return result
 
@@ -193,6 +209,7 @@ def evaluate_clips(
         "temperature": temperature,
         "seed": seed,
         "griffin_lim_iters": gl_iters,
+        "envelope_order": ENVELOPE_ORDER,
         "pitch": pitch_config.to_dict() | {"description": pitch_config.describe()},
         "mel": {k: v for k, v in vars(model.mel_config).items() if k not in ("mean", "std")},
         "clips_requested": len(clips),

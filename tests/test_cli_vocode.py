@@ -139,6 +139,23 @@ def test_demo_builds_an_untrained_release_when_none_is_bundled(
     assert main(["demo", "-o", str(out)]) == 0  # the default run again: its own files, no --overwrite
 
 
+def test_demo_uses_a_bundled_preview_and_labels_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(lookup, "_SOURCE_PRETRAINED", tmp_path / "none")
+    monkeypatch.delenv("WAVEFLOW_DEFAULT_MODEL", raising=False)
+    preview = build_random_release(tmp_path / "bundle" / "x-preview")
+    data = json.loads((preview / "config.json").read_text())
+    data["provenance"] = {"steps": 10, "data": "test"}  # trained-looking: not the untrained label
+    (preview / "config.json").write_text(json.dumps(data))
+    monkeypatch.setenv("WAVEFLOW_PRETRAINED_DIR", str(tmp_path / "bundle"))
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"model:   {preview}" in printed and "PREVIEW model" in printed and "untrained" not in printed
+    assert not (out / "untrained-release").exists()
+
+
 def test_demo_with_a_given_model_and_input(release: Path, tmp_path: Path) -> None:
     sf.write(tmp_path / "x.wav", tone(0.3), SR)
     out = tmp_path / "demo"

@@ -117,6 +117,24 @@ def test_bundled_names_list_and_default(
     assert load_release()[1].name == "alpha"
 
 
+def test_a_preview_release_is_never_the_default_unless_named(
+    tmp_path: Path, no_bundled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "bundle"
+    build_random_release(bundle / "universal-16k-preview")
+    monkeypatch.setenv("WAVEFLOW_PRETRAINED_DIR", str(bundle))
+    from waveflow_py.pretrained import preview_release
+
+    with pytest.raises(ReleaseNotFoundError, match=r"only preview releases are bundled \(universal-16k-pre"):
+        default_release()
+    assert preview_release() == "universal-16k-preview"
+    _, info = load_release("universal-16k-preview")  # by name it loads, and says what it is
+    assert info.is_preview
+    build_random_release(bundle / "universal-16k")  # a real release next to it becomes the default
+    assert default_release() == "universal-16k"
+    assert not load_release()[1].is_preview
+
+
 def test_unknown_name_lists_the_available_ones(tmp_path: Path, no_bundled: Path, monkeypatch) -> None:
     build_random_release(tmp_path / "bundle" / "alpha")
     monkeypatch.setenv("WAVEFLOW_PRETRAINED_DIR", str(tmp_path / "bundle"))

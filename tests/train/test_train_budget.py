@@ -99,3 +99,7 @@ def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_exper
     _, tuned_info = load_release(out / "release")
     assert to_dict(tuned_info.config) == to_dict(info.config)
     assert tuned_info.provenance["init_from"] == str(first.release)
+    # resuming (and exporting) the run with the same model-less config takes the run's own model
+    assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "train.steps=2"]) == 0
+    assert load_checkpoint(out)["state"]["step"] == 2
+    assert main(["train", str(cfg), "--out", str(out), "--export-only"]) == 0

@@ -50,18 +50,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 OUTPUTS = ("input.wav", "vocoded.wav", "spectrograms.png")
+PREVIEW_LABEL = "PREVIEW model: trained briefly on CPU, not yet better than Griffin-Lim (see its model card)"
 UNTRAINED_DIR = "untrained-release"
 
 
 def _release_name(args: argparse.Namespace) -> str | None:
     """The release to use; ``None`` when none is bundled (a tiny untrained one is built in OUT)."""
-    from waveflow_py.pretrained import ReleaseNotFoundError, default_release
+    from waveflow_py.pretrained import ReleaseNotFoundError, default_release, preview_release
 
     if args.model is not None:
         return str(args.model)
     try:
         return str(default_release())
     except ReleaseNotFoundError as e:
+        preview = preview_release()
+        if preview is not None:  # a trained preview is better than random weights
+            logger.warning("no default release: using the bundled preview %s (see its README.md)", preview)
+            return preview
         logger.warning("%s", e)
         return None
 
@@ -164,8 +169,11 @@ def run(args: argparse.Namespace) -> int:
     mel_out = vocoder.mel(audio.to(vocoder.device))
     name = vocoder.info.name if vocoder.info else "model"
     title = f"{source.name} vocoded by {name} ({vocoder.info.model_type if vocoder.info else ''})"
+    preview = bool(vocoder.info is not None and vocoder.info.is_preview)
     if untrained:
         title += f"\n{UNTRAINED_LABEL.upper()}"
+    elif preview:
+        title += f"\n{PREVIEW_LABEL}"
     written = ["input.wav", "vocoded.wav"]
     try:
         _plot(out / "spectrograms.png", mel_in.float().cpu().numpy(), mel_out.float().cpu().numpy(),
@@ -176,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"model:   {vocoder.info.path if vocoder.info else name}")
     if untrained:
         print(f"WARNING: {UNTRAINED_LABEL}")
+    elif preview:
+        print(f"NOTE:    {PREVIEW_LABEL}")
     for f in written:
         print(f"wrote:   {out / f}")
     return 0

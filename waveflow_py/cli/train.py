@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from waveflow_py.config import ExperimentConfig, from_dict, read_yaml
+    from waveflow_py.config import ExperimentConfig, TrainConfig, from_dict, read_yaml
     from waveflow_py.train.export import export_checkpoint
     from waveflow_py.train.loop import train
 
@@ -65,11 +65,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--init-from starts a new run and --resume continues one: give only one")
         overrides.append(f"train.init_from={args.init_from}")
     data = read_yaml(args.config, overrides)
-    init_from = (data.get("train") or {}).get("init_from")
-    if init_from and not {"model", "model_type", "mel_preset"} & set(data):
-        data = _adopt_release_model(data, init_from, log)
+    out = args.out if args.out is not None else (data.get("train") or {}).get("out_dir", TrainConfig.out_dir)
+    if not {"model", "model_type", "mel_preset"} & set(data):
+        data = _adopt_model(data, args, out, log)
     exp = from_dict(ExperimentConfig, data)
-    out = args.out if args.out is not None else exp.train.out_dir
     if args.export_only:
         source = out if args.resume in (None, True) else args.resume
         path = export_checkpoint(exp, source, out)
@@ -91,12 +90,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adopt_release_model(data: dict, release: str, log: logging.Logger) -> dict:
-    """A fine-tuning config without ``model_type``/``model``/``mel_preset``: take the release's model
-    (and so its mel settings), the one architecture its weights fit."""
+def _adopt_model(data: dict, args: argparse.Namespace, out: str, log: logging.Logger) -> dict:
+    """A config without ``model_type``/``model``/``mel_preset`` (a fine-tuning config): the model and
+    its mel settings are the release's with ``--init-from`` (the one architecture its weights fit), the
+    run's own checkpoint's with ``--resume``/``--export-only``; otherwise the defaults stand."""
     from waveflow_py.config import to_dict
-    from waveflow_py.pretrained import load_release_config
 
-    info = load_release_config(release)
-    log.info("model and mel settings from release %s (%s)", info.path, info.model_type)
-    return {**data, "model_type": info.model_type, "model": to_dict(info.config)}
+    init_from = (data.get("train") or {}).get("init_from")
+    if init_from:
+        from waveflow_py.pretrained import load_release_config
+
+        info = load_release_config(init_from)
+        log.info("model and mel settings from release %s (%s)", info.path, info.model_type)
+        return {**data, "model_type": info.model_type, "model": to_dict(info.config)}
+    if args.resume is not None or args.export_only:
+        from pathlib import Path
+
+        import yaml
+
+        from waveflow_py.train.checkpoint import resolve_checkpoint
+
+        source = out if args.resume in (None, True) else args.resume
+        step_dir = resolve_checkpoint(source, verify=False)
+        saved = yaml.safe_load((Path(step_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
+        if "model" in saved:
+            log.info("model and mel settings from checkpoint %s", step_dir)
+            return {**data, "model_type": saved.get("model_type", "waveflow"), "model": saved["model"]}
+    return data

@@ -36,8 +36,11 @@ from waveflow_py.pretrained.errors import (
 from waveflow_py.pretrained.lookup import (
     ENV_DEFAULT,
     ENV_DIR,
+    PREVIEW_SUFFIX,
     default_release,
+    is_preview_name,
     list_releases,
+    preview_release,
     release_dirs,
     resolve_release,
 )
@@ -70,6 +73,9 @@ __all__ = [
     "release_dirs",
     "resolve_release",
     "default_release",
+    "preview_release",
+    "is_preview_name",
+    "PREVIEW_SUFFIX",
     "parse_dtype",
     "build_random_release",
     "UNTRAINED_LABEL",

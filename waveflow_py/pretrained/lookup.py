@@ -11,7 +11,10 @@ code. Point ``WAVEFLOW_PRETRAINED_DIR`` at a folder of releases, or pass a relea
 
 The default release (:func:`default_release`) is the ``WAVEFLOW_DEFAULT_MODEL`` environment variable
 (a name or a directory) if set, else the name written in a ``DEFAULT`` file of the first search
-directory that has one, else the only bundled release if there is exactly one.
+directory that has one, else the only bundled release if there is exactly one. A release whose name
+ends in ``-preview`` (:data:`PREVIEW_SUFFIX`: trained, but not yet better than Griffin-Lim on dev; its
+model card says why) is never picked by that last rule: it is used only when named (``make demo`` names
+it through :func:`preview_release`, and labels its output as a preview).
 """
 
 from __future__ import annotations
@@ -26,10 +29,21 @@ from waveflow_py.pretrained.errors import (
     ReleaseNotFoundError,
 )
 
-__all__ = ["ENV_DIR", "ENV_DEFAULT", "release_dirs", "list_releases", "resolve_release", "default_release"]
+__all__ = [
+    "ENV_DIR",
+    "ENV_DEFAULT",
+    "PREVIEW_SUFFIX",
+    "release_dirs",
+    "list_releases",
+    "resolve_release",
+    "default_release",
+    "preview_release",
+    "is_preview_name",
+]
 
 ENV_DIR = "WAVEFLOW_PRETRAINED_DIR"
 ENV_DEFAULT = "WAVEFLOW_DEFAULT_MODEL"
+PREVIEW_SUFFIX = "-preview"
 _SOURCE_PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 
 
@@ -91,9 +105,15 @@ def default_release() -> str:
             name = marker.read_text(encoding="utf-8").strip()
             if name:
                 return name
-    available = list_releases()
+    bundled = list_releases()
+    available = [n for n in bundled if not is_preview_name(n)]
     if len(available) == 1:
         return available[0]
+    if not available and bundled:
+        raise ReleaseNotFoundError(
+            f"no default model: only preview releases are bundled ({', '.join(bundled)}): trained, but not "
+            "yet better than Griffin-Lim on dev (see each one's README.md); pass one by name to use it"
+        )
     if not available:
         raise ReleaseNotFoundError(
             "no default model: no release is bundled (searched "
@@ -106,3 +126,13 @@ def default_release() -> str:
         f"no default model: {len(available)} releases are bundled ({', '.join(available)}); "
         f"pick one by name, or set {ENV_DEFAULT}, or write its name in pretrained/DEFAULT"
     )
+
+
+def is_preview_name(name: str | os.PathLike[str]) -> bool:
+    """Whether a release name (or directory) marks a preview (:data:`PREVIEW_SUFFIX`)."""
+    return Path(os.fspath(name)).name.endswith(PREVIEW_SUFFIX)
+
+
+def preview_release() -> str | None:
+    """The first bundled preview release's name (what ``make demo`` uses while there is no default)."""
+    return next((n for n in list_releases() if is_preview_name(n)), None)

@@ -57,6 +57,14 @@ class ReleaseInfo:
         return self.config.mel
 
     @property
+    def is_preview(self) -> bool:
+        """True for a preview release (name ending in ``-preview``, or ``"preview": true`` in the
+        provenance): trained, but not yet better than Griffin-Lim on dev."""
+        from waveflow_py.pretrained.lookup import is_preview_name
+
+        return is_preview_name(self.path) or bool(self.provenance.get("preview"))
+
+    @property
     def is_untrained(self) -> bool:
         """True when the provenance says the weights are random: a text value mentioning "untrained",
         a ``weights`` entry mentioning "random", or ``steps`` 0 (demo and test releases)."""

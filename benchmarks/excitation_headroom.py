@@ -27,19 +27,10 @@ import argparse
 import csv
 import math
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-    return " ".join(f for f in flags if f.startswith(("avx512_bf16", "amx", "avx512f", "avx2")))
 
 
 def segment_scores(e: np.ndarray, hop: int, min_lag: int, max_lag: int) -> dict[str, np.ndarray]:
@@ -98,7 +89,10 @@ def main() -> int:
     env = SpectralEnvelope(cfg, args.order)
     totals: dict[str, float] = {}
     samples = 0
-    print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores; torch {torch.__version__}")
+    from waveflow_py.dtypes import cpu_flags
+
+    shown = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512f", "avx2")))
+    print(f"CPU flags: {' '.join(shown)}; {os.cpu_count()} cores; torch {torch.__version__}")
     print(f"{len(pick)} {args.split} clips, first {args.seconds:g} s, LPC order {args.order}, hop {hop}")
     print("| clip | envelope | +gain | +ltp | laplace |")
     print("|---|---|---|---|---|")

@@ -76,17 +76,29 @@ def plot(runs: list[dict[str, Any]], refs: list[tuple[str, float]], out: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for r in runs:
-        if r["dev"]:
-            ax.plot([d[0] for d in r["dev"]], [d[1] for d in r["dev"]], marker=".", label=r["name"])
-    for i, (name, bits) in enumerate(refs):
-        ax.axhline(bits, color=f"C{len(runs) + i}", linestyle="--", linewidth=1, label=name)
-    ax.set_xlabel("CPU-minutes of training (1 thread)")
-    ax.set_ylabel("dev NLL (bits/sample, lower is better)")
-    ax.set_title("Quality per compute: librispeech-mini dev")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    best = min(r["dev"][-1][1] for r in runs if r["dev"])
+    close = [r for r in runs if r["dev"] and r["dev"][-1][1] - best < 0.3]  # the zoomed panel
+    for ax, shown, title in (
+        (axes[0], runs, "all runs"),
+        (axes[1], close, "zoom: runs within 0.3 bits/sample of the best"),
+    ):
+        for i, r in enumerate(runs):
+            if r["dev"] and r in shown:
+                xs, ys = [d[0] for d in r["dev"]], [d[1] for d in r["dev"]]
+                ax.plot(xs, ys, marker=".", color=f"C{i}", label=r["name"])
+        for j, (name, bits) in enumerate(refs):
+            ax.axhline(bits, color=f"C{len(runs) + j}", linestyle="--", linewidth=1, label=name)
+        ax.set_xlabel("CPU-minutes of training (1 thread)")
+        ax.set_ylabel("dev NLL (bits/sample, lower is better)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    lows = [d[1] for r in close for d in r["dev"]] + [b for _, b in refs]
+    if lows:
+        top = max(max(b for _, b in refs) if refs else best, best + 0.05)
+        axes[1].set_ylim(min(lows) - 0.03, min(top + 0.1, max(lows)) + 0.03)
+    fig.suptitle("Quality per compute: librispeech-mini dev")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out, dpi=120)

@@ -4,7 +4,8 @@
 #   RELEASE=path/to/release MINUTES=60 recipes/finetune-speaker/run.sh
 #   recipes/finetune-speaker/run.sh train                  # (again: resumes the run)
 # Environment: PY, RELEASE (default pretrained/universal-16k-preview), DATA (corpus root, default
-# ../shared/data/single-speaker-44k), OUT (default out/finetune-speaker), MINUTES, CLIPS (dev clips, 10).
+# ../shared/data/single-speaker-44k), OUT (default out/finetune-speaker), MINUTES, CLIPS (dev clips, 10),
+# EXTRA (more `waveflow train` arguments, e.g. "--set train.num_threads=1").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONFIG=${CONFIG:-recipes/finetune-speaker/config.yaml}
@@ -26,9 +27,12 @@ stage_prepare() {
 }
 stage_train() {  # a new run from the release's weights, or the run's own checkpoint when there is one
   if [ -d "$OUT/checkpoints" ]; then
-    "$PY" -m waveflow_py train "$CONFIG" --set data.root="$DATA" --out "$OUT" --resume "${minutes[@]}"
+    # shellcheck disable=SC2086  # EXTRA is a list of words
+    "$PY" -m waveflow_py train "$CONFIG" --set data.root="$DATA" --out "$OUT" --resume "${minutes[@]}" ${EXTRA:-}
   else
-    "$PY" -m waveflow_py train "$CONFIG" --set data.root="$DATA" --out "$OUT" --init-from "$RELEASE" "${minutes[@]}"
+    # shellcheck disable=SC2086
+    "$PY" -m waveflow_py train "$CONFIG" --set data.root="$DATA" --out "$OUT" --init-from "$RELEASE" \
+      "${minutes[@]}" ${EXTRA:-}
   fi
 }
 stage_eval() {

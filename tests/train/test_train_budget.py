@@ -83,6 +83,10 @@ def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_exper
     """A fine-tuning config names data and training only: with --init-from, the model and mel settings
     come from the release (the only architecture its weights fit), and training starts from its weights."""
     first = train(tiny_experiment(corpus, tmp_path / "r", steps=2, export_release=True))
+    from waveflow_py.pretrained import save_release
+
+    model, _ = load_release(first.release)
+    save_release(first.release, model, provenance={"steps": 2, "data": "test"}, temperature=0.9)  # "tuned"
     cfg = tmp_path / "ft.yaml"
     cfg.write_text(
         f"data: {{root: {corpus}, segment_length: 512, min_seconds: 0.1, dev_max_items: 1, "
@@ -99,6 +103,7 @@ def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_exper
     _, tuned_info = load_release(out / "release")
     assert to_dict(tuned_info.config) == to_dict(info.config)
     assert tuned_info.provenance["init_from"] == str(first.release)
+    assert tuned_info.temperature == 0.9  # the release's tuned temperature is carried over
     # resuming (and exporting) the run with the same model-less config takes the run's own model
     assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "train.steps=2"]) == 0
     assert load_checkpoint(out)["state"]["step"] == 2

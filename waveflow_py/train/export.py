@@ -21,12 +21,14 @@ __all__ = ["write_release", "export_checkpoint"]
 logger = logging.getLogger(__name__)
 
 
-def write_release(model: nn.Module, out_dir: str | Path, provenance: Mapping[str, Any]) -> Path:
-    """``save_release(out_dir / "release", model, provenance=...)``."""
+def write_release(
+    model: nn.Module, out_dir: str | Path, provenance: Mapping[str, Any], temperature: float | None = None
+) -> Path:
+    """``save_release(out_dir / "release", model, provenance=..., temperature=...)``."""
     from waveflow_py.pretrained import save_release
 
     prov = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **provenance}
-    out = Path(save_release(Path(out_dir) / "release", model, provenance=prov))
+    out = Path(save_release(Path(out_dir) / "release", model, provenance=prov, temperature=temperature))
     logger.info("wrote release %s", out)
     return out
 

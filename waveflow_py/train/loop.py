@@ -345,11 +345,23 @@ class Trainer:
             "training_wall_hours": round(self.clock.wall_s / 3600, 4),
             "training_cpu_hours": round(self.clock.cpu_s / 3600, 4),
         }
+        temperature = None
         if self.init_release is not None:
             provenance["init_from"] = str(self.init_release)
+            temperature = self._init_temperature()  # fine-tuning keeps the release's tuned temperature
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
-            return write_release(model.eval(), self.out_dir, provenance)
+            return write_release(model.eval(), self.out_dir, provenance, temperature=temperature)
+
+    def _init_temperature(self) -> float | None:
+        from waveflow_py.pretrained import ReleaseError, load_release_config
+
+        try:
+            return load_release_config(self.init_release).temperature
+        except (ReleaseError, OSError):  # the parent release is gone: the default applies
+            logger.warning("release %s not readable: its sampling temperature is not carried over",
+                           self.init_release)
+            return None
 
 
 def _dict_diffs(a: Any, b: Any, path: str = "model") -> list[str]:

@@ -107,4 +107,8 @@ def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_exper
     # resuming (and exporting) the run with the same model-less config takes the run's own model
     assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "train.steps=2"]) == 0
     assert load_checkpoint(out)["state"]["step"] == 2
+    (out / "release" / "config.json").unlink()
     assert main(["train", str(cfg), "--out", str(out), "--export-only"]) == 0
+    _, exported = load_release(out / "release")  # the export path writes the same provenance/temperature
+    assert exported.temperature == 0.9 and exported.provenance["init_from"] == str(first.release)
+    assert exported.provenance["training_cpu_hours"] >= 0 and "training_wall_hours" in exported.provenance

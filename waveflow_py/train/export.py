@@ -16,7 +16,7 @@ from torch import nn
 
 from waveflow_py.config import ExperimentConfig, to_dict
 
-__all__ = ["write_release", "export_checkpoint"]
+__all__ = ["write_release", "export_checkpoint", "run_provenance", "inherited_temperature"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,32 @@ def write_release(
     return out
 
 
+def run_provenance(clock: Mapping[str, float] | None, init_from: str | Path | None) -> dict[str, Any]:
+    """The training-time entries of a release's provenance: hours of training (wall clock and CPU time
+    of the training steps, carried across resumes) and the release a fine-tuning run started from."""
+    out: dict[str, Any] = {}
+    if clock:
+        out["training_wall_hours"] = round(float(clock.get("wall_s", 0.0)) / 3600, 4)
+        out["training_cpu_hours"] = round(float(clock.get("cpu_s", 0.0)) / 3600, 4)
+    if init_from:
+        out["init_from"] = str(init_from)
+    return out
+
+
+def inherited_temperature(init_from: str | Path | None) -> float | None:
+    """A fine-tuned model keeps the tuned sampling temperature of the release it started from (None:
+    not a fine-tuning run, the release had none, or it is no longer readable: the default applies)."""
+    if not init_from:
+        return None
+    from waveflow_py.pretrained import ReleaseError, load_release_config
+
+    try:
+        return load_release_config(init_from).temperature
+    except (ReleaseError, OSError):
+        logger.warning("release %s not readable: its sampling temperature is not carried over", init_from)
+        return None
+
+
 def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: str | Path) -> Path:
     """Build ``exp``'s model, load a checkpoint's (EMA) weights into it and write a release."""
     from waveflow_py.models import build_model
@@ -45,6 +71,9 @@ def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: st
     model = build_model(exp.model_type, exp.model)
     use_ema = "ema" in data
     ckpt.load_model_weights(model, data["ema"] if use_ema else data["model"], "EMA" if use_ema else "model")
-    provenance = {"data": exp.data.root, "steps": int(data["state"]["step"]), "model_type": exp.model_type,
+    state = data["state"]
+    provenance = {"data": exp.data.root, "steps": int(state["step"]), "model_type": exp.model_type,
                   "ema": use_ema, "checkpoint": str(data["path"])}
-    return write_release(model.eval(), out_dir, provenance)
+    provenance.update(run_provenance(state.get("clock"), state.get("init_from")))
+    temperature = inherited_temperature(state.get("init_from"))
+    return write_release(model.eval(), out_dir, provenance, temperature=temperature)

@@ -335,33 +335,20 @@ class Trainer:
         logger.debug("step %d: nll %.4f grad %s", self.step, loss, grad_norm)
 
     def _export(self) -> Path | None:
-        from waveflow_py.train.export import write_release
+        from waveflow_py.train.export import inherited_temperature, run_provenance, write_release
 
         p = self.parts
         provenance = {
             "data": self.exp.data.root, "steps": self.step, "model_type": self.exp.model_type,
             "ema": p.ema is not None, "world_size": self.dist.world_size, "device": str(self.device),
             "precision": self.cfg.precision,
-            "training_wall_hours": round(self.clock.wall_s / 3600, 4),
-            "training_cpu_hours": round(self.clock.cpu_s / 3600, 4),
+            **run_provenance(self.clock.totals(), self.init_release),
         }
-        temperature = None
-        if self.init_release is not None:
-            provenance["init_from"] = str(self.init_release)
-            temperature = self._init_temperature()  # fine-tuning keeps the release's tuned temperature
+        temperature = inherited_temperature(self.init_release)  # fine-tuning keeps the tuned temperature
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
             return write_release(model.eval(), self.out_dir, provenance, temperature=temperature)
 
-    def _init_temperature(self) -> float | None:
-        from waveflow_py.pretrained import ReleaseError, load_release_config
-
-        try:
-            return load_release_config(self.init_release).temperature
-        except (ReleaseError, OSError):  # the parent release is gone: the default applies
-            logger.warning("release %s not readable: its sampling temperature is not carried over",
-                           self.init_release)
-            return None
 
 
 def _dict_diffs(a: Any, b: Any, path: str = "model") -> list[str]:

@@ -50,8 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from waveflow_py.config import ExperimentConfig, TrainConfig, from_dict, read_yaml
     from waveflow_py.train.export import export_checkpoint
     from waveflow_py.train.loop import train

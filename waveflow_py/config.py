@@ -475,7 +475,7 @@ class TrainConfig:
     val_every: int = 1000
     val_at_start: bool = False  # also validate before the first step (a step-0 point on the dev curve)
     val_clips: int = 2  # dev clips vocoded at validation (mel L1, audio and spectrograms)
-    val_temperature: float | None = None  # sampling temperature of the vocoded clips (None: the default, 0.6)
+    val_temperature: float | None = None  # temperature of the vocoded clips (None: init_from's, else 0.6)
     val_sigma: float | None = None  # deprecated name of val_temperature (accepted with a warning)
     ckpt_every: int = 1000
     keep_last_k: int = 3

@@ -104,6 +104,12 @@ def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_exper
     assert to_dict(tuned_info.config) == to_dict(info.config)
     assert tuned_info.provenance["init_from"] == str(first.release)
     assert tuned_info.temperature == 0.9  # the release's tuned temperature is carried over
+    from waveflow_py.config import ExperimentConfig, from_dict, read_yaml
+    from waveflow_py.train.loop import Trainer
+
+    data = read_yaml(cfg, [f"train.init_from={first.release}", f"train.out_dir={tmp_path / 'ft2'}"])
+    data["model_type"], data["model"] = info.model_type, to_dict(info.config)
+    assert Trainer(from_dict(ExperimentConfig, data))._val_temperature() == 0.9  # validation listens at it
     # resuming (and exporting) the run with the same model-less config takes the run's own model
     assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "train.steps=2"]) == 0
     assert load_checkpoint(out)["state"]["step"] == 2

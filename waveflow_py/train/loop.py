@@ -175,6 +175,17 @@ class Trainer:
         steps = info.provenance.get("steps", "?")
         logger.info("initialised the weights from release %s (%s)", info.path, steps)
 
+    def _val_temperature(self) -> float | None:
+        """``train.val_temperature``; unset, a fine-tuning run listens at its release's tuned temperature
+        (None: the package default)."""
+        if self.cfg.val_temperature is not None:
+            return self.cfg.val_temperature
+        if not hasattr(self, "_inherited_temperature"):
+            from waveflow_py.train.export import inherited_temperature
+
+            self._inherited_temperature = inherited_temperature(self.init_release)
+        return self._inherited_temperature
+
     def _calibrate_envelope(self, segments: int = 32) -> None:
         """A new run with an envelope prior: scale the excitation to unit variance on ``segments`` training
         segments (items ``2**61 + j``: the same on every rank, never a training step's data)."""
@@ -248,7 +259,7 @@ class Trainer:
             ctx = p.ema.swapped_in(model) if p.ema is not None else contextlib.nullcontext(model)
             with ctx:
                 nll = dev_nll(model, p.mel_fn, p.dev, self.device)
-                l1, clips = vocode_clips(model, p.mel_fn, p.dev, self.cfg.val_clips, self.cfg.val_temperature,
+                l1, clips = vocode_clips(model, p.mel_fn, p.dev, self.cfg.val_clips, self._val_temperature(),
                                          self.device, self.cfg.seed)
             model.train(was_training)
             res = ValidationResult(nll, l1, clips)

@@ -24,7 +24,6 @@ structure, not promises; their sizes say where a flow's capacity should go.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 from pathlib import Path
@@ -63,7 +62,7 @@ def segment_scores(e: np.ndarray, hop: int, min_lag: int, max_lag: int) -> dict[
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("data", type=Path, help="corpus root with metadata.csv (path, split, speaker columns)")
+    ap.add_argument("data", type=Path, help="corpus root with metadata.csv (or split folders), or a .csv")
     ap.add_argument("--split", default="dev")
     ap.add_argument("--clips", type=int, default=12, help="clips, spread evenly over the split's list")
     ap.add_argument("--seconds", type=float, default=4.0, help="first N seconds of each clip")
@@ -74,18 +73,14 @@ def main() -> int:
 
     from waveflow_py.audio.envelope import SpectralEnvelope
     from waveflow_py.config import mel_preset
+    from waveflow_py.evaluation.clips import find_clips
     from waveflow_py.evaluation.spectral import log_mel
     from waveflow_py.flows.lpc import lpc_whiten
 
     torch.set_num_threads(1)
     cfg = mel_preset("16k")
     hop, sr = cfg.hop_length, cfg.sample_rate
-    with open(args.data / "metadata.csv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("split") == args.split]
-    if not rows:
-        raise SystemExit(f"{args.data}: no rows of split {args.split!r}")
-    n = min(args.clips, len(rows))
-    pick = [rows[round(i * (len(rows) - 1) / max(n - 1, 1))] for i in range(n)]
+    pick = find_clips(args.data, split=args.split, max_clips=args.clips)  # evenly spaced over the list
     env = SpectralEnvelope(cfg, args.order)
     totals: dict[str, float] = {}
     samples = 0
@@ -96,10 +91,10 @@ def main() -> int:
     print(f"{len(pick)} {args.split} clips, first {args.seconds:g} s, LPC order {args.order}, hop {hop}")
     print("| clip | envelope | +gain | +ltp | laplace |")
     print("|---|---|---|---|---|")
-    for r in pick:
-        x, file_sr = sf.read(args.data / r["path"], dtype="float64")
+    for clip in pick:
+        x, file_sr = sf.read(clip.path, dtype="float64")
         if file_sr != sr:
-            raise SystemExit(f"{r['path']}: {file_sr} Hz, expected {sr}")
+            raise SystemExit(f"{clip.clip_id}: {file_sr} Hz, expected {sr}")
         x = x[: int(args.seconds * sr)]
         x = x[: x.size // hop * hop]
         mel = torch.as_tensor(np.asarray(log_mel(x.astype(np.float32), cfg)))[None]
@@ -111,7 +106,7 @@ def main() -> int:
             totals[k] = totals.get(k, 0.0) + v * x.size
         samples += x.size
         cells = " | ".join(f"{ll[k]:.3f}" for k in ("envelope", "gain", "ltp", "laplace"))
-        print(f"| {r['path']} | {cells} |")
+        print(f"| {clip.clip_id} | {cells} |")
     mean = {k: v / samples for k, v in totals.items()}
     print(
         f"| **all ({samples / sr:.0f} s)** | **{mean['envelope']:.3f}** | **{mean['gain']:.3f}** "

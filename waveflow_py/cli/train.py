@@ -64,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.init_from={args.init_from}")
     data = read_yaml(args.config, overrides)
     out = args.out if args.out is not None else (data.get("train") or {}).get("out_dir", TrainConfig.out_dir)
+    source = out if args.resume in (None, True) else args.resume  # the checkpoint of --resume/--export-only
     if not {"model", "model_type", "mel_preset"} & set(data):
-        data = _adopt_model(data, args, out, log)
+        checkpoint = source if args.resume is not None or args.export_only else None
+        data = _adopt_model(data, checkpoint, log)
     exp = from_dict(ExperimentConfig, data)
     if args.export_only:
-        source = out if args.resume in (None, True) else args.resume
         path = export_checkpoint(exp, source, out)
         log.info("release written to %s", path)
         return 0
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adopt_model(data: dict, args: argparse.Namespace, out: str, log: logging.Logger) -> dict:
+def _adopt_model(data: dict, checkpoint: str | None, log: logging.Logger) -> dict:
     """A config without ``model_type``/``model``/``mel_preset`` (a fine-tuning config): the model and
     its mel settings are the release's with ``--init-from`` (the one architecture its weights fit), the
     run's own checkpoint's with ``--resume``/``--export-only``; otherwise the defaults stand."""
@@ -101,16 +102,11 @@ def _adopt_model(data: dict, args: argparse.Namespace, out: str, log: logging.Lo
         info = load_release_config(init_from)
         log.info("model and mel settings from release %s (%s)", info.path, info.model_type)
         return {**data, "model_type": info.model_type, "model": to_dict(info.config)}
-    if args.resume is not None or args.export_only:
-        from pathlib import Path
+    if checkpoint is not None:
+        from waveflow_py.train.checkpoint import read_checkpoint_config, resolve_checkpoint
 
-        import yaml
-
-        from waveflow_py.train.checkpoint import resolve_checkpoint
-
-        source = out if args.resume in (None, True) else args.resume
-        step_dir = resolve_checkpoint(source, verify=False)
-        saved = yaml.safe_load((Path(step_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
+        step_dir = resolve_checkpoint(checkpoint, verify=False)
+        saved = read_checkpoint_config(step_dir)
         if "model" in saved:
             log.info("model and mel settings from checkpoint %s", step_dir)
             return {**data, "model_type": saved.get("model_type", "waveflow"), "model": saved["model"]}

@@ -45,6 +45,7 @@ __all__ = [
     "CheckpointMismatch",
     "save_checkpoint",
     "load_checkpoint",
+    "read_checkpoint_config",
     "resolve_checkpoint",
     "verify_checkpoint",
     "load_model_weights",
@@ -302,6 +303,11 @@ def resolve_checkpoint(path: str | Path, verify: bool = True) -> Path:
     raise CheckpointCorrupt(f"no intact checkpoint in {root}: " + "; ".join(damaged))
 
 
+def read_checkpoint_config(step_dir: str | Path) -> dict[str, Any]:
+    """The experiment config (plain data) saved in a checkpoint's step directory."""
+    return yaml.safe_load((Path(step_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint directory into plain data: ``model``, ``optimizer`` and (maybe) ``ema`` tensors,
     ``state`` (JSON) and ``config`` (dict). Nothing is unpickled. ``path`` is resolved (and verified,
@@ -316,7 +322,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "model": load_file(str(d / "model.safetensors")),
             "optimizer": load_file(str(d / "optimizer.safetensors")),
             "state": json.loads((d / "state.json").read_text(encoding="utf-8")),
-            "config": yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")),
+            "config": read_checkpoint_config(d),
         }
         if (d / "ema.safetensors").is_file():
             out["ema"] = load_file(str(d / "ema.safetensors"))

@@ -89,6 +89,10 @@ class Trainer:
 
             cleanup_distributed(self.dist)
             raise
+        from waveflow_py.train.export import inherited_temperature
+
+        # a fine-tuning run keeps its release's tuned temperature: in its validation and its release
+        self.release_temperature = inherited_temperature(self.init_release)
         self.metrics = MetricsLogger(self.out_dir, enabled=self.dist.is_main,
                                      tensorboard=self.cfg.tensorboard)
 
@@ -178,13 +182,7 @@ class Trainer:
     def _val_temperature(self) -> float | None:
         """``train.val_temperature``; unset, a fine-tuning run listens at its release's tuned temperature
         (None: the package default)."""
-        if self.cfg.val_temperature is not None:
-            return self.cfg.val_temperature
-        if not hasattr(self, "_inherited_temperature"):
-            from waveflow_py.train.export import inherited_temperature
-
-            self._inherited_temperature = inherited_temperature(self.init_release)
-        return self._inherited_temperature
+        return self.release_temperature if self.cfg.val_temperature is None else self.cfg.val_temperature
 
     def _calibrate_envelope(self, segments: int = 32) -> None:
         """A new run with an envelope prior: scale the excitation to unit variance on ``segments`` training
@@ -346,7 +344,7 @@ class Trainer:
         logger.debug("step %d: nll %.4f grad %s", self.step, loss, grad_norm)
 
     def _export(self) -> Path | None:
-        from waveflow_py.train.export import inherited_temperature, run_provenance, write_release
+        from waveflow_py.train.export import run_provenance, write_release
 
         p = self.parts
         provenance = {
@@ -355,11 +353,9 @@ class Trainer:
             "precision": self.cfg.precision,
             **run_provenance(self.clock.totals(), self.init_release),
         }
-        temperature = inherited_temperature(self.init_release)  # fine-tuning keeps the tuned temperature
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
-            return write_release(model.eval(), self.out_dir, provenance, temperature=temperature)
-
+            return write_release(model.eval(), self.out_dir, provenance, temperature=self.release_temperature)
 
 
 def _dict_diffs(a: Any, b: Any, path: str = "model") -> list[str]:

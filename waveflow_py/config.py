@@ -144,6 +144,7 @@ def mel_preset(name: str, **overrides: Any) -> MelConfig:
 
 # ----------------------------------------------------------------------------- models
 ENVELOPES = ("none", "gain", "lpc")
+PITCH_PRIORS = ("none", "ltp")
 
 
 def _check_envelope(name: str, envelope: str, lpc_order: int, preemphasis: float, mel: MelConfig) -> None:
@@ -158,6 +159,16 @@ def _check_envelope(name: str, envelope: str, lpc_order: int, preemphasis: float
         )
     if not 0.0 <= preemphasis < 1.0:
         raise ValueError(f"{name}.preemphasis: expected 0 <= preemphasis < 1 (0: off), got {preemphasis!r}")
+
+
+def _check_pitch(name: str, pitch: str, strength: float, threshold: float) -> None:
+    """Validate the pitch-prior fields shared by the model configs."""
+    if pitch not in PITCH_PRIORS:
+        raise ValueError(f"{name}.pitch: expected one of {PITCH_PRIORS}, got {pitch!r}")
+    if not (isinstance(strength, (int, float)) and strength >= 0):
+        raise ValueError(f"{name}.pitch_strength: expected a number >= 0, got {strength!r}")
+    if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
+        raise ValueError(f"{name}.pitch_threshold: expected 0 <= pitch_threshold < 1, got {threshold!r}")
 
 
 @dataclass
@@ -182,9 +193,15 @@ class WaveFlowConfig:
     envelope: str = "none"  # "none", "gain" (per-frame RMS) or "lpc": flows model the mel-whitened excitation
     lpc_order: int = 16  # order of the "lpc" envelope filter
     preemphasis: float = 0.0  # x[n] - preemphasis * x[n-1] before the envelope (0: off)
+    # "ltp": a mel-derived long-term (pitch) predictor after the envelope (audio.periodicity); its gain is
+    # strength * (rho - threshold) / (1 - threshold) of the mel's low-band periodicity rho
+    pitch: str = "none"
+    pitch_strength: float = 1.0
+    pitch_threshold: float = 0.3
 
     def __post_init__(self) -> None:
         _check_envelope("WaveFlowConfig", self.envelope, self.lpc_order, self.preemphasis, self.mel)
+        _check_pitch("WaveFlowConfig", self.pitch, self.pitch_strength, self.pitch_threshold)
         if self.first_row not in ("transform", "identity"):
             raise ValueError(f"first_row: expected 'transform' or 'identity', got {self.first_row!r}")
         if self.scale_bound is not None and self.scale_bound <= 0:
@@ -224,11 +241,17 @@ class WaveGlowConfig:
     envelope: str = "none"  # "none", "gain" (per-frame RMS) or "lpc": flows model the mel-whitened excitation
     lpc_order: int = 16  # order of the "lpc" envelope filter
     preemphasis: float = 0.0  # x[n] - preemphasis * x[n-1] before the envelope (0: off)
+    # "ltp": a mel-derived long-term (pitch) predictor after the envelope (audio.periodicity); its gain is
+    # strength * (rho - threshold) / (1 - threshold) of the mel's low-band periodicity rho
+    pitch: str = "none"
+    pitch_strength: float = 1.0
+    pitch_threshold: float = 0.3
 
     def __post_init__(self) -> None:
         if self.condition not in ("squeeze", "pooled"):
             raise ValueError(f"condition: expected 'squeeze' or 'pooled', got {self.condition!r}")
         _check_envelope("WaveGlowConfig", self.envelope, self.lpc_order, self.preemphasis, self.mel)
+        _check_pitch("WaveGlowConfig", self.pitch, self.pitch_strength, self.pitch_threshold)
         if self.upsampler not in ("stack", "nvidia"):
             raise ValueError(f"upsampler: expected 'stack' or 'nvidia', got {self.upsampler!r}")
 

@@ -35,6 +35,7 @@ from waveflow_py.flows import (
     FrameGain,
     InvConv1x1,
     Inverse,
+    LongTermPredictor,
     LPCFilter,
     Planar,
     PreEmphasis,
@@ -118,6 +119,8 @@ CASES: dict[str, Case] = {
     "lpc-hop-below-order": Case(lambda: LPCFilter(5, 2), (3, 8), (3, 4, 6), context_scale=0.2),
     "frame-gain": Case(lambda: FrameGain(4), (4, 12), (4, 3, 1), context_scale=0.5),
     "preemphasis": Case(lambda: PreEmphasis(0.9, hop=4), (4, 11), any_length=True),
+    # pitch predictor (context: per-segment lag and gain, clamped to 2..6 and [0, 0.999]; hop 4)
+    "ltp": Case(lambda: LongTermPredictor(4, 2, 6), (4, 12), (4, 3, 2), context_scale=3.0),
 }
 
 

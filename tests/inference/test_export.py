@@ -50,9 +50,12 @@ def test_onnx_graph_equals_the_cached_inverse(name: str, tmp_path: Path) -> None
         assert check_onnx(model, path, frames=frames, batch=batch) <= 1e-4
 
 
-def test_envelopes_are_refused(tmp_path: Path) -> None:
-    model = tiny_waveflow(envelope="gain")
-    with pytest.raises(ValueError, match="only envelope 'none' is exported"):
+@pytest.mark.parametrize(
+    "stage", [{"envelope": "gain"}, {"pitch": "ltp"}, {"preemphasis": 0.9}], ids=lambda d: next(iter(d))
+)
+def test_fixed_filter_stages_are_refused(tmp_path: Path, stage: dict) -> None:
+    model = tiny_waveflow(**stage)
+    with pytest.raises(ValueError, match=f"fixed filter stage \\({next(iter(stage))}"):
         export_onnx(model, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 

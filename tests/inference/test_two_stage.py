@@ -1,4 +1,5 @@
-"""Every synthesis path equals the offline ``model.inverse`` also with an envelope stage (LPC + pre-emphasis):
+"""Every synthesis path equals the offline ``model.inverse`` also with an envelope stage (LPC + pre-emphasis,
+and with the pitch filter after it):
 streaming (the filter state carried across chunks), batched (each item alone), long inputs in chunks, and
 the GPU entry point's CPU fallback. Also: long inputs are chunked and equal one-shot synthesis."""
 
@@ -14,10 +15,13 @@ from waveflow_py.inference.streaming import StreamingSynthesizer
 from waveflow_py.inference.synthesis import synthesize
 
 
-@pytest.fixture(params=["waveflow", "waveglow"])
+@pytest.fixture(params=["waveflow", "waveglow", "waveflow+pitch", "waveglow+pitch"])
 def lpc_model(request: pytest.FixtureRequest) -> torch.nn.Module:
-    factory = tiny_waveflow if request.param == "waveflow" else tiny_waveglow
-    return factory(envelope="lpc", lpc_order=4, preemphasis=0.5)
+    """An LPC envelope with pre-emphasis; ``+pitch``: and the pitch filter (lags 20..31, hop 16)."""
+    factory = tiny_waveflow if request.param.startswith("waveflow") else tiny_waveglow
+    pitch = {"pitch": "ltp", "pitch_strength": 3.0, "pitch_threshold": 0.0}
+    pitch = pitch if "+pitch" in request.param else {}
+    return factory(envelope="lpc", lpc_order=4, preemphasis=0.5, **pitch)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -37,6 +41,8 @@ def test_envelope_is_on_and_matters(lpc_model) -> None:
         audio, _ = lpc_model.inverse(z, mel)
         excitation, _ = lpc_model.inverse_excitation(z, mel)
     assert (audio - excitation).abs().max() > 1e-2 * float(audio.abs().max())
+    if lpc_model.periodicity is not None:  # the pitch filter is on, with gains well above zero
+        assert float(lpc_model.periodicity(mel)[1].max()) > 0.3
 
 
 def test_streaming_equals_offline_inverse_with_lpc_envelope(lpc_model) -> None:

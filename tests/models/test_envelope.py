@@ -17,20 +17,24 @@ from waveflow_py.models.base import EnvelopeState
 from waveflow_py.models.waveflow import WaveFlow
 from waveflow_py.models.waveglow import WaveGlow
 
-VARIANTS = [("gain", 0.0), ("lpc", 0.0), ("lpc", 0.9), ("none", 0.9)]
+# "+ltp": the pitch prior after the envelope (tiny mel: n_fft 64, so every lag is 31 samples)
+VARIANTS = [("gain", 0.0), ("lpc", 0.0), ("lpc", 0.9), ("none", 0.9), ("lpc+ltp", 0.9), ("gain+ltp", 0.0)]
 
 
 def tiny(kind: str, envelope: str, preemphasis: float = 0.0, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
+    envelope, _, pitch = envelope.partition("+")
+    stages = {
+        "envelope": envelope, "lpc_order": 8, "preemphasis": preemphasis,
+        "pitch": pitch or "none", "pitch_strength": 2.0, "pitch_threshold": 0.0,
+    }
     if kind == "waveflow":
-        cfg = dataclasses.replace(
-            tiny_waveflow_config(8), envelope=envelope, lpc_order=8, preemphasis=preemphasis
-        )
+        cfg = dataclasses.replace(tiny_waveflow_config(8), **stages)
         model: torch.nn.Module = WaveFlow(cfg)
     else:
         cfg = WaveGlowConfig(
             n_flows=4, n_group=4, n_early_every=2, n_early_size=1, n_layers=2, residual_channels=8,
-            mel=tiny_mel_config(), envelope=envelope, lpc_order=8, preemphasis=preemphasis,
+            mel=tiny_mel_config(), **stages,
         )
         model = WaveGlow(cfg)
     perturb_parameters(model, std=0.2, seed=seed + 1)
@@ -62,10 +66,13 @@ def test_inverse_of_forward_is_exact(kind: str, envelope: str, preemphasis: floa
     if envelope != "none":
         e, ld_env = model.envelope_analysis(x, mel)
         assert not torch.allclose(e, x) and bool(ld_env.abs().min() > 0)
+    if "+ltp" in envelope:  # the pitch stage is active (non-zero gains) and is undone exactly
+        _, gain = model.periodicity(mel, 6)
+        assert bool((gain > 0.05).any())
 
 
 @pytest.mark.parametrize("kind", ["waveflow", "waveglow"])
-@pytest.mark.parametrize("envelope,preemphasis", [("lpc", 0.9), ("gain", 0.0)])
+@pytest.mark.parametrize("envelope,preemphasis", [("lpc", 0.9), ("gain", 0.0), ("lpc+ltp", 0.0)])
 def test_logdet_matches_autograd_jacobian_float64(kind: str, envelope: str, preemphasis: float) -> None:
     model = tiny(kind, envelope, preemphasis).double()
     x, mel = speech_like(batch=1, frames=3)
@@ -112,7 +119,7 @@ def test_envelope_synthesis_in_two_chunks_equals_one_pass(
     second, ld2, s2 = model.envelope_synthesis(e[:, cut * hop :], mel[:, :, cut:], state=s1)
     torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=1e-10, rtol=1e-10)
     torch.testing.assert_close(ld1 + ld2, ld)
-    for got, want in ((s2.lpc, state.lpc), (s2.preemphasis, state.preemphasis)):
+    for got, want in ((s2.lpc, state.lpc), (s2.preemphasis, state.preemphasis), (s2.ltp, state.ltp)):
         assert (got is None) == (want is None)
         if got is not None:
             torch.testing.assert_close(got, want)

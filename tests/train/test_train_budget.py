@@ -68,6 +68,13 @@ def test_init_from_release_loads_weights_and_enforces_settings(corpus, tiny_expe
 
     with pytest.raises(CheckpointMismatch, match=r"mel\.hop_length: release 64, config 32"):
         Trainer(from_dict(ExperimentConfig, d))
+    # a stage without weights (the pitch prior) may be added to the release's weights
+    d = to_dict(exp)
+    d["model"].update(pitch="ltp", pitch_strength=1.2)
+    with_pitch = Trainer(from_dict(ExperimentConfig, d))
+    assert with_pitch.parts.model.pitch_filter is not None
+    for name, value in released.state_dict().items():
+        torch.testing.assert_close(with_pitch.parts.model.state_dict()[name], value, msg=name)
 
 
 def test_cli_minutes_and_init_from_are_exclusive_with_resume(corpus, tmp_path, capsys) -> None:

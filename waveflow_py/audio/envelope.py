@@ -35,7 +35,13 @@ from torch import Tensor, nn
 from waveflow_py.audio.mel import mel_filter_bank
 from waveflow_py.config import MelConfig
 
-__all__ = ["SpectralEnvelope", "levinson_durbin", "reflection_coefficients", "frames_for_segments"]
+__all__ = [
+    "SpectralEnvelope",
+    "levinson_durbin",
+    "reflection_coefficients",
+    "frames_for_segments",
+    "check_logmel",
+]
 
 _LN10 = math.log(10.0)
 
@@ -77,6 +83,20 @@ def reflection_coefficients(a: Tensor) -> Tensor:
             prev = a[..., : i - 1]
             a = (prev + k.unsqueeze(-1) * prev.flip(-1)) / (1.0 - k * k).clamp_min(1e-300).unsqueeze(-1)
     return torch.stack(ks[::-1], dim=-1) if ks else a
+
+
+def check_logmel(logmel: Tensor, cfg: MelConfig, n_segments: int | None) -> int:
+    """Check a log-mel ``(B, n_mels, F)`` (shape, finite values); return the segment count."""
+    n_mels = cfg.n_mels
+    if logmel.dim() != 3 or logmel.shape[1] != n_mels or logmel.shape[0] == 0 or logmel.shape[2] == 0:
+        raise ValueError(f"logmel: expected shape (B, {n_mels}, F), B, F >= 1, got {tuple(logmel.shape)}")
+    capturing = logmel.is_cuda and torch.cuda.is_current_stream_capturing()  # no host sync in a graph
+    if not capturing and not bool(torch.isfinite(logmel).all()):
+        raise ValueError("logmel: contains NaN or infinite values")
+    segments = logmel.shape[2] if n_segments is None else int(n_segments)
+    if segments < 1:
+        raise ValueError(f"n_segments: expected >= 1, got {segments}")
+    return segments
 
 
 def frames_for_segments(cfg: MelConfig, n_segments: int) -> int:
@@ -178,7 +198,7 @@ class SpectralEnvelope(nn.Module):
         return self._filters[key]
 
     # ------------------------------------------------------------------ steps
-    def _log_linear_mel(self, logmel: Tensor) -> Tensor:
+    def log_linear_mel(self, logmel: Tensor) -> Tensor:
         """The natural log of the front end's linear mel ``(B, n_mels, F)`` (float64)."""
         cfg = self.config
         out = logmel.double()
@@ -201,18 +221,24 @@ class SpectralEnvelope(nn.Module):
     def _autocorrelation(self, log_mel: Tensor) -> tuple[Tensor, Tensor]:
         """Per frame ``log_mel (N, n_mels)``: autocorrelation ``(N, p + 1)`` float64 of the frame divided
         by ``exp(scale)``, and the log scale ``(N,)``. Runs by chunks of frames (bounded memory)."""
-        cfg = self.config
         out = []
         for c in log_mel.split(self.chunk_frames):
-            peak = c.amax(dim=-1, keepdim=True)
-            s = self._nnls(torch.exp(c - peak).float())  # float32: the frame's largest band is 1
-            scale = 2.0 * peak / cfg.power  # log of the factor of |X|^2
-            power = s.square() if cfg.power == 1.0 else s if cfg.power == 2.0 else s.pow(2.0 / cfg.power)
-            if cfg.mag_eps:
-                power = power - (cfg.mag_eps * torch.exp((-scale).clamp(max=700.0))).to(power.dtype)
-            power = power.clamp_min(0.0) * self.magnitude_correction
-            out.append((power.double() @ self._f(c.device)["cos_lag"], scale.squeeze(-1)))
+            power, scale = self.frame_power(c)
+            out.append((power.double() @ self._f(c.device)["cos_lag"], scale))
         return torch.cat([r for r, _ in out]), torch.cat([sc for _, sc in out])
+
+    def frame_power(self, log_mel: Tensor) -> tuple[Tensor, Tensor]:
+        """Per frame ``log_mel (N, n_mels)`` (natural log of the linear mel, see :meth:`log_linear_mel`):
+        the power spectrum ``(N, n_fft // 2 + 1)`` float32 divided by ``exp(scale)``, and the log scale
+        ``(N,)`` (steps 1-2 of the module docstring; the caller bounds ``N``)."""
+        cfg = self.config
+        peak = log_mel.amax(dim=-1, keepdim=True)
+        s = self._nnls(torch.exp(log_mel - peak).float())  # float32: the frame's largest band is 1
+        scale = 2.0 * peak / cfg.power  # log of the factor of |X|^2
+        power = s.square() if cfg.power == 1.0 else s if cfg.power == 2.0 else s.pow(2.0 / cfg.power)
+        if cfg.mag_eps:
+            power = power - (cfg.mag_eps * torch.exp((-scale).clamp(max=700.0))).to(power.dtype)
+        return power.clamp_min(0.0) * self.magnitude_correction, scale.squeeze(-1)
 
     def _align(self, power: Tensor, scale: Tensor, n_segments: int) -> tuple[Tensor, Tensor]:
         """Per frame ``(B, F, L)`` (autocorrelations, linear in the power spectrum) with log scales
@@ -231,18 +257,10 @@ class SpectralEnvelope(nn.Module):
     # ------------------------------------------------------------------ the module
     def forward(self, logmel: Tensor, n_segments: int | None = None) -> tuple[Tensor, Tensor]:
         """``logmel (B, n_mels, F) -> (a (B, S, p), log_gain (B, S))``, ``S = n_segments`` (default ``F``)."""
-        n_mels = self.config.n_mels
-        if logmel.dim() != 3 or logmel.shape[1] != n_mels or logmel.shape[0] == 0 or logmel.shape[2] == 0:
-            raise ValueError(f"logmel: expected shape (B, {n_mels}, F), B, F >= 1, got {tuple(logmel.shape)}")
-        capturing = logmel.is_cuda and torch.cuda.is_current_stream_capturing()  # no host sync in a graph
-        if not capturing and not bool(torch.isfinite(logmel).all()):
-            raise ValueError("logmel: contains NaN or infinite values")
-        segments = logmel.shape[2] if n_segments is None else int(n_segments)
-        if segments < 1:
-            raise ValueError(f"n_segments: expected >= 1, got {segments}")
+        segments = check_logmel(logmel, self.config, n_segments)
         b = logmel.shape[0]
         used = min(logmel.shape[2], frames_for_segments(self.config, segments))
-        log_mel = self._log_linear_mel(logmel[:, :, :used]).transpose(1, 2)  # (B, F, n_mels)
+        log_mel = self.log_linear_mel(logmel[:, :, :used]).transpose(1, 2)  # (B, F, n_mels)
         r, scale = self._autocorrelation(log_mel.reshape(-1, log_mel.shape[-1]))
         r, scale = self._align(r.reshape(b, used, -1), scale.reshape(b, used), segments)
         f = self._f(logmel.device)

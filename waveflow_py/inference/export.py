@@ -13,7 +13,8 @@ folded into plain weights:
 Inputs ``mel (B, n_mels, F)`` and ``noise (B, F * hop)`` (``z``: ``prior.sample(temperature)``, i.e.
 ``sigma * temperature * N(0, 1)``); output ``audio (B, F * hop)``. Batch ``B`` and frames ``F`` are
 dynamic axes. A test keeps the graph (in onnxruntime) equal to the PyTorch cached inverse.
-Only models without an envelope stage (``envelope: none``) are exported.
+Only models without a fixed filter stage (``envelope: none``, ``pitch: none``, no pre-emphasis) are
+exported.
 """
 
 from __future__ import annotations
@@ -52,11 +53,18 @@ def _fold_weight_norm(model: nn.Module) -> nn.Module:
 
 
 def _check_exportable(model: nn.Module) -> None:
-    envelope = getattr(getattr(model, "config", None), "envelope", "none")
-    if envelope not in (None, "none"):
+    cfg = getattr(model, "config", None)
+    stages = {
+        "envelope": getattr(cfg, "envelope", "none"),
+        "pitch": getattr(cfg, "pitch", "none"),
+        "preemphasis": getattr(cfg, "preemphasis", 0.0),
+    }
+    active = [f"{k} {v!r}" for k, v in stages.items() if v not in (None, "none", 0.0, 0)]
+    if active:
         raise ValueError(
-            f"export: the model has an envelope stage ({envelope!r}); only envelope 'none' is exported "
-            "(the recursive envelope filter is not part of the graph)"
+            f"export: the model has a fixed filter stage ({', '.join(active)}); only models without one "
+            "(envelope 'none', pitch 'none', no pre-emphasis) are exported: the recursive filters are not "
+            "part of the graph"
         )
 
 

@@ -18,10 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from waveflow_py.audio.envelope import SpectralEnvelope
+from waveflow_py.audio.periodicity import MelPeriodicity, lag_range
 from waveflow_py.config import MelConfig
 from waveflow_py.flows.base import check_tensor
 from waveflow_py.flows.distributions import StandardNormal
 from waveflow_py.flows.lpc import LPCFilter, PreEmphasis, lpc_context
+from waveflow_py.flows.ltp import LongTermPredictor, ltp_context
 from waveflow_py.nn.upsample import MelUpsampler, factor_hop
 
 __all__ = ["MelFlowVocoder", "EnvelopeState"]
@@ -33,12 +35,14 @@ class EnvelopeState:
 
     ``lpc``: ``(B, p)`` the last ``p`` outputs of the envelope filter (pre-emphasised domain), oldest
     first (``p = 0`` for the gain envelope; ``None`` without an envelope). ``preemphasis``: ``(B, 1)``
-    the last audio sample (de-emphasis memory; ``None`` without pre-emphasis). ``None`` fields at the
-    start of a signal mean zeros.
+    the last audio sample (de-emphasis memory; ``None`` without pre-emphasis). ``ltp``: ``(B, max_lag + K)``
+    the last outputs of the pitch filter (``None`` without a pitch prior). ``None`` fields at the start
+    of a signal mean zeros.
     """
 
     lpc: Tensor | None = None
     preemphasis: Tensor | None = None
+    ltp: Tensor | None = None
 
 
 class MelFlowVocoder(nn.Module):
@@ -60,6 +64,9 @@ class MelFlowVocoder(nn.Module):
         envelope: str = "none",
         lpc_order: int = 16,
         preemphasis: float = 0.0,
+        pitch: str = "none",
+        pitch_strength: float = 1.0,
+        pitch_threshold: float = 0.3,
     ) -> None:
         super().__init__()
         scales = list(upsample_scales) if upsample_scales else factor_hop(mel.hop_length)
@@ -73,6 +80,7 @@ class MelFlowVocoder(nn.Module):
         self.upsampler = MelUpsampler(scales)
         self.prior = StandardNormal((1,), sigma=sigma)
         self._build_envelope(mel, envelope, lpc_order, preemphasis)
+        self._build_pitch(mel, pitch, pitch_strength, pitch_threshold)
 
     def _build_envelope(self, mel: MelConfig, envelope: str, lpc_order: int, preemphasis: float) -> None:
         """The fixed envelope stage: pre-emphasis, then a gain or LPC whitening filter from the mel.
@@ -91,6 +99,18 @@ class MelFlowVocoder(nn.Module):
             self.envelope = SpectralEnvelope(mel, order, preemphasis=preemphasis)
             self.envelope_filter = LPCFilter(order, mel.hop_length)
             self.register_buffer("envelope_log_scale", torch.zeros(()))
+
+    def _build_pitch(self, mel: MelConfig, pitch: str, strength: float, threshold: float) -> None:
+        """The fixed pitch stage after the envelope: a long-term predictor whose lag and gain come from
+        the mel (:mod:`waveflow_py.audio.periodicity`); no parameters, no buffers."""
+        if pitch not in ("none", "ltp"):
+            raise ValueError(f"pitch: expected 'none' or 'ltp', got {pitch!r}")
+        self.periodicity: MelPeriodicity | None = None
+        self.pitch_filter: LongTermPredictor | None = None
+        if pitch == "ltp":
+            lo, hi = lag_range(mel)
+            self.periodicity = MelPeriodicity(mel, lo, hi, strength=strength, threshold=threshold)
+            self.pitch_filter = LongTermPredictor(mel.hop_length, lo, hi)
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -173,7 +193,7 @@ class MelFlowVocoder(nn.Module):
         With an envelope stage the audio is zero-padded to ``T'`` first, so the envelope transform (and
         its log-det) covers the same ``T'`` samples the inverse synthesises from ``z``.
         """
-        if self.preemphasis is not None or self.envelope_filter is not None:
+        if self._has_fixed_stage:
             check_tensor(audio, name="audio", ndims=(2,))
             self._check_mel(mel, audio.shape[0])
             self._check_length(audio.shape[1], mel, what="audio")
@@ -204,12 +224,25 @@ class MelFlowVocoder(nn.Module):
             a, log_gain = self.envelope(mel, -(-length // self.hop_length))
             return lpc_context(a, log_gain + self.envelope_log_scale.to(log_gain.dtype))
 
+    def _pitch_context(self, mel: Tensor, length: int) -> Tensor:
+        """Pitch-filter context ``(B, ceil(length / hop), 2)`` (lag, gain) for samples ``0 .. length - 1``."""
+        assert self.periodicity is not None
+        with torch.no_grad():
+            lag, gain = self.periodicity(mel, -(-length // self.hop_length))
+            return ltp_context(lag, gain)
+
+    @property
+    def _has_fixed_stage(self) -> bool:
+        stages = (self.preemphasis, self.envelope_filter, self.pitch_filter)
+        return any(s is not None for s in stages)
+
     def envelope_analysis(self, audio: Tensor, mel: Tensor) -> tuple[Tensor, Tensor]:
         """``audio (B, T) -> (excitation (B, T), log|det| (B,))`` through the mel-conditioned envelope
-        transform: pre-emphasis (log-det 0), then ``e = (x - sum_k a_k x[n-k]) / g`` per hop segment
-        (identity without an envelope). Zero filter memory before the first sample. ``T`` may reach the
-        mel's coverage rounded up to the group (segments past the mel reuse the last one)."""
-        if self.preemphasis is None and self.envelope_filter is None:
+        transform: pre-emphasis (log-det 0), then ``e = (x - sum_k a_k x[n-k]) / g`` per hop segment,
+        then the pitch predictor (identity without them). Zero filter memory before the first sample.
+        ``T`` may reach the mel's coverage rounded up to the group (segments past the mel reuse the
+        last one)."""
+        if not self._has_fixed_stage:
             return audio, audio.new_zeros(audio.shape[0])
         check_tensor(audio, name="audio", ndims=(2,))
         self._check_mel(mel, audio.shape[0])
@@ -219,6 +252,9 @@ class MelFlowVocoder(nn.Module):
             x, _, _ = self.preemphasis.analysis(x)
         if self.envelope_filter is not None:
             x, logdet, _ = self.envelope_filter.analysis(x, self._envelope_context(mel, x.shape[1]))
+        if self.pitch_filter is not None:
+            x, ld_pitch, _ = self.pitch_filter.analysis(x, self._pitch_context(mel, x.shape[1]))
+            logdet = logdet + ld_pitch
         return x, logdet
 
     @torch.no_grad()
@@ -237,8 +273,9 @@ class MelFlowVocoder(nn.Module):
     ) -> tuple[Tensor, Tensor, Any]:
         """Second synthesis stage: ``excitation (B, T)`` -> ``(audio (B, T), log|det| (B,), state)``.
 
-        The all-pole envelope filter (numba loop on CPU without autograd, batched triangular solves
-        otherwise), then de-emphasis. ``mel`` covers the excitation from its first sample (frame-aligned:
+        The pitch filter's recursion (with a pitch prior), the all-pole envelope filter (numba loops on
+        CPU without autograd, batched triangular solves / blocks otherwise), then de-emphasis. ``mel``
+        covers the excitation from its first sample (frame-aligned:
         its frame 0 is the chunk's first hop segment, so chunks start on a multiple of ``hop``).
         ``state``: the :class:`EnvelopeState` returned by the call on the preceding samples (``None`` at
         the start); the returned one continues the signal. Centred mels (``padding="center"``) average
@@ -249,19 +286,24 @@ class MelFlowVocoder(nn.Module):
         if state is not None and not isinstance(state, EnvelopeState):
             raise ValueError(f"state: expected None or an EnvelopeState, got {type(state).__name__}")
         state = state or EnvelopeState()
-        if self.preemphasis is None and self.envelope_filter is None:
+        if not self._has_fixed_stage:
             return excitation, excitation.new_zeros(excitation.shape[0]), state
         check_tensor(excitation, name="excitation", ndims=(2,))
         self._check_mel(mel, excitation.shape[0])
         self._check_length(excitation.shape[1], mel, what="excitation")
-        x, logdet, lpc_state = excitation, excitation.new_zeros(excitation.shape[0]), state.lpc
+        x, logdet = excitation, excitation.new_zeros(excitation.shape[0])
+        lpc_state, ltp_state = state.lpc, state.ltp
+        if self.pitch_filter is not None:
+            pitch_ctx = self._pitch_context(mel, x.shape[1])
+            x, logdet, ltp_state = self.pitch_filter.synthesis(x, pitch_ctx, ltp_state)
         if self.envelope_filter is not None:
             ctx = self._envelope_context(mel, x.shape[1])
-            x, logdet, lpc_state = self.envelope_filter.synthesis(x, ctx, state.lpc)
+            x, ld_env, lpc_state = self.envelope_filter.synthesis(x, ctx, state.lpc)
+            logdet = logdet + ld_env
         pre_state = state.preemphasis
         if self.preemphasis is not None:
             x, _, pre_state = self.preemphasis.synthesis(x, state.preemphasis)
-        return x, logdet, EnvelopeState(lpc=lpc_state, preemphasis=pre_state)
+        return x, logdet, EnvelopeState(lpc=lpc_state, preemphasis=pre_state, ltp=ltp_state)
 
     # ------------------------------------------------------------------ density and sampling
     def log_prob(self, audio: Tensor, mel: Tensor) -> Tensor:

@@ -164,6 +164,9 @@ class Trainer:
         model, info = load_release(release)
         ours = to_dict(self.exp.model_config())
         theirs = to_dict(info.config)
+        # the pitch stage has no weights: a run may add it to (or tune it on) a release's weights
+        added = {k: ours.pop(k, None) for k in PARAMETER_FREE_KEYS}
+        before = {k: theirs.pop(k, None) for k in PARAMETER_FREE_KEYS}
         if info.model_type != self.exp.model_type or ours != theirs:
             diffs = _dict_diffs(theirs, ours) if info.model_type == self.exp.model_type else [
                 f"model_type: release {info.model_type!r}, config {self.exp.model_type!r}"]
@@ -178,6 +181,11 @@ class Trainer:
         self.init_release = info.path
         steps = info.provenance.get("steps", "?")
         logger.info("initialised the weights from release %s (%s)", info.path, steps)
+        for key in PARAMETER_FREE_KEYS:
+            if added[key] != before[key]:
+                logger.info(
+                    "model.%s: release %r, this run %r (no weights)", key, before[key], added[key]
+                )
 
     def _val_temperature(self) -> float | None:
         """``train.val_temperature``; unset, a fine-tuning run listens at its release's tuned temperature
@@ -356,6 +364,10 @@ class Trainer:
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
             return write_release(model.eval(), self.out_dir, provenance, temperature=self.release_temperature)
+
+
+# model keys that configure a stage without weights (may differ between --init-from's release and the run)
+PARAMETER_FREE_KEYS = ("pitch", "pitch_strength", "pitch_threshold")
 
 
 def _dict_diffs(a: Any, b: Any, path: str = "model") -> list[str]:

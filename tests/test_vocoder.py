@@ -232,3 +232,25 @@ def test_quickstart_snippet_runs(
     exec(compile(snippet, doc, "exec"), {})
     data, sr = sf.read(tmp_path / "out.wav")
     assert sr == SR and data.shape[0] == np.load(tmp_path / "mel.npy").shape[-1] * HOP
+
+
+def test_envelope_release_without_a_tuned_temperature_warns(tmp_path: Path, caplog) -> None:
+    """An envelope-prior release with no stored temperature samples at the package default, which shrinks
+    its output: loading it says so (one warning, naming the release and the fix)."""
+    import dataclasses
+
+    from waveflow_py.models import build_model
+    from waveflow_py.pretrained import load_release, save_release
+
+    _, info = load_release(build_random_release(tmp_path / "plain"))
+    cfg = dataclasses.replace(info.config, envelope="lpc")
+    path = save_release(tmp_path / "env", build_model(info.model_type, cfg), provenance={"weights": "random"})
+    with caplog.at_level("WARNING", logger="waveflow_py.vocoder"):
+        voc = Vocoder.from_pretrained(path)
+    assert voc.temperature == DEFAULT_TEMPERATURE
+    assert any("no tuned temperature" in r.getMessage() and "env" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="waveflow_py.vocoder"):
+        Vocoder.from_pretrained(path, temperature=1.0)  # an explicit temperature: nothing to say
+        Vocoder.from_pretrained(tmp_path / "plain")  # no envelope prior: the default is its own
+    assert not any("no tuned temperature" in r.getMessage() for r in caplog.records)

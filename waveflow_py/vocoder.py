@@ -72,6 +72,12 @@ class Vocoder:
         self.denoise_strength = float(denoise)
         if temperature is None:
             temperature = info.temperature if info is not None and info.temperature is not None else None
+            if temperature is None and getattr(getattr(model, "config", None), "envelope", "none") != "none":
+                logger.warning(
+                    "%s has an envelope prior but no tuned temperature: sampling at the default %g, which "
+                    "makes such models much quieter (tune one: benchmarks/tune_temperature.py --write)",
+                    "the release" if info is None else info.path, DEFAULT_TEMPERATURE,
+                )
         self.temperature = check_temperature(DEFAULT_TEMPERATURE if temperature is None else temperature)
         self.compute_dtype, self.dtype_reason = resolve_dtype(compute_dtype, self.device)
         self.max_frames = max_frames

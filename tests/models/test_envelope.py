@@ -166,3 +166,15 @@ def test_configs_new_fields_old_configs_and_errors() -> None:
     WaveFlowConfig(mel=tiny_mel_config(), lpc_order=32)  # unused without an LPC envelope: accepted
     with pytest.raises(ValueError, match="preemphasis"):
         WaveFlowConfig(preemphasis=1.0)
+
+
+def test_fixed_stages_ignore_mixed_precision() -> None:
+    """Training under bf16 autocast sees the same envelope and pitch coefficients as float32 synthesis."""
+    model = tiny("waveflow", "lpc+ltp").eval()
+    x, mel = speech_like(frames=8)
+    want_env = model._envelope_context(mel, x.shape[1])
+    want_pitch = model._pitch_context(mel, x.shape[1])
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        got_env = model._envelope_context(mel, x.shape[1])
+        got_pitch = model._pitch_context(mel, x.shape[1])
+    assert torch.equal(got_env, want_env) and torch.equal(got_pitch, want_pitch)

@@ -29,6 +29,12 @@ from waveflow_py.nn.upsample import MelUpsampler, factor_hop
 __all__ = ["MelFlowVocoder", "EnvelopeState"]
 
 
+def _full_precision(like: Tensor) -> Any:
+    """Autocast off: the fixed stages' coefficients are the same under bf16/fp16 mixed precision (training)
+    as without it (synthesis), so the likelihood is of one model."""
+    return torch.autocast(device_type=like.device.type, enabled=False)
+
+
 @dataclass
 class EnvelopeState:
     """The memory :meth:`MelFlowVocoder.envelope_synthesis` carries from one chunk to the next.
@@ -220,14 +226,14 @@ class MelFlowVocoder(nn.Module):
         """LPC context ``(B, ceil(length / hop), 1 + p)`` for samples ``0 .. length - 1`` of ``mel``
         (segment alignment: :mod:`waveflow_py.audio.envelope`), with the calibrated global scale."""
         assert self.envelope is not None
-        with torch.no_grad():
+        with torch.no_grad(), _full_precision(mel):
             a, log_gain = self.envelope(mel, -(-length // self.hop_length))
             return lpc_context(a, log_gain + self.envelope_log_scale.to(log_gain.dtype))
 
     def _pitch_context(self, mel: Tensor, length: int) -> Tensor:
         """Pitch-filter context ``(B, ceil(length / hop), 2)`` (lag, gain) for samples ``0 .. length - 1``."""
         assert self.periodicity is not None
-        with torch.no_grad():
+        with torch.no_grad(), _full_precision(mel):
             lag, gain = self.periodicity(mel, -(-length // self.hop_length))
             return ltp_context(lag, gain)
 

@@ -84,10 +84,9 @@ def main() -> int:
     env = SpectralEnvelope(cfg, args.order)
     totals: dict[str, float] = {}
     samples = 0
-    from waveflow_py.dtypes import cpu_flags
+    from waveflow_py.dtypes import speed_flags
 
-    shown = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512f", "avx2")))
-    print(f"CPU flags: {' '.join(shown)}; {os.cpu_count()} cores; torch {torch.__version__}")
+    print(f"CPU flags: {speed_flags()}; {os.cpu_count()} cores; torch {torch.__version__}")
     print(f"{len(pick)} {args.split} clips, first {args.seconds:g} s, LPC order {args.order}, hop {hop}")
     print("| clip | envelope | +gain | +ltp | laplace |")
     print("|---|---|---|---|---|")

@@ -42,7 +42,7 @@ def main() -> int:
     from waveflow_py.audio.envelope import SpectralEnvelope
     from waveflow_py.audio.periodicity import MelPeriodicity, lag_range
     from waveflow_py.config import mel_preset
-    from waveflow_py.dtypes import cpu_flags
+    from waveflow_py.dtypes import speed_flags
     from waveflow_py.evaluation.clips import find_clips
     from waveflow_py.evaluation.pitch import pitch_metrics_from_tracks, track_pitch
     from waveflow_py.evaluation.spectral import log_mel, multi_resolution_stft
@@ -55,8 +55,7 @@ def main() -> int:
     lo, hi = lag_range(cfg)
     env = SpectralEnvelope(cfg, 16)
     ltp = LongTermPredictor(hop, lo, hi)
-    shown = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512f", "avx2")))
-    print(f"CPU flags: {' '.join(shown)}; {os.cpu_count()} cores; torch {torch.__version__}")
+    print(f"CPU flags: {speed_flags()}; {os.cpu_count()} cores; torch {torch.__version__}")
     clips = find_clips(args.data, split=args.split, max_clips=args.clips)
     print(f"{len(clips)} {args.split} clips, first {args.seconds:g} s; lags {lo}..{hi}; LPC-16, hop {hop}")
     loaded = []

@@ -118,10 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         print("no run with a metrics.jsonl", file=sys.stderr)
         return 2
     mark = args.mark if args.mark is not None else min(r["dev"][-1][0] for r in runs if r["dev"])
-    from waveflow_py.dtypes import cpu_flags
+    from waveflow_py.dtypes import speed_flags
 
-    shown = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512f", "avx2")))
-    print(f"CPU flags of this machine (the runs' throughput was measured where they ran): {' '.join(shown)}")
+    print(f"CPU flags of this machine (the runs' throughput was measured where they ran): {speed_flags()}")
     print(table(runs, mark))
     if args.plot:
         refs = [(x.rsplit("=", 1)[0], float(x.rsplit("=", 1)[1])) for x in args.ref]

@@ -254,3 +254,13 @@ def test_envelope_release_without_a_tuned_temperature_warns(tmp_path: Path, capl
         Vocoder.from_pretrained(path, temperature=1.0)  # an explicit temperature: nothing to say
         Vocoder.from_pretrained(tmp_path / "plain")  # no envelope prior: the default is its own
     assert not any("no tuned temperature" in r.getMessage() for r in caplog.records)
+
+
+def test_speed_flags_shows_the_flags_that_decide_the_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    from waveflow_py import dtypes
+
+    flags = frozenset({"sse4_2", "avx512f", "amx_bf16", "avx2", "fpu"})
+    monkeypatch.setattr(dtypes, "cpu_flags", lambda: flags)
+    assert dtypes.speed_flags() == "amx_bf16 avx2 avx512f"
+    monkeypatch.setattr(dtypes, "cpu_flags", lambda: frozenset())
+    assert dtypes.speed_flags() == "none"

@@ -14,7 +14,9 @@ import functools
 
 import torch
 
-__all__ = ["DTYPE_NAMES", "parse_dtype", "short_name", "auto_dtype", "resolve_dtype", "cpu_flags"]
+__all__ = [
+    "DTYPE_NAMES", "parse_dtype", "short_name", "auto_dtype", "resolve_dtype", "cpu_flags", "speed_flags",
+]
 
 DTYPE_NAMES: dict[str, torch.dtype] = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -54,6 +56,13 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def speed_flags() -> str:
+    """The CPU flags that decide fp32 vs bf16 speed (AMX, AVX-512-BF16, AVX-512F, AVX2), space-separated:
+    printed beside every speed figure (``"none"`` where there is no /proc/cpuinfo)."""
+    shown = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512f", "avx2")))
+    return " ".join(shown) or "none"
 
 
 def auto_dtype(device: torch.device | str | None = None) -> tuple[torch.dtype, str]:

@@ -8,7 +8,9 @@ and a gain ``b`` (how strongly the excitation repeats itself ``L`` samples later
    (:meth:`~waveflow_py.audio.envelope.SpectralEnvelope.frame_power`, more NNLS iterations than the
    envelope uses, to sharpen the harmonics);
 2. it is low-passed (below ``cutoff_hz``, where the harmonics are resolved) and turned into a
-   normalised autocorrelation ``rho(L) = r(L) / r(0)`` by an inverse real DFT;
+   normalised autocorrelation ``rho(L) = r(L) / r(0)`` by an inverse real DFT, divided by the analysis
+   window's own normalised autocorrelation (the window tapers long lags; uncorrected, every peak leans
+   towards shorter lags);
 3. segments get frames as the envelope does (centred frames: the mean of frames ``i`` and ``i + 1``);
 4. the lag is the argmax of ``rho`` over ``[min_lag, max_lag]`` (50-400 Hz by default) and the gain
    ``b = clamp(strength * (rho - threshold) / (1 - threshold), 0, max_gain)``: unvoiced frames (a low
@@ -16,8 +18,9 @@ and a gain ``b`` (how strongly the excitation repeats itself ``L`` samples later
 
 ``strength`` and ``threshold`` trade likelihood against voicing: measured on librispeech dev at zero
 parameters (``benchmarks/pitch_prior.py``), a stronger gain makes noise through the filters voiced
-(pYIN V/UV F1 against the reference rises from 0.03 to 0.8) while the likelihood of the real excitation
-falls (the mel's lag is often a sample or two off and real excitation is not that periodic).
+(pYIN V/UV F1 against the reference, 12 dev clips: 0.07 without the stage, 0.77 at strength 1.0 and
+threshold 0.3, 0.87 at 1.5 / 0.4) while the likelihood of the real excitation falls above strength ~0.8
+(the mel's lag is often a sample or two off and real excitation is less periodic than the filter).
 """
 
 from __future__ import annotations

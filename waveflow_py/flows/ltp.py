@@ -14,7 +14,8 @@ off still predicts the low harmonics, as in the multi-tap pitch predictors of CE
   with weight ``1/c`` and otherwise only on the past).
 
 Long-term prediction as in Atal & Schroeder (1979), "Predictive coding of speech signals and subjective
-error criteria", and the 3-tap predictors of CELP (Kroon & Atal 1990). The context is ``(B, F, 2)``:
+error criteria", and the multi-tap pitch predictors of CELP coders (Kroon & Atal 1990, "Pitch
+predictors with high temporal resolution"). The context is ``(B, F, 2)``:
 ``[..., 0]`` the lag (a float holding an integer), ``[..., 1]`` the gain; ``F * hop >= T``. Samples
 before the signal come from ``state (B, max_lag + K)`` (the last samples of ``e``, oldest first; zeros
 when ``None``); both directions return the state after the signal, so chunks chain exactly.

@@ -88,12 +88,14 @@ class MelPeriodicity(nn.Module):
         self.chunk_frames = int(chunk_frames)
         self.spectrum = SpectralEnvelope(cfg, 0, nnls_iters=nnls_iters)
         freq = torch.arange(cfg.n_fft // 2 + 1, dtype=torch.float64) * cfg.sample_rate / cfg.n_fft
-        self._lowpass = {"cpu": (freq < cutoff_hz).double()}
         # the analysis window tapers the autocorrelation (r_frame(L) ~ r(L) w(L) / w(0)): divided out,
         # or every peak would lean towards shorter lags
         win = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
         w_ac = torch.fft.irfft(torch.fft.rfft(win, n=2 * cfg.n_fft).abs().square(), n=2 * cfg.n_fft)
-        self._taper = (w_ac[: max_lag + 1] / w_ac[0]).clamp_min(1e-3)
+        # plain tensors (a pure function of cfg), kept per device like SpectralEnvelope's filters
+        self._tables: dict[str, tuple[Tensor, Tensor]] = {
+            "cpu": ((freq < cutoff_hz).double(), (w_ac[: max_lag + 1] / w_ac[0]).clamp_min(1e-3))
+        }
 
     def extra_repr(self) -> str:
         return (
@@ -101,22 +103,23 @@ class MelPeriodicity(nn.Module):
             f"max_gain={self.max_gain}"
         )
 
-    def _weight(self, device: torch.device) -> Tensor:
+    def _tables_on(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """``(low-pass weights (n_freq,), window taper (max_lag + 1,))`` float64 on ``device``."""
         key = str(device)
-        if key not in self._lowpass:
-            self._lowpass[key] = self._lowpass["cpu"].to(device)
-        return self._lowpass[key]
+        if key not in self._tables:
+            self._tables[key] = tuple(v.to(device) for v in self._tables["cpu"])  # type: ignore[assignment]
+        return self._tables[key]
 
     def correlation(self, logmel: Tensor) -> Tensor:
         """Normalised low-band autocorrelation per frame ``(B, F, max_lag + 1)`` float64."""
         b, _, frames = logmel.shape
         log_mel = self.spectrum.log_linear_mel(logmel).transpose(1, 2).reshape(b * frames, -1)
         out = []
-        w = self._weight(logmel.device)
+        lowpass, taper = self._tables_on(logmel.device)
         for c in log_mel.split(self.chunk_frames):
             power, _ = self.spectrum.frame_power(c)
-            r = torch.fft.irfft(power.double() * w, n=self.config.n_fft)[:, : self.max_lag + 1]
-            out.append(r / r[:, :1].clamp_min(1e-300) / self._taper.to(r.device))
+            r = torch.fft.irfft(power.double() * lowpass, n=self.config.n_fft)[:, : self.max_lag + 1]
+            out.append(r / r[:, :1].clamp_min(1e-300) / taper)
         return torch.cat(out).reshape(b, frames, -1)
 
     def forward(self, logmel: Tensor, n_segments: int | None = None) -> tuple[Tensor, Tensor]:

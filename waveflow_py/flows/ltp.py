@@ -155,11 +155,18 @@ class LongTermPredictor(Transform):
             check_tensor(state, name="state", ndims=(2,), dim_sizes={0: x.shape[0], 1: self.state_size})
         return context
 
-    def _params(self, ctx: Tensor, t: int, work: torch.dtype) -> tuple[Tensor, Tensor]:
-        frames = -(-t // self.hop)
+    def _prepare(
+        self, x: Tensor, context: Tensor | None, state: Tensor | None, what: str
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Checked ``(context, x in the work dtype, lag (B, F) long, gain (B, F), state)`` for either
+        direction; lags and gains clamped to their ranges, the state zeros when ``None``."""
+        ctx = self._check(x, context, state, what)
+        work = _work_dtype(x)
+        xw = x.to(work)
+        frames = -(-x.shape[1] // self.hop)
         lag = ctx[:, :frames, 0].round().clamp(self.min_lag, self.max_lag).long()
         gain = ctx[:, :frames, 1].to(work).clamp(0.0, 0.999)
-        return lag, gain
+        return ctx, xw, lag, gain, self._state(state, xw)
 
     def _logdet(self, gain: Tensor, t: int) -> Tensor:
         """``sum_n log c`` over the ``t`` samples (per segment: ``log c`` times its sample count)."""
@@ -188,12 +195,8 @@ class LongTermPredictor(Transform):
         self, e: Tensor, context: Tensor | None, state: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``e (B, T) -> (u (B, T), log|du/de| (B,), state (B, max_lag + K))``, parallel over time."""
-        ctx = self._check(e, context, state, "e")
+        ctx, ew, lag, gain, s0 = self._prepare(e, context, state, "e")
         b, t = e.shape
-        work = _work_dtype(e)
-        ew = e.to(work)
-        lag, gain = self._params(ctx, t, work)
-        s0 = self._state(state, ew)
         hist = torch.cat([s0, ew], dim=1)
         offset = torch.arange(t, device=e.device).expand(b, t) + self.state_size
         g = _per_sample(gain, t, self.hop)
@@ -206,12 +209,8 @@ class LongTermPredictor(Transform):
         self, u: Tensor, context: Tensor | None, state: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``u (B, T) -> (e (B, T), log|de/du| (B,), state (B, max_lag + K))``: the recursion."""
-        ctx = self._check(u, context, state, "u")
-        b, t = u.shape
-        work = _work_dtype(u)
-        uw = u.to(work)
-        lag, gain = self._params(ctx, t, work)
-        s0 = self._state(state, uw)
+        ctx, uw, lag, gain, s0 = self._prepare(u, context, state, "u")
+        t = u.shape[1]
         needs_grad = torch.is_grad_enabled() and any(v.requires_grad for v in (u, ctx, s0))
         backend = self.backend
         if backend == "auto":

@@ -1,13 +1,18 @@
-"""Tune a release's sampling temperature on dev clips, side by side, and optionally store it in the release.
+"""Tune a release's sampling temperature and noise truncation on dev clips, side by side, and optionally
+store them in the release.
 
-For each temperature, every clip is vocoded through the one sampler (``inference.synthesize``, noise seed
-``seed + clip index``, the same for every temperature) and scored against its reference: MR-STFT,
-log-mel L1, and (unless ``--fast``) V/UV F1 and F0 RMSE. The temperature with the lowest mean MR-STFT is
-chosen (ties: log-mel L1); ``--write`` stores it as the release's ``temperature`` (config.json and
-weights rewritten atomically by ``save_release``; the weights are unchanged).
+For each (temperature, truncation) of the grid, every clip is vocoded through the one sampler
+(``inference.synthesize``, noise seed ``seed + clip index``, the same for every setting) and scored
+against its reference: MR-STFT, log-mel L1, peak |sample| and (unless ``--fast``) V/UV F1 and F0 RMSE.
+The setting with the lowest mean MR-STFT is chosen (ties: log-mel L1), among those whose loudest sample
+stays within ``--max-peak`` when given (e.g. 1.0: no clipped samples in a 16-bit file); ``--write``
+stores it as the release's ``temperature`` and ``truncation`` (config.json and weights rewritten
+atomically by ``save_release``; the weights are unchanged). Truncation (``StandardNormal.truncation``)
+squeezes the same noise draws into the normal truncated to +-C standard deviations, at unit variance;
+``none`` is the plain normal.
 
     python benchmarks/tune_temperature.py RELEASE --data ../shared/data/librispeech-mini/metadata.csv \
-        --split dev --max-clips 12 --temperatures 0.5 0.6 0.7 0.8 0.9 1.0 [--write]
+        --split dev --max-clips 12 --temperatures 0.8 0.9 1.0 1.1 --truncations none 3 2.5 2 [--write]
 """
 
 from __future__ import annotations
@@ -28,10 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-clips", type=int, default=12, help="clips, evenly spaced over the list")
     ap.add_argument("--max-seconds", type=float, default=4.0, help="crop each clip to this length")
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    ap.add_argument("--truncations", nargs="+", default=["none"], metavar="C",
+                    help="noise truncations to try, in standard deviations, or 'none' (default: none)")
+    ap.add_argument("--max-peak", type=float, default=None, metavar="P",
+                    help="choose only among settings whose loudest output sample is <= P (e.g. 1.0)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action="store_true", help="spectral metrics only (no pitch tracking)")
     ap.add_argument("--write", action="store_true", help="store the chosen temperature in the release")
     args = ap.parse_args(argv)
+    from waveflow_py.flows.distributions import check_truncation
+
+    try:
+        truncations = [
+            None if c.lower() in ("none", "off") else check_truncation(c) for c in args.truncations
+        ]
+    except ValueError as e:
+        ap.error(f"--truncations: {e}")
 
     from waveflow_py.audio import MelSpectrogram, load_audio
     from waveflow_py.evaluation.clips import find_clips
@@ -50,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)[: int(args.max_seconds * cfg.sample_rate)]
         refs.append(audio)
     rows = []
-    for temp in args.temperatures:
-        scores: dict[str, list[float]] = {"mrstft": [], "log_mel_l1": [], "vuv_f1": [], "f0_rmse_cents": []}
+    for temp, trunc in [(t, c) for t in args.temperatures for c in truncations]:
+        model.prior.truncation = trunc
+        scores: dict[str, list[float]] = {
+            "mrstft": [], "log_mel_l1": [], "peak": [], "vuv_f1": [], "f0_rmse_cents": []
+        }
         for i, ref in enumerate(refs):
             with torch.no_grad():
                 mel = front(torch.from_numpy(ref)[None])
@@ -60,24 +80,39 @@ def main(argv: list[str] | None = None) -> int:
             deg = out[0, : ref.size].numpy()
             scores["mrstft"].append(multi_resolution_stft(ref, deg)["total"])
             scores["log_mel_l1"].append(log_mel_l1(ref, deg, cfg.sample_rate, cfg))
+            scores["peak"].append(float(np.abs(deg).max()))
             if not args.fast:
                 p = pitch_metrics(ref, deg, cfg.sample_rate)
                 scores["vuv_f1"].append(p["vuv_f1"])
                 scores["f0_rmse_cents"].append(p["f0_rmse_cents"])
         means = {k: float(np.nanmean(v)) if v else math.nan for k, v in scores.items()}
-        rows.append((temp, means))
-        print(f"temperature {temp:.2f}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()), flush=True)
-    best = min(rows, key=lambda r: (r[1]["mrstft"], r[1]["log_mel_l1"]))
-    print("\n| temperature | MR-STFT | log-mel L1 | V/UV F1 | F0 RMSE (cents) |\n|---|---|---|---|---|")
-    for temp, m in rows:
-        mark = " (chosen)" if temp == best[0] else ""
-        print(f"| {temp:.2f}{mark} | {m['mrstft']:.4f} | {m['log_mel_l1']:.4f} | {m['vuv_f1']:.3f} | "
-              f"{m['f0_rmse_cents']:.1f} |")
-    print(f"\nchosen temperature: {best[0]} ({len(refs)} {args.split} clips of <= {args.max_seconds} s)")
+        means["peak"] = max(scores["peak"])  # the loudest sample of any clip
+        rows.append((temp, trunc, means))
+        print(f"temperature {temp:.2f}, truncation {_name(trunc)}: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in means.items()), flush=True)
+    allowed = [r for r in rows if args.max_peak is None or r[2]["peak"] <= args.max_peak]
+    if not allowed:
+        print(f"no setting keeps the peak within {args.max_peak}: widen the grid (smaller truncations)")
+        return 1
+    best = min(allowed, key=lambda r: (r[2]["mrstft"], r[2]["log_mel_l1"]))
+    print("\n| temperature | truncation | MR-STFT | log-mel L1 | peak | V/UV F1 | F0 RMSE (cents) |\n"
+          "|---|---|---|---|---|---|---|")
+    for temp, trunc, m in rows:
+        mark = " (chosen)" if (temp, trunc) == best[:2] else ""
+        print(f"| {temp:.2f}{mark} | {_name(trunc)} | {m['mrstft']:.4f} | {m['log_mel_l1']:.4f} | "
+              f"{m['peak']:.3f} | {m['vuv_f1']:.3f} | {m['f0_rmse_cents']:.1f} |")
+    limit = "" if args.max_peak is None else f", peak <= {args.max_peak:g}"
+    print(f"\nchosen: temperature {best[0]}, truncation {_name(best[1])} "
+          f"({len(refs)} {args.split} clips of <= {args.max_seconds} s{limit})")
     if args.write:
-        save_release(info.path, model, provenance=info.provenance, temperature=best[0])
-        print(f"stored temperature {best[0]} in {info.path}")
+        model.prior.truncation = best[1]
+        save_release(info.path, model, provenance=info.provenance, temperature=best[0], truncation=best[1])
+        print(f"stored temperature {best[0]} and truncation {_name(best[1])} in {info.path}")
     return 0
+
+
+def _name(truncation: float | None) -> str:
+    return "none" if truncation is None else f"{truncation:g}"
 
 
 if __name__ == "__main__":

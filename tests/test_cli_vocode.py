@@ -109,9 +109,11 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
     dtype, why = auto_dtype("cpu")
     assert data["dtype_auto"] == {"device": "cpu", "dtype": short_name(dtype), "reason": why}
     assert data["temperature"] == 0.6 and data["temperature_source"] == "package default"
+    assert data["truncation"] is None
     main(["info", str(release)])
     text = capsys.readouterr().out
     assert f"dtype auto:  {short_name(dtype)} on cpu ({why})" in text and "temperature: 0.6" in text
+    assert "truncation:  none" in text
 
 
 def test_info_without_model_lists_bundled(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -286,3 +288,15 @@ def test_sigma_is_a_deprecated_alias_of_temperature(capsys: pytest.CaptureFixtur
     args = build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--temperature", "0.3"])
     assert args.temperature == 0.3 and args.dtype == "auto"
     assert build_parser().parse_args(["vocode", "x.wav", "-o", "out"]).temperature is None
+
+
+def test_truncation_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from waveflow_py.cli import build_parser
+
+    parse = lambda *a: build_parser().parse_args(["vocode", "x.wav", "-o", "out", *a])  # noqa: E731
+    assert parse().truncation == "release"
+    assert parse("--truncation", "2.5").truncation == 2.5 and parse("--truncation", "none").truncation is None
+    for bad in ("0", "-1", "inf", "wide"):
+        with pytest.raises(SystemExit):
+            parse("--truncation", bad)
+        assert "--truncation" in capsys.readouterr().err

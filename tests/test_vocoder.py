@@ -264,3 +264,34 @@ def test_speed_flags_shows_the_flags_that_decide_the_dtype(monkeypatch: pytest.M
     assert dtypes.speed_flags() == "amx_bf16 avx2 avx512f"
     monkeypatch.setattr(dtypes, "cpu_flags", lambda: frozenset())
     assert dtypes.speed_flags() == "none"
+
+
+def test_release_truncation_round_trip_override_and_noise(vocoder: Vocoder, tmp_path: Path) -> None:
+    """A release's noise truncation is applied on load, recorded on save, overridable, and is exactly the
+    prior's truncated draw through the model's inverse."""
+    from waveflow_py.flows import StandardNormal
+    from waveflow_py.flows.distributions import truncated_std
+
+    vocoder.truncation = 2.0
+    path = vocoder.save_pretrained(tmp_path / "c2")
+    assert json.loads((path / "config.json").read_text())["truncation"] == 2.0
+    again = Vocoder.from_pretrained(path, dtype="fp32")
+    assert again.truncation == 2.0 and again.info.truncation == 2.0 and "truncation=2.0" in repr(again)
+    mel = again.mel(speechlike(0.2))
+    seeded = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    z = StandardNormal((1,), truncation=2.0).sample(1, shape=(mel.shape[-1] * HOP,), generator=seeded())
+    z = z * again.temperature
+    assert z.abs().max() <= 2.0 / truncated_std(2.0) * again.temperature + 1e-5
+    with torch.no_grad():
+        want = again.model.inverse(z, mel[None])[0][0]
+    torch.testing.assert_close(again.vocode(mel, generator=seeded()), want, rtol=1e-4, atol=1e-5)
+    assert Vocoder.from_pretrained(path, truncation=None).truncation is None
+    assert Vocoder.from_pretrained(path, truncation="none").truncation is None
+    assert Vocoder.from_pretrained(path, truncation=3).truncation == 3.0
+    with pytest.raises(ValueError, match="truncation"):
+        Vocoder.from_pretrained(path, truncation=0)
+    data = json.loads((path / "config.json").read_text())
+    data["truncation"] = "wide"
+    (path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="truncation"):
+        Vocoder.from_pretrained(path)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from waveflow_py.audio.conventions import silent_mel
 from waveflow_py.config import MelConfig
 from waveflow_py.dtypes import parse_dtype, resolve_dtype
+from waveflow_py.flows.distributions import check_truncation
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE, check_temperature
 from waveflow_py.inference.denoiser import Denoiser
 from waveflow_py.inference.synthesis import DEFAULT_MAX_FRAMES, synthesize
@@ -49,6 +50,9 @@ class Vocoder:
         denoise: default strength of the bias-spectrum denoiser applied to every output (0: off).
         temperature: default sampling temperature (``None``: the release's, else
             :data:`~waveflow_py.inference.DEFAULT_TEMPERATURE`).
+        truncation: noise truncation in standard deviations (``"release"``: keep the model's, which
+            :func:`~waveflow_py.pretrained.load_release` sets from the release; ``None``: off); it is
+            the model prior's setting (``model.prior.truncation``), see :attr:`truncation`.
         compute_dtype: dtype of the networks during synthesis (``"auto"``: chosen for the model's
             device, see :func:`waveflow_py.dtypes.auto_dtype`; ``None``: the parameters' dtype).
         max_frames: inputs longer than this are synthesised in chunks (bounded memory), see
@@ -62,6 +66,7 @@ class Vocoder:
         *,
         denoise: float = 0.0,
         temperature: float | None = None,
+        truncation: float | str | None = "release",
         compute_dtype: torch.dtype | str | None = None,
         max_frames: int | None = DEFAULT_MAX_FRAMES,
     ) -> None:
@@ -79,6 +84,8 @@ class Vocoder:
                     "the release" if info is None else info.path, DEFAULT_TEMPERATURE,
                 )
         self.temperature = check_temperature(DEFAULT_TEMPERATURE if temperature is None else temperature)
+        if not (isinstance(truncation, str) and truncation == "release"):
+            self.truncation = truncation
         self.compute_dtype, self.dtype_reason = resolve_dtype(compute_dtype, self.device)
         self.max_frames = max_frames
         self._denoiser: Denoiser | None = None
@@ -94,13 +101,15 @@ class Vocoder:
         *,
         denoise: float = 0.0,
         temperature: float | None = None,
+        truncation: float | str | None = "release",
     ) -> Vocoder:
         """Load a release by bundled name or directory (``None``: the default bundled release).
 
         ``dtype``: the compute dtype of synthesis: ``"auto"`` (default) picks bfloat16 where the device
         runs it faster than float32 (CPUs with AMX, CUDA sm_80+), else float32
         (:func:`waveflow_py.dtypes.auto_dtype`); ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
-        stay float32 (``"float64"`` moves them to float64). ``temperature``: overrides the release's.
+        stay float32 (``"float64"`` moves them to float64). ``temperature``: overrides the release's;
+        ``truncation``: likewise (a number of standard deviations, or ``None`` for untruncated noise).
         """
         wanted = parse_dtype(dtype) if not (isinstance(dtype, str) and dtype.lower() == "auto") else None
         weights = torch.float64 if wanted == torch.float64 else None
@@ -108,7 +117,10 @@ class Vocoder:
         if info.is_untrained:
             logger.warning("release %s has untrained (random) weights: its audio is noise", info.path)
         compute = None if wanted == torch.float64 else dtype
-        vocoder = cls(model, info, denoise=denoise, temperature=temperature, compute_dtype=compute)
+        vocoder = cls(
+            model, info, denoise=denoise, temperature=temperature, truncation=truncation,
+            compute_dtype=compute,
+        )
         logger.info("compute dtype %s (%s)", vocoder.compute_dtype or vocoder.dtype, vocoder.dtype_reason)
         return vocoder
 
@@ -116,14 +128,28 @@ class Vocoder:
         self, directory: str | os.PathLike[str], provenance: dict[str, Any] | None = None
     ) -> Path:
         """Write this vocoder as a release (provenance defaults to the loaded release's; a temperature
-        other than the package default is recorded in its config.json)."""
+        other than the package default, and the truncation when set, are recorded in its config.json)."""
         prov = provenance if provenance is not None else (self.info.provenance if self.info else None)
         if not prov:
             raise ValueError("provenance: this vocoder has none recorded; pass one (data, steps, date, ...)")
         temp = None if self.temperature == DEFAULT_TEMPERATURE else self.temperature
-        return save_release(directory, self.model, provenance=prov, temperature=temp)
+        return save_release(
+            directory, self.model, provenance=prov, temperature=temp, truncation=self.truncation
+        )
 
     # ------------------------------------------------------------------ properties
+    @property
+    def truncation(self) -> float | None:
+        """Noise truncation in standard deviations (``None``: off): the model prior's setting, shared by
+        every synthesis path (batched, streaming, chunked)."""
+        return getattr(self.model.prior, "truncation", None)
+
+    @truncation.setter
+    def truncation(self, value: float | str | None) -> None:
+        if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+            value = None
+        self.model.prior.truncation = check_truncation(value)
+
     @property
     def mel_config(self) -> MelConfig:
         """The mel settings the model was trained on."""
@@ -162,7 +188,7 @@ class Vocoder:
         return (
             f"Vocoder({type(self.model).__name__}, {self.sample_rate} Hz, {self.mel_config.n_mels} mels, "
             f"{where}, device={self.device}, dtype={self.dtype}, compute_dtype={self.compute_dtype}, "
-            f"temperature={self.temperature})"
+            f"temperature={self.temperature}, truncation={self.truncation})"
         )
 
     # ------------------------------------------------------------------ features

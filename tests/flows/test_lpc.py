@@ -150,12 +150,17 @@ def test_ten_minutes_in_float32_do_not_blow_up(backend: str, minutes: int) -> No
     frames = t // hop
     a = stable_coefficients(1, frames, p, kmax=0.7, seed=3).float()  # poles up to radius ~0.9999
     lg = torch.full((1, frames), -3.0)
-    e = torch.randn(1, t)
+    e = torch.randn(1, t, generator=torch.Generator().manual_seed(4))
     x, _, _ = lpc_synthesize(e, a, lg, hop, backend=backend)
     assert bool(torch.isfinite(x).all())
     assert float(x.abs().max()) < 1e3
     e_back, _, _ = lpc_whiten(x, a, lg, hop)
-    assert float((e_back - e).abs().max()) < 1e-2
+    err = (e_back - e).abs()
+    # numba accumulates in float64 (measured max 2.4e-4 over 1 min); the torch path solves its sub-blocks
+    # in float32 (max 1.0e-2 to 1.2e-2 over 1 min on an AVX2 CPU, under 1e-2 on an AVX-512 one; mean
+    # 1.2e-5), and the whitening multiplies the synthesis rounding by 1/g = e^3
+    assert float(err.max()) < (1e-3 if backend == "numba" else 3e-2)
+    assert float(err.mean()) < 1e-4
 
 
 def test_transform_context_and_state_checks() -> None:

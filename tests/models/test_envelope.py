@@ -117,7 +117,9 @@ def test_envelope_synthesis_in_two_chunks_equals_one_pass(
     cut = 4  # frames in the first chunk; it is given one mel frame beyond (centred frames)
     first, ld1, s1 = model.envelope_synthesis(e[:, : cut * hop], mel[:, :, : cut + 1])
     second, ld2, s2 = model.envelope_synthesis(e[:, cut * hop :], mel[:, :, cut:], state=s1)
-    torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=1e-10, rtol=1e-10)
+    # float64: equal up to the rounding of the per-frame mel inversion, whose BLAS kernels differ with the
+    # number of frames (measured 3e-10 absolute, 2e-9 relative on an AVX2 CPU)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=1e-8, rtol=1e-8)
     torch.testing.assert_close(ld1 + ld2, ld)
     for got, want in ((s2.lpc, state.lpc), (s2.preemphasis, state.preemphasis), (s2.ltp, state.ltp)):
         assert (got is None) == (want is None)

@@ -52,9 +52,26 @@ class _DeprecatedSigma(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def _truncation(text: str) -> float | str | None:
+    """``--truncation`` values: a number of standard deviations > 0, ``none``/``off``, or ``release``
+    (the default: the release's own)."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    if text.strip().lower() == "release":
+        return "release"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'none', got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0 or 'none', got {text!r}")
+    return value
+
+
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     """``--temperature T`` into ``args.temperature`` (``None``: the release's, else the package default
-    :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`); ``--sigma`` is a deprecated alias."""
+    :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`); ``--sigma`` is a deprecated alias. And
+    ``--truncation C|none`` into ``args.truncation`` (``"release"`` when not given: the release's)."""
     parser.add_argument(
         "--temperature",
         type=float,
@@ -64,6 +81,14 @@ def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sigma", type=float, dest="temperature", action=_DeprecatedSigma,
                         help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--truncation",
+        type=_truncation,
+        default="release",
+        metavar="C",
+        help="draw the noise from the normal truncated to +-C standard deviations ('none': untruncated; "
+        "default: the release's)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         n_figures=args.figures,
         progress=True,
         device=args.device,
+        truncation=args.truncation,
     )
     summ = summaries(result)
     if result.clips:

@@ -49,6 +49,7 @@ def _summary(info: Any) -> dict[str, Any]:
         "untrained": info.is_untrained,
         "temperature": info.temperature if info.temperature is not None else DEFAULT_TEMPERATURE,
         "temperature_source": "release" if info.temperature is not None else "package default",
+        "truncation": info.truncation,  # noise truncation in standard deviations (None: untruncated)
     }
 
 
@@ -90,5 +91,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"weights:     model.safetensors sha256 {info.sha256} ({state})")
     print(f"format:      {data['format_version']}")
     print(f"temperature: {data['temperature']:g} ({data['temperature_source']})")
+    c = data["truncation"]
+    trunc = "none (untruncated noise)" if c is None else f"+-{c:g} standard deviations (unit variance)"
+    print(f"truncation:  {trunc}")
     print(f"dtype auto:  {short_name(auto)} on cpu ({why})")
     return 0

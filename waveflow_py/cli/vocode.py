@@ -218,7 +218,9 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         ours=lambda f: is_tagged_audio(f, "vocode"),
     )
-    vocoder = Vocoder.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    vocoder = Vocoder.from_pretrained(
+        args.model, device=args.device, dtype=args.dtype, truncation=args.truncation
+    )
     written = 0
 
     def report(path: Path, problem: str) -> None:

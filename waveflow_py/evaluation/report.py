@@ -144,7 +144,7 @@ def _settings_lines(result: EvalResult) -> list[str]:
         f"{sum(c.seconds for c in result.clips):.1f} s of audio at {st['sample_rate']} Hz "
         "(files at other rates are resampled with soxr).",
         f"- **Vocoder sampling**: temperature {_temperature(st)} (x the prior's training sigma), "
-        f"noise seed = {st['seed']} + clip index.",
+        f"{_truncation(result.model)}, noise seed = {st['seed']} + clip index.",
         f"- **Griffin-Lim**: {st['griffin_lim_iters']} iterations of fast Griffin-Lim (momentum 0.99, random "
         "initial phase, same seed) on the NNLS inverse of the same log-mel (exp / 10** of the log, then the "
         "mel filter bank inverted).",
@@ -320,6 +320,12 @@ def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     written.update({"report.md": out / "report.md", "metrics.json": out / "metrics.json"})
     written.update({f.name: f for f in figures})
     return written
+
+
+def _truncation(model: dict[str, Any]) -> str:
+    """How the vocoder's noise was drawn: untruncated, or truncated to +-C standard deviations."""
+    c = model.get("truncation")
+    return "untruncated noise" if c is None else f"noise truncated to +-{c:g} standard deviations"
 
 
 def _temperature(settings: dict[str, Any]) -> Any:

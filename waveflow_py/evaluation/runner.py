@@ -238,15 +238,23 @@ def evaluate(
     n_figures: int = 3,
     progress: bool = False,
     device: str | None = None,
+    truncation: float | str | None = "release",
 ) -> EvalResult:
     """Evaluate ``model`` (an :class:`EvalModel`, or a release name/directory) on ``data``.
+
+    ``truncation`` (a release name/directory only): the noise truncation, as in
+    :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the release's).
 
     ``data`` is a metadata.csv or a directory (:func:`find_clips`; ``split`` filters it, ``max_clips``
     keeps the first N). When ``out_dir`` is given, writes ``report.md``, ``metrics.json`` and the
     figures there (:func:`~waveflow_py.evaluation.report.write_report`). Returns the results.
     """
     if isinstance(model, str):
-        model = EvalModel.from_pretrained(model, device=device)
+        model = EvalModel.from_pretrained(model, device=device, truncation=truncation)
+    elif not (isinstance(truncation, str) and truncation == "release"):
+        raise ValueError(
+            "truncation: applies to a release name/directory; set model.prior.truncation instead"
+        )
     clips = find_clips(data, split=split, max_clips=max_clips)
     desc = f"{data}" + (f" (split {split})" if split else "")
     desc += f", {max_clips} spread over the list" if max_clips else ""

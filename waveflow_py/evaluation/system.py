@@ -102,6 +102,7 @@ class EvalModel:
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "device": str(dev),
             "dtype": str(dtype).removeprefix("torch."),
+            "truncation": getattr(getattr(model, "prior", None), "truncation", None),  # noise, in std devs
         }
         return cls(
             name=name or type(model).__name__,
@@ -116,13 +117,18 @@ class EvalModel:
         )
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str, device: torch.device | str | None = None) -> EvalModel:
+    def from_pretrained(
+        cls,
+        name_or_dir: str,
+        device: torch.device | str | None = None,
+        truncation: float | str | None = "release",
+    ) -> EvalModel:
         """Load a release with :meth:`waveflow_py.vocoder.Vocoder.from_pretrained` (name or directory;
         sha256 checked) and wrap its model (sampled through ``synthesize`` with a seeded generator, at the
-        release's temperature by default)."""
+        release's temperature by default, and its noise truncation unless ``truncation`` overrides it)."""
         from waveflow_py.vocoder import Vocoder
 
-        vocoder = Vocoder.from_pretrained(name_or_dir, device=device)
+        vocoder = Vocoder.from_pretrained(name_or_dir, device=device, truncation=truncation)
         info = vocoder.info
         if info is None:  # pragma: no cover - from_pretrained always records its release
             raise ValueError(f"{name_or_dir}: the vocoder has no release information")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["StandardNormal", "check_temperature"]
+__all__ = ["StandardNormal", "check_temperature", "check_truncation", "truncated_std"]
 
 
 class StandardNormal(nn.Module):
@@ -16,14 +16,25 @@ class StandardNormal(nn.Module):
 
     ``sigma`` is the scale used by ``log_prob`` (training); ``sample`` draws at
     ``temperature * sigma`` (WaveGlow/WaveFlow synthesise with a temperature < 1).
+
+    ``truncation`` (``None``: off) is a sampling setting, not a parameter: when set to ``c > 0``, draws
+    come from the normal truncated to ``[-c, c]`` (each normal draw mapped through the truncated law's
+    inverse CDF, a monotone squeeze of the same draws, not clamping), rescaled to unit variance (by ``1 / truncated_std(c)``, so the temperature alone sets the
+    loudness: a model whose output level follows the noise level is not made quieter), then scaled by
+    ``temperature * sigma``. It removes the rare large draws that a vocoder can turn into clicks;
+    ``log_prob`` ignores it (training is unchanged). Releases store a tuned value
+    (``benchmarks/tune_temperature.py``); not part of ``state_dict``.
     """
 
-    def __init__(self, shape: Sequence[int] | int, sigma: float = 1.0) -> None:
+    def __init__(
+        self, shape: Sequence[int] | int, sigma: float = 1.0, truncation: float | None = None
+    ) -> None:
         super().__init__()
         self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if sigma <= 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
         self.sigma = float(sigma)
+        self.truncation = check_truncation(truncation)
 
     def log_prob(self, z: Tensor) -> Tensor:
         """``(B, *shape) -> (B,)`` in nats. Any trailing shape is accepted (audio lengths vary)."""
@@ -51,8 +62,8 @@ class StandardNormal(nn.Module):
         temperature = check_temperature(temperature)
         event = self.shape if shape is None else tuple(shape)
         where = generator.device if generator is not None else device
-        z = torch.randn((n, *event), device=where, generator=generator)
-        return z.mul_(self.sigma * temperature).to(device=device, dtype=dtype)
+        z = torch.empty((n, *event), device=where)
+        return self._draw(z, generator).mul_(self.sigma * temperature).to(device=device, dtype=dtype)
 
     def sample_into(
         self, out: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None
@@ -64,7 +75,47 @@ class StandardNormal(nn.Module):
         if (generator is not None and generator.device != out.device) or out.dtype != torch.float32:
             out.copy_(self.sample(1, shape=tuple(out.shape), temperature=temperature, generator=generator)[0])
             return out
-        return out.normal_(generator=generator).mul_(self.sigma * temperature)
+        return self._draw(out, generator).mul_(self.sigma * temperature)
+
+    def _draw(self, out: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Fill float32 ``out`` with unit-variance draws (truncated to ``[-c, c]`` before the rescaling to
+        unit variance, when set); returns it."""
+        out.normal_(generator=generator)
+        c = self.truncation
+        if c is None:
+            return out
+        # the same normal draws z, squeezed monotonically into the truncated law: its CDF at z' equals
+        # N(0, 1)'s at z, i.e. erf(z' / sqrt 2) = erf(c / sqrt 2) erf(z / sqrt 2); so a setting is a
+        # paired change of the plain draws (c -> inf gives them back), not a new noise sequence
+        r2 = math.sqrt(2.0)
+        out.div_(r2).erf_().mul_(math.erf(c / r2)).erfinv_().mul_(r2).clamp_(-c, c)
+        return out.div_(truncated_std(c))
+
+
+def truncated_std(c: float | None) -> float:
+    """Standard deviation of ``N(0, 1)`` truncated to ``[-c, c]`` (1 for ``None``),
+    ``sqrt(1 - 2 c phi(c) / (2 Phi(c) - 1))``; truncated draws are divided by it (unit variance)."""
+    c = check_truncation(c)
+    if c is None:
+        return 1.0
+    mass = math.erf(c / math.sqrt(2.0))
+    pdf = math.exp(-0.5 * c * c) / math.sqrt(2.0 * math.pi)
+    return math.sqrt(1.0 - 2.0 * c * pdf / mass)
+
+
+def check_truncation(truncation: float | None) -> float | None:
+    """``truncation`` as a float (or ``None``: off), or ``ValueError`` unless it is a finite number > 0."""
+    if truncation is None:
+        return None
+    try:
+        c = math.nan if isinstance(truncation, bool) else float(truncation)
+    except (TypeError, ValueError):
+        c = math.nan
+    if not (c > 0 and math.isfinite(c)):
+        raise ValueError(
+            f"truncation: expected a finite number > 0 (standard deviations) or none, got {truncation!r}"
+        )
+    return c
 
 
 def check_temperature(temperature: float) -> float:

@@ -17,6 +17,7 @@ from torch import nn
 from waveflow_py.atomic import atomic_write, sha256_file
 from waveflow_py.config import MelConfig, from_dict, to_dict
 from waveflow_py.dtypes import parse_dtype
+from waveflow_py.flows.distributions import check_truncation
 from waveflow_py.nn.state import describe_mismatch
 from waveflow_py.pretrained.errors import (
     CONFIG_FILE,
@@ -50,6 +51,7 @@ class ReleaseInfo:
     verified: bool = False
     num_parameters: int | None = None
     temperature: float | None = None  # sampling temperature the release recommends (None: the default)
+    truncation: float | None = None  # noise truncation in standard deviations it recommends (None: off)
 
     @property
     def mel(self) -> MelConfig:
@@ -105,8 +107,12 @@ def save_release(
     *,
     provenance: Mapping[str, Any],
     temperature: float | None = None,
+    truncation: float | None = None,
 ) -> Path:
     """Write ``model`` as a release in ``directory`` (created if needed); returns the directory.
+
+    ``temperature`` and ``truncation`` (the prior's noise truncation, in standard deviations) are the
+    sampling settings the release recommends; ``None`` leaves them out (the package defaults).
 
     ``provenance`` must say where the weights come from (e.g. ``{"data": "LJSpeech 1.1", "steps":
     100000, "hardware": "1x H100", "date": "...", "git_commit": "..."}``, or ``{"weights": "untrained
@@ -139,6 +145,8 @@ def save_release(
     }
     if temperature is not None:  # the sampling temperature this release recommends
         data["temperature"] = float(temperature)
+    if truncation is not None:  # and the noise truncation (StandardNormal.truncation)
+        data["truncation"] = float(check_truncation(truncation))
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     atomic_write(out / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     logger.info("saved %s release to %s", model_type, out)
@@ -202,7 +210,20 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
         format_version=int(data["format_version"]),
         num_parameters=data.get("num_parameters"),
         temperature=_temperature(data.get("temperature"), path / CONFIG_FILE),
+        truncation=_truncation(data.get("truncation"), path / CONFIG_FILE),
     )
+
+
+def _truncation(value: Any, where: Path) -> float | None:
+    """The optional ``"truncation"`` of config.json: a number > 0 (standard deviations) or null."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ReleaseFormatError(f"{where}: truncation: expected a number > 0 or null, got {value!r}")
+    try:
+        return check_truncation(value)
+    except ValueError as e:
+        raise ReleaseFormatError(f"{where}: {e}") from None
 
 
 def _temperature(value: Any, where: Path) -> float | None:
@@ -233,6 +254,8 @@ def load_release(
     known ``format_version`` with a valid model config, model.safetensors exists and its sha256
     matches, and every tensor fits the model (names and shapes). Weights are read with safetensors
     only. ``device``/``dtype`` move the model after loading (``dtype`` may be a string, e.g. "fp16").
+    The release's ``truncation`` is set on the model's prior (``model.prior.truncation``); its
+    ``temperature`` stays in ``info`` for the caller (:class:`~waveflow_py.Vocoder` applies it).
     """
     info = load_release_config(default_release() if name_or_dir is None else name_or_dir)
     weights = info.path / WEIGHTS_FILE
@@ -257,6 +280,9 @@ def load_release(
     _check_fit(model, state, weights)
     model.load_state_dict(state, strict=True)
     model.eval()
+    prior = getattr(model, "prior", None)
+    if prior is not None and hasattr(prior, "truncation"):
+        prior.truncation = info.truncation  # the model samples as the release recommends
     dt = parse_dtype(dtype)
     if device is not None or dt is not None:
         try:

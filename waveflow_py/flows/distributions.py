@@ -19,9 +19,9 @@ class StandardNormal(nn.Module):
 
     ``truncation`` (``None``: off) is a sampling setting, not a parameter: when set to ``c > 0``, draws
     come from the normal truncated to ``[-c, c]`` (each normal draw mapped through the truncated law's
-    inverse CDF, a monotone squeeze of the same draws, not clamping), rescaled to unit variance (by ``1 / truncated_std(c)``, so the temperature alone sets the
-    loudness: a model whose output level follows the noise level is not made quieter), then scaled by
-    ``temperature * sigma``. It removes the rare large draws that a vocoder can turn into clicks;
+    inverse CDF: a monotone squeeze of the same draws, not clamping), rescaled to unit variance (by
+    ``1 / truncated_std(c)``, so the temperature alone sets the loudness), then scaled by
+    ``temperature * sigma``. It removes the rare large draws that a vocoder can turn into clipped peaks;
     ``log_prob`` ignores it (training is unchanged). Releases store a tuned value
     (``benchmarks/tune_temperature.py``); not part of ``state_dict``.
     """

@@ -69,11 +69,10 @@ def main() -> int:
     ap.add_argument("--order", type=int, default=16)
     args = ap.parse_args()
 
-    import soundfile as sf
 
     from waveflow_py.audio.envelope import SpectralEnvelope
     from waveflow_py.config import mel_preset
-    from waveflow_py.evaluation.clips import find_clips
+    from waveflow_py.evaluation.clips import find_clips, read_clip
     from waveflow_py.evaluation.spectral import log_mel
     from waveflow_py.flows.lpc import lpc_whiten
 
@@ -91,11 +90,7 @@ def main() -> int:
     print("| clip | envelope | +gain | +ltp | laplace |")
     print("|---|---|---|---|---|")
     for clip in pick:
-        x, file_sr = sf.read(clip.path, dtype="float64")
-        if file_sr != sr:
-            raise SystemExit(f"{clip.clip_id}: {file_sr} Hz, expected {sr}")
-        x = x[: int(args.seconds * sr)]
-        x = x[: x.size // hop * hop]
+        x = read_clip(clip, sr, args.seconds, multiple_of=hop)
         mel = torch.as_tensor(np.asarray(log_mel(x.astype(np.float32), cfg)))[None]
         a, log_gain = env(mel, x.size // hop)
         e, logdet, _ = lpc_whiten(torch.from_numpy(x)[None], a.double(), log_gain.double(), hop)

@@ -37,13 +37,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    import soundfile as sf
 
     from waveflow_py.audio.envelope import SpectralEnvelope
     from waveflow_py.audio.periodicity import MelPeriodicity, lag_range
     from waveflow_py.config import mel_preset
     from waveflow_py.dtypes import speed_flags
-    from waveflow_py.evaluation.clips import find_clips
+    from waveflow_py.evaluation.clips import find_clips, read_clip
     from waveflow_py.evaluation.pitch import pitch_metrics_from_tracks, track_pitch
     from waveflow_py.evaluation.spectral import log_mel, multi_resolution_stft
     from waveflow_py.flows.lpc import lpc_synthesize, lpc_whiten
@@ -60,11 +59,7 @@ def main() -> int:
     print(f"{len(clips)} {args.split} clips, first {args.seconds:g} s; lags {lo}..{hi}; LPC-16, hop {hop}")
     loaded = []
     for clip in clips:
-        x, file_sr = sf.read(clip.path, dtype="float64")
-        if file_sr != sr:
-            raise SystemExit(f"{clip.clip_id}: {file_sr} Hz, expected {sr}")
-        x = x[: int(args.seconds * sr)]
-        x = x[: x.size // hop * hop]
+        x = read_clip(clip, sr, args.seconds, multiple_of=hop)
         mel = torch.as_tensor(np.asarray(log_mel(x.astype(np.float32), cfg)))[None]
         ref_track = track_pitch(x, sr)
         seg_t = (np.arange(x.size // hop) + 0.5) * hop / sr

@@ -55,6 +55,22 @@ def test_find_clips_from_metadata_and_folders(corpus: Path) -> None:
         find_clips(corpus / "missing")
 
 
+def test_read_clip_crops_resamples_and_names_bad_files(corpus: Path) -> None:
+    from waveflow_py.audio import AudioError
+    from waveflow_py.evaluation.clips import read_clip
+
+    clip0, broken, clip1 = find_clips(corpus, split="dev")
+    whole = read_clip(clip1, SR)
+    want = sf.read(clip1.path, dtype="float64")[0]
+    assert whole.dtype == np.float64 and whole.shape == want.shape
+    np.testing.assert_allclose(whole, want, atol=1e-4)  # the file's 16-bit samples
+    part = read_clip(clip1, SR, seconds=0.5, multiple_of=256)
+    assert part.size == 8000 // 256 * 256 and np.array_equal(part, whole[: part.size])
+    assert read_clip(clip0, SR // 2).size == pytest.approx(SR // 2, abs=2)  # resampled, 1 s
+    with pytest.raises(AudioError, match="broken.wav"):
+        read_clip(broken, SR)
+
+
 def test_find_clips_unknown_split_lists_the_splits(corpus: Path) -> None:
     with pytest.raises(ValueError, match=r"splits present: \['dev', 'train'\]"):
         find_clips(corpus, split="test")

@@ -14,9 +14,11 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from waveflow_py.audio import AUDIO_EXTENSIONS, list_audio_files
 
-__all__ = ["EvalClip", "METADATA_FILE", "find_clips"]
+__all__ = ["EvalClip", "METADATA_FILE", "find_clips", "read_clip"]
 
 METADATA_FILE = "metadata.csv"
 
@@ -77,3 +79,18 @@ def find_clips(data: str | Path, split: str | None = None, max_clips: int | None
     if max_clips == 1:
         return clips[:1]
     return [clips[round(i * (len(clips) - 1) / (max_clips - 1))] for i in range(max_clips)]
+
+
+def read_clip(
+    clip: EvalClip, sample_rate: int, seconds: float | None = None, multiple_of: int = 1
+) -> np.ndarray:
+    """The clip's audio ``(T,)`` float64 at ``sample_rate`` (other rates resampled), its first ``seconds``
+    (all when ``None``), cut to a whole number of ``multiple_of`` samples (e.g. the hop, so frames and
+    samples line up); ``AudioError`` for an unreadable file (see :func:`waveflow_py.audio.load_audio`)."""
+    from waveflow_py.audio import load_audio
+
+    audio, _ = load_audio(clip.path, sample_rate, resample=True)
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    if seconds is not None:
+        x = x[: int(seconds * sample_rate)]
+    return x[: x.size // multiple_of * multiple_of]

@@ -16,19 +16,25 @@ from torch import nn
 
 from waveflow_py.config import ExperimentConfig, to_dict
 
-__all__ = ["write_release", "export_checkpoint", "run_provenance", "inherited_temperature"]
+__all__ = ["write_release", "export_checkpoint", "run_provenance", "inherited_sampling"]
 
 logger = logging.getLogger(__name__)
 
 
 def write_release(
-    model: nn.Module, out_dir: str | Path, provenance: Mapping[str, Any], temperature: float | None = None
+    model: nn.Module,
+    out_dir: str | Path,
+    provenance: Mapping[str, Any],
+    temperature: float | None = None,
+    truncation: float | None = None,
 ) -> Path:
-    """``save_release(out_dir / "release", model, provenance=..., temperature=...)``."""
+    """``save_release(out_dir / "release", model, provenance=..., temperature=..., truncation=...)``."""
     from waveflow_py.pretrained import save_release
 
     prov = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **provenance}
-    out = Path(save_release(Path(out_dir) / "release", model, provenance=prov, temperature=temperature))
+    out = Path(save_release(
+        Path(out_dir) / "release", model, provenance=prov, temperature=temperature, truncation=truncation
+    ))
     logger.info("wrote release %s", out)
     return out
 
@@ -45,18 +51,20 @@ def run_provenance(clock: Mapping[str, float] | None, init_from: str | Path | No
     return out
 
 
-def inherited_temperature(init_from: str | Path | None) -> float | None:
-    """A fine-tuned model keeps the tuned sampling temperature of the release it started from (None:
-    not a fine-tuning run, the release had none, or it is no longer readable: the default applies)."""
+def inherited_sampling(init_from: str | Path | None) -> tuple[float | None, float | None]:
+    """A fine-tuned model keeps the tuned sampling settings, ``(temperature, truncation)``, of the release
+    it started from (``None`` each: not a fine-tuning run, the release had none, or it is no longer
+    readable: the defaults apply)."""
     if not init_from:
-        return None
+        return None, None
     from waveflow_py.pretrained import ReleaseError, load_release_config
 
     try:
-        return load_release_config(init_from).temperature
+        info = load_release_config(init_from)
     except (ReleaseError, OSError):
-        logger.warning("release %s not readable: its sampling temperature is not carried over", init_from)
-        return None
+        logger.warning("release %s not readable: its sampling settings are not carried over", init_from)
+        return None, None
+    return info.temperature, info.truncation
 
 
 def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: str | Path) -> Path:
@@ -75,5 +83,5 @@ def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: st
     provenance = {"data": exp.data.root, "steps": int(state["step"]), "model_type": exp.model_type,
                   "ema": use_ema, "checkpoint": str(data["path"])}
     provenance.update(run_provenance(state.get("clock"), state.get("init_from")))
-    temperature = inherited_temperature(state.get("init_from"))
-    return write_release(model.eval(), out_dir, provenance, temperature=temperature)
+    temperature, truncation = inherited_sampling(state.get("init_from"))
+    return write_release(model.eval(), out_dir, provenance, temperature=temperature, truncation=truncation)

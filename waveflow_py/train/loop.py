@@ -89,10 +89,14 @@ class Trainer:
 
             cleanup_distributed(self.dist)
             raise
-        from waveflow_py.train.export import inherited_temperature
+        from waveflow_py.train.export import inherited_sampling
 
-        # a fine-tuning run keeps its release's tuned temperature: in its validation and its release
-        self.release_temperature = inherited_temperature(self.init_release)
+        # a fine-tuning run keeps its release's tuned sampling (temperature, noise truncation): in its
+        # validation and its release
+        self.release_temperature, self.release_truncation = inherited_sampling(self.init_release)
+        prior = getattr(self.parts.model, "prior", None)
+        if prior is not None and hasattr(prior, "truncation"):
+            prior.truncation = self.release_truncation
         self.metrics = MetricsLogger(self.out_dir, enabled=self.dist.is_main,
                                      tensorboard=self.cfg.tensorboard)
 
@@ -363,7 +367,10 @@ class Trainer:
         }
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
-            return write_release(model.eval(), self.out_dir, provenance, temperature=self.release_temperature)
+            return write_release(
+                model.eval(), self.out_dir, provenance,
+                temperature=self.release_temperature, truncation=self.release_truncation,
+            )
 
 
 # model keys that configure a stage without weights (may differ between --init-from's release and the run)

@@ -308,14 +308,15 @@ def read_checkpoint_config(step_dir: str | Path) -> dict[str, Any]:
     return yaml.safe_load((Path(step_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
     """Read a checkpoint directory into plain data: ``model``, ``optimizer`` and (maybe) ``ema`` tensors,
     ``state`` (JSON) and ``config`` (dict). Nothing is unpickled. ``path`` is resolved (and verified,
     falling back to an older intact checkpoint of a run) by :func:`resolve_checkpoint`; a file that
-    still cannot be read is a :class:`CheckpointCorrupt` error naming it."""
+    still cannot be read is a :class:`CheckpointCorrupt` error naming it. ``verify=False`` skips the
+    hashing, for a step directory that :func:`resolve_checkpoint` has just verified."""
     from safetensors import SafetensorError
 
-    d = resolve_checkpoint(path)
+    d = resolve_checkpoint(path, verify=verify)
     try:
         out: dict[str, Any] = {
             "path": d,

@@ -132,7 +132,7 @@ class Trainer:
         barrier(self.dist)
 
     def _resume(self, where: str | Path) -> None:
-        data = ckpt.load_checkpoint(where)
+        data = ckpt.load_checkpoint(where, verify=False)  # resolve_checkpoint verified it in __init__
         ckpt.check_config_matches(data["config"], self._config_dict(), ("model_type", "model"))
         p = self.parts
         ckpt.load_model_weights(p.model, data["model"])

@@ -109,11 +109,11 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
     dtype, why = auto_dtype("cpu")
     assert data["dtype_auto"] == {"device": "cpu", "dtype": short_name(dtype), "reason": why}
     assert data["temperature"] == 0.6 and data["temperature_source"] == "package default"
-    assert data["truncation"] is None
+    assert data["truncation"] is None and data["excitation_rms"] is None
     main(["info", str(release)])
     text = capsys.readouterr().out
     assert f"dtype auto:  {short_name(dtype)} on cpu ({why})" in text and "temperature: 0.6" in text
-    assert "truncation:  none" in text
+    assert "truncation:  none" in text and "excitation:  as the flows give it" in text
 
 
 def test_info_without_model_lists_bundled(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -300,3 +300,8 @@ def test_truncation_flag(capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit):
             parse("--truncation", bad)
         assert "--truncation" in capsys.readouterr().err
+    assert parse().excitation_rms == "release" and parse("--excitation-rms", "1.2").excitation_rms == 1.2
+    assert parse("--excitation-rms", "off").excitation_rms is None
+    with pytest.raises(SystemExit):
+        parse("--excitation-rms", "0")
+    assert "--excitation-rms" in capsys.readouterr().err

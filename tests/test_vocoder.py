@@ -295,3 +295,41 @@ def test_release_truncation_round_trip_override_and_noise(vocoder: Vocoder, tmp_
     (path / "config.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="truncation"):
         Vocoder.from_pretrained(path)
+
+
+def test_release_excitation_rms_round_trip_override_and_checks(vocoder: Vocoder, tmp_path: Path) -> None:
+    """An envelope-prior release's excitation level is applied on load, recorded on save and overridable;
+    a model without an envelope prior refuses one, in code and in config.json."""
+    from tests.inference.conftest import tiny_waveflow
+    from waveflow_py.inference.synthesis import synthesize
+    from waveflow_py.pretrained import save_release
+
+    model = tiny_waveflow(envelope="lpc", lpc_order=4)
+    path = save_release(tmp_path / "lev", model, provenance={"weights": "test"}, excitation_rms=1.25)
+    assert json.loads((path / "config.json").read_text())["excitation_rms"] == 1.25
+    again = Vocoder.from_pretrained(path, dtype="fp32")
+    assert again.excitation_rms == 1.25 and again.model.excitation_rms == 1.25
+    assert again.info.excitation_rms == 1.25 and "excitation_rms=1.25" in repr(again)
+    mel = torch.randn(1, 6, 5)
+    seeded = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    levelled, _ = synthesize(again.model, mel, generator=seeded())
+    again.model.excitation_rms = None
+    plain, _ = synthesize(again.model, mel, generator=seeded())
+    assert (levelled - plain).abs().max() > 1e-3
+    assert Vocoder.from_pretrained(path, excitation_rms="none").excitation_rms is None
+    assert Vocoder.from_pretrained(path, excitation_rms=0.8).excitation_rms == 0.8
+    copy = Vocoder.from_pretrained(path, excitation_rms=0.8).save_pretrained(tmp_path / "copy")
+    assert json.loads((copy / "config.json").read_text())["excitation_rms"] == 0.8
+    with pytest.raises(ValueError, match="envelope prior"):
+        vocoder.excitation_rms = 1.0  # the tiny release has no envelope prior
+    with pytest.raises(ValueError, match="envelope prior"):
+        save_release(tmp_path / "bad", vocoder.model, provenance={"weights": "test"}, excitation_rms=1.0)
+    data = json.loads((vocoder.info.path / "config.json").read_text())
+    bad = tmp_path / "bad2"
+    vocoder.save_pretrained(bad)
+    (bad / "config.json").write_text(json.dumps({**data, "excitation_rms": 1.0}))
+    with pytest.raises(ValueError, match="excitation_rms"):
+        Vocoder.from_pretrained(bad)
+    (bad / "config.json").write_text(json.dumps({**data, "excitation_rms": -2}))
+    with pytest.raises(ValueError, match="excitation_rms"):
+        Vocoder.from_pretrained(bad)

@@ -31,7 +31,7 @@ from waveflow_py.audio.conventions import silent_mel
 from waveflow_py.config import MelConfig
 from waveflow_py.dtypes import parse_dtype, resolve_dtype
 from waveflow_py.flows.distributions import check_truncation
-from waveflow_py.inference.core import DEFAULT_TEMPERATURE, check_temperature
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE, check_excitation_rms, check_temperature
 from waveflow_py.inference.denoiser import Denoiser
 from waveflow_py.inference.synthesis import DEFAULT_MAX_FRAMES, synthesize
 from waveflow_py.pretrained import ReleaseInfo, load_release, save_release
@@ -53,6 +53,8 @@ class Vocoder:
         truncation: noise truncation in standard deviations (``"release"``: keep the model's, which
             :func:`~waveflow_py.pretrained.load_release` sets from the release; ``None``: off); it is
             the model prior's setting (``model.prior.truncation``), see :attr:`truncation`.
+        excitation_rms: per-frame excitation level of envelope-prior models (``"release"``: keep the
+            model's; ``None``: off), see :attr:`excitation_rms`.
         compute_dtype: dtype of the networks during synthesis (``"auto"``: chosen for the model's
             device, see :func:`waveflow_py.dtypes.auto_dtype`; ``None``: the parameters' dtype).
         max_frames: inputs longer than this are synthesised in chunks (bounded memory), see
@@ -67,6 +69,7 @@ class Vocoder:
         denoise: float = 0.0,
         temperature: float | None = None,
         truncation: float | str | None = "release",
+        excitation_rms: float | str | None = "release",
         compute_dtype: torch.dtype | str | None = None,
         max_frames: int | None = DEFAULT_MAX_FRAMES,
     ) -> None:
@@ -86,6 +89,8 @@ class Vocoder:
         self.temperature = check_temperature(DEFAULT_TEMPERATURE if temperature is None else temperature)
         if not (isinstance(truncation, str) and truncation == "release"):
             self.truncation = truncation
+        if not (isinstance(excitation_rms, str) and excitation_rms == "release"):
+            self.excitation_rms = excitation_rms
         self.compute_dtype, self.dtype_reason = resolve_dtype(compute_dtype, self.device)
         self.max_frames = max_frames
         self._denoiser: Denoiser | None = None
@@ -102,6 +107,7 @@ class Vocoder:
         denoise: float = 0.0,
         temperature: float | None = None,
         truncation: float | str | None = "release",
+        excitation_rms: float | str | None = "release",
     ) -> Vocoder:
         """Load a release by bundled name or directory (``None``: the default bundled release).
 
@@ -109,7 +115,8 @@ class Vocoder:
         runs it faster than float32 (CPUs with AMX, CUDA sm_80+), else float32
         (:func:`waveflow_py.dtypes.auto_dtype`); ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
         stay float32 (``"float64"`` moves them to float64). ``temperature``: overrides the release's;
-        ``truncation``: likewise (a number of standard deviations, or ``None`` for untruncated noise).
+        ``truncation``: likewise (a number of standard deviations, or ``None`` for untruncated noise);
+        ``excitation_rms``: likewise (the per-frame excitation level, or ``None``: off).
         """
         wanted = parse_dtype(dtype) if not (isinstance(dtype, str) and dtype.lower() == "auto") else None
         weights = torch.float64 if wanted == torch.float64 else None
@@ -119,7 +126,7 @@ class Vocoder:
         compute = None if wanted == torch.float64 else dtype
         vocoder = cls(
             model, info, denoise=denoise, temperature=temperature, truncation=truncation,
-            compute_dtype=compute,
+            excitation_rms=excitation_rms, compute_dtype=compute,
         )
         logger.info("compute dtype %s (%s)", vocoder.compute_dtype or vocoder.dtype, vocoder.dtype_reason)
         return vocoder
@@ -128,13 +135,15 @@ class Vocoder:
         self, directory: str | os.PathLike[str], provenance: dict[str, Any] | None = None
     ) -> Path:
         """Write this vocoder as a release (provenance defaults to the loaded release's; a temperature
-        other than the package default, and the truncation when set, are recorded in its config.json)."""
+        other than the package default, and the truncation and excitation level when set, are recorded in
+        its config.json)."""
         prov = provenance if provenance is not None else (self.info.provenance if self.info else None)
         if not prov:
             raise ValueError("provenance: this vocoder has none recorded; pass one (data, steps, date, ...)")
         temp = None if self.temperature == DEFAULT_TEMPERATURE else self.temperature
         return save_release(
-            directory, self.model, provenance=prov, temperature=temp, truncation=self.truncation
+            directory, self.model, provenance=prov, temperature=temp, truncation=self.truncation,
+            excitation_rms=self.excitation_rms,
         )
 
     # ------------------------------------------------------------------ properties
@@ -149,6 +158,18 @@ class Vocoder:
         if isinstance(value, str) and value.strip().lower() in ("none", "off"):
             value = None
         self.model.prior.truncation = check_truncation(value)
+
+    @property
+    def excitation_rms(self) -> float | None:
+        """The RMS each excitation frame is set to before the envelope synthesis (``None``: off; envelope
+        priors only), see :func:`waveflow_py.inference.core.level_frames`: the model's setting."""
+        return getattr(self.model, "excitation_rms", None)
+
+    @excitation_rms.setter
+    def excitation_rms(self, value: float | str | None) -> None:
+        if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+            value = None
+        self.model.excitation_rms = check_excitation_rms(value, self.model)
 
     @property
     def mel_config(self) -> MelConfig:
@@ -188,7 +209,8 @@ class Vocoder:
         return (
             f"Vocoder({type(self.model).__name__}, {self.sample_rate} Hz, {self.mel_config.n_mels} mels, "
             f"{where}, device={self.device}, dtype={self.dtype}, compute_dtype={self.compute_dtype}, "
-            f"temperature={self.temperature}, truncation={self.truncation})"
+            f"temperature={self.temperature}, truncation={self.truncation}, "
+            f"excitation_rms={self.excitation_rms})"
         )
 
     # ------------------------------------------------------------------ features

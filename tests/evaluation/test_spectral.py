@@ -136,10 +136,10 @@ def test_metrics_and_report_of_a_small_mel_state_the_mcd_range(speech: np.ndarra
                     "mel": to_dict(cfg), "pitch": {"description": "pYIN"}}
         clips: list = []
         failed: list = []
-        model: dict = {"truncation": 2.5}
+        model: dict = {"truncation": 2.5, "excitation_rms": 1.25}
 
     text = "\n".join(_settings_lines(_Result()))  # type: ignore[arg-type]
     assert "c1..c15 (all that a 16-bin mel has" in text
-    assert "noise truncated to +-2.5 standard deviations" in text
+    assert "noise truncated to +-2.5 standard deviations, excitation frames set to RMS 1.25" in text
     _Result.settings["mel"] = to_dict(CFG)
     assert "c1..c24," in "\n".join(_settings_lines(_Result()))  # type: ignore[arg-type]

@@ -52,8 +52,8 @@ class _DeprecatedSigma(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def _truncation(text: str) -> float | str | None:
-    """``--truncation`` values: a number of standard deviations > 0, ``none``/``off``, or ``release``
+def _positive_or_none(text: str) -> float | str | None:
+    """``--truncation`` / ``--excitation-rms`` values: a number > 0, ``none``/``off``, or ``release``
     (the default: the release's own)."""
     if text.strip().lower() in ("none", "off"):
         return None
@@ -71,7 +71,8 @@ def _truncation(text: str) -> float | str | None:
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     """``--temperature T`` into ``args.temperature`` (``None``: the release's, else the package default
     :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`); ``--sigma`` is a deprecated alias. And
-    ``--truncation C|none`` into ``args.truncation`` (``"release"`` when not given: the release's)."""
+    ``--truncation C|none`` into ``args.truncation`` and ``--excitation-rms R|none`` into
+    ``args.excitation_rms`` (``"release"`` when not given: the release's)."""
     parser.add_argument(
         "--temperature",
         type=float,
@@ -83,11 +84,19 @@ def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
                         help=argparse.SUPPRESS)
     parser.add_argument(
         "--truncation",
-        type=_truncation,
+        type=_positive_or_none,
         default="release",
         metavar="C",
         help="draw the noise from the normal truncated to +-C standard deviations ('none': untruncated; "
         "default: the release's)",
+    )
+    parser.add_argument(
+        "--excitation-rms",
+        type=_positive_or_none,
+        default="release",
+        metavar="R",
+        help="envelope-prior models: set every frame of the generated excitation to RMS R before the "
+        "envelope filter ('none': off; default: the release's)",
     )
 
 

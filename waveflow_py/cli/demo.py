@@ -103,7 +103,9 @@ def _vocoder(args: argparse.Namespace, out: Path, name: str | None) -> tuple[Any
     if name is None:
         logger.warning("building a tiny release instead -- %s", UNTRAINED_LABEL)
         name = str(build_random_release(out / UNTRAINED_DIR))
-    vocoder = Vocoder.from_pretrained(name, device=args.device, truncation=args.truncation)
+    vocoder = Vocoder.from_pretrained(
+        name, device=args.device, truncation=args.truncation, excitation_rms=args.excitation_rms
+    )
     return vocoder, bool(vocoder.info is not None and vocoder.info.is_untrained)
 
 

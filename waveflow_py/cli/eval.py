@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
         device=args.device,
         truncation=args.truncation,
+        excitation_rms=args.excitation_rms,
     )
     summ = summaries(result)
     if result.clips:

@@ -50,6 +50,7 @@ def _summary(info: Any) -> dict[str, Any]:
         "temperature": info.temperature if info.temperature is not None else DEFAULT_TEMPERATURE,
         "temperature_source": "release" if info.temperature is not None else "package default",
         "truncation": info.truncation,  # noise truncation in standard deviations (None: untruncated)
+        "excitation_rms": info.excitation_rms,  # per-frame excitation level (None: off)
     }
 
 
@@ -94,5 +95,7 @@ def run(args: argparse.Namespace) -> int:
     c = data["truncation"]
     trunc = "none (untruncated noise)" if c is None else f"+-{c:g} standard deviations (unit variance)"
     print(f"truncation:  {trunc}")
+    rms = data["excitation_rms"]
+    print("excitation:  " + ("as the flows give it" if rms is None else f"every frame set to RMS {rms:g}"))
     print(f"dtype auto:  {short_name(auto)} on cpu ({why})")
     return 0

@@ -219,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
         ours=lambda f: is_tagged_audio(f, "vocode"),
     )
     vocoder = Vocoder.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, truncation=args.truncation
+        args.model, device=args.device, dtype=args.dtype, truncation=args.truncation,
+        excitation_rms=args.excitation_rms,
     )
     written = 0
 

@@ -323,9 +323,11 @@ def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
 
 
 def _truncation(model: dict[str, Any]) -> str:
-    """How the vocoder's noise was drawn: untruncated, or truncated to +-C standard deviations."""
-    c = model.get("truncation")
-    return "untruncated noise" if c is None else f"noise truncated to +-{c:g} standard deviations"
+    """How the vocoder's noise was drawn (untruncated, or truncated to +-C standard deviations) and its
+    excitation levelled (when it was)."""
+    c, rms = model.get("truncation"), model.get("excitation_rms")
+    out = "untruncated noise" if c is None else f"noise truncated to +-{c:g} standard deviations"
+    return out if rms is None else f"{out}, excitation frames set to RMS {rms:g}"
 
 
 def _temperature(settings: dict[str, Any]) -> Any:

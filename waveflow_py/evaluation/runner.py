@@ -239,10 +239,11 @@ def evaluate(
     progress: bool = False,
     device: str | None = None,
     truncation: float | str | None = "release",
+    excitation_rms: float | str | None = "release",
 ) -> EvalResult:
     """Evaluate ``model`` (an :class:`EvalModel`, or a release name/directory) on ``data``.
 
-    ``truncation`` (a release name/directory only): the noise truncation, as in
+    ``truncation`` and ``excitation_rms`` (a release name/directory only): the sampling settings, as in
     :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the release's).
 
     ``data`` is a metadata.csv or a directory (:func:`find_clips`; ``split`` filters it, ``max_clips``
@@ -250,10 +251,13 @@ def evaluate(
     figures there (:func:`~waveflow_py.evaluation.report.write_report`). Returns the results.
     """
     if isinstance(model, str):
-        model = EvalModel.from_pretrained(model, device=device, truncation=truncation)
-    elif not (isinstance(truncation, str) and truncation == "release"):
+        model = EvalModel.from_pretrained(
+            model, device=device, truncation=truncation, excitation_rms=excitation_rms
+        )
+    elif not all(isinstance(v, str) and v == "release" for v in (truncation, excitation_rms)):
         raise ValueError(
-            "truncation: applies to a release name/directory; set model.prior.truncation instead"
+            "truncation, excitation_rms: apply to a release name/directory; set model.prior.truncation "
+            "and model.excitation_rms instead"
         )
     clips = find_clips(data, split=split, max_clips=max_clips)
     desc = f"{data}" + (f" (split {split})" if split else "")

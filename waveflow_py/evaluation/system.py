@@ -103,6 +103,7 @@ class EvalModel:
             "device": str(dev),
             "dtype": str(dtype).removeprefix("torch."),
             "truncation": getattr(getattr(model, "prior", None), "truncation", None),  # noise, in std devs
+            "excitation_rms": getattr(model, "excitation_rms", None),  # per-frame excitation level
         }
         return cls(
             name=name or type(model).__name__,
@@ -122,13 +123,17 @@ class EvalModel:
         name_or_dir: str,
         device: torch.device | str | None = None,
         truncation: float | str | None = "release",
+        excitation_rms: float | str | None = "release",
     ) -> EvalModel:
         """Load a release with :meth:`waveflow_py.vocoder.Vocoder.from_pretrained` (name or directory;
         sha256 checked) and wrap its model (sampled through ``synthesize`` with a seeded generator, at the
-        release's temperature by default, and its noise truncation unless ``truncation`` overrides it)."""
+        release's temperature by default, and its noise truncation and excitation level unless
+        ``truncation`` / ``excitation_rms`` override them)."""
         from waveflow_py.vocoder import Vocoder
 
-        vocoder = Vocoder.from_pretrained(name_or_dir, device=device, truncation=truncation)
+        vocoder = Vocoder.from_pretrained(
+            name_or_dir, device=device, truncation=truncation, excitation_rms=excitation_rms
+        )
         info = vocoder.info
         if info is None:  # pragma: no cover - from_pretrained always records its release
             raise ValueError(f"{name_or_dir}: the vocoder has no release information")

@@ -5,7 +5,9 @@ A model's inverse is two stages (:class:`~waveflow_py.models.base.MelFlowVocoder
 :func:`run_excitation` (the flows' inverse; a finite receptive field, so windows of it are exact) and
 :func:`run_envelope` (the mel-conditioned envelope filter; recursive, so it runs over an item's whole
 signal, or carries its ``state`` from chunk to chunk). :func:`run_inverse` is both, i.e.
-``model.inverse``. Batched (:mod:`~waveflow_py.inference.synthesis`), streaming
+``model.inverse`` (unless the model's ``excitation_rms`` sampling setting is on: then
+:func:`run_envelope` first sets each frame of the excitation to that level, see :func:`level_frames`).
+Batched (:mod:`~waveflow_py.inference.synthesis`), streaming
 (:mod:`~waveflow_py.inference.streaming`) and CUDA-graph (:mod:`~waveflow_py.inference.cuda`) synthesis
 are built from these, so all of them equal the offline ``model.inverse``.
 """
@@ -29,6 +31,8 @@ __all__ = [
     "run_excitation",
     "run_envelope",
     "run_inverse",
+    "level_frames",
+    "check_excitation_rms",
     "draw_noise",
     "NoiseStream",
     "NOISE_BLOCK",
@@ -84,12 +88,77 @@ def run_excitation(
 @torch.no_grad()
 def run_envelope(model: nn.Module, excitation: Tensor, mel: Tensor, state: Any = None) -> tuple[Tensor, Any]:
     """Second stage, ``model.envelope_synthesis(excitation, mel, state)`` in the model's dtype: float32
-    audio ``(B, T)`` and the filter state after the last sample (pass it with the following samples)."""
+    audio ``(B, T)`` and the filter state after the last sample (pass it with the following samples).
+
+    With the model's ``excitation_rms`` set (a sampling setting of envelope-prior models, stored in
+    releases), each ``hop``-sample frame of the excitation is first scaled to that RMS
+    (:func:`level_frames`): the level the mel implies, whatever level the flows' inverse produced. The
+    excitation must start on a frame boundary (every synthesis path calls it so)."""
     p = model_param(model)
+    rms = getattr(model, "excitation_rms", None)
+    if rms is not None:
+        check_excitation_rms(rms, model)
+        excitation = level_frames(excitation, int(model.hop_length), rms)
     audio, _, state = model.envelope_synthesis(
         excitation.to(p.device, p.dtype), mel.to(p.device, p.dtype), state
     )
     return audio.float(), state
+
+
+# a frame whose mean square is below this (the flows' inverse gave silence) is left as it is
+_SILENT_FRAME = 1e-12
+
+
+def level_frames(excitation: Tensor, hop: int, rms: float) -> Tensor:
+    """``excitation (B, T)`` with each frame of ``hop`` samples (the last one may be shorter) scaled to
+    root-mean-square ``rms``; a frame of (near) zeros stays as it is. Frames are counted from sample 0,
+    so a signal cut on frame boundaries gives the same frames piece by piece (streaming == offline).
+
+    Why: the envelope priors (``gain``, ``lpc``) calibrate the excitation to unit variance, and the mel
+    fixes each frame's envelope and energy; the flows add the fine structure. Their inverse is a strong
+    level amplifier, though (measured on the bundled preview: its excitation's RMS per noise RMS grows
+    from 0.08 to 2.1 between temperatures 0.85 and 1.05), so the frame energies it produces wander. This
+    puts the frame energies back where the prior says they are and keeps each frame's shape.
+    """
+    b, t = excitation.shape
+    full = t // hop * hop
+    x = excitation.float()
+    parts = []
+    if full:
+        frames = x[:, :full].reshape(b, full // hop, hop)
+        parts.append(_scale_to(frames, rms).reshape(b, full))
+    if full < t:
+        parts.append(_scale_to(x[:, None, full:], rms)[:, 0])
+    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    return out.to(excitation.dtype)
+
+
+def _scale_to(frames: Tensor, rms: float) -> Tensor:
+    power = frames.square().mean(dim=-1, keepdim=True)
+    gain = torch.where(power > _SILENT_FRAME, rms / power.clamp_min(_SILENT_FRAME).sqrt(), 1.0)
+    return frames * gain
+
+
+def check_excitation_rms(value: Any, model: nn.Module | None = None) -> float | None:
+    """``value`` as a float > 0 (or ``None``: off), else ``ValueError``; with ``model``, also a
+    ``ValueError`` unless the model has an envelope prior (``gain`` or ``lpc``: only they calibrate the
+    excitation's level; without one the excitation is the audio)."""
+    if value is None:
+        return None
+    try:
+        v = float("nan") if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (v > 0 and v < float("inf")):
+        raise ValueError(f"excitation_rms: expected a finite number > 0 or none, got {value!r}")
+    if model is not None:
+        envelope = getattr(getattr(model, "config", None), "envelope", "none")
+        if envelope not in ("gain", "lpc"):
+            raise ValueError(
+                f"excitation_rms: needs a model with an envelope prior (gain or lpc), this one has "
+                f"envelope {envelope!r}"
+            )
+    return v
 
 
 @torch.no_grad()

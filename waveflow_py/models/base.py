@@ -87,6 +87,9 @@ class MelFlowVocoder(nn.Module):
         self.prior = StandardNormal((1,), sigma=sigma)
         self._build_envelope(mel, envelope, lpc_order, preemphasis)
         self._build_pitch(mel, pitch, pitch_strength, pitch_threshold)
+        # sampling setting, not a parameter (releases store it): the RMS every excitation frame is set to
+        # before the envelope synthesis in inference.core.run_envelope (None: off; envelope priors only)
+        self.excitation_rms: float | None = None
 
     def _build_envelope(self, mel: MelConfig, envelope: str, lpc_order: int, preemphasis: float) -> None:
         """The fixed envelope stage: pre-emphasis, then a gain or LPC whitening filter from the mel.

@@ -52,6 +52,7 @@ class ReleaseInfo:
     num_parameters: int | None = None
     temperature: float | None = None  # sampling temperature the release recommends (None: the default)
     truncation: float | None = None  # noise truncation in standard deviations it recommends (None: off)
+    excitation_rms: float | None = None  # per-frame excitation level it recommends (None: off)
 
     @property
     def mel(self) -> MelConfig:
@@ -108,11 +109,13 @@ def save_release(
     provenance: Mapping[str, Any],
     temperature: float | None = None,
     truncation: float | None = None,
+    excitation_rms: float | None = None,
 ) -> Path:
     """Write ``model`` as a release in ``directory`` (created if needed); returns the directory.
 
-    ``temperature`` and ``truncation`` (the prior's noise truncation, in standard deviations) are the
-    sampling settings the release recommends; ``None`` leaves them out (the package defaults).
+    ``temperature``, ``truncation`` (the prior's noise truncation, in standard deviations) and
+    ``excitation_rms`` (the per-frame excitation level, :func:`waveflow_py.inference.core.level_frames`)
+    are the sampling settings the release recommends; ``None`` leaves them out (the package defaults).
 
     ``provenance`` must say where the weights come from (e.g. ``{"data": "LJSpeech 1.1", "steps":
     100000, "hardware": "1x H100", "date": "...", "git_commit": "..."}``, or ``{"weights": "untrained
@@ -147,6 +150,10 @@ def save_release(
         data["temperature"] = float(temperature)
     if truncation is not None:  # and the noise truncation (StandardNormal.truncation)
         data["truncation"] = float(check_truncation(truncation))
+    if excitation_rms is not None:  # and the per-frame excitation level (envelope priors only)
+        from waveflow_py.inference.core import check_excitation_rms
+
+        data["excitation_rms"] = float(check_excitation_rms(excitation_rms, model))
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     atomic_write(out / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     logger.info("saved %s release to %s", model_type, out)
@@ -211,7 +218,22 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
         num_parameters=data.get("num_parameters"),
         temperature=_temperature(data.get("temperature"), path / CONFIG_FILE),
         truncation=_truncation(data.get("truncation"), path / CONFIG_FILE),
+        excitation_rms=_excitation_rms(data.get("excitation_rms"), path / CONFIG_FILE, config),
     )
+
+
+def _excitation_rms(value: Any, where: Path, config: Any) -> float | None:
+    """The optional ``"excitation_rms"`` of config.json: a number > 0 or null, for an envelope prior."""
+    if value is None:
+        return None
+    envelope = getattr(config, "envelope", "none")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < float("inf")):
+        raise ReleaseFormatError(f"{where}: excitation_rms: expected a number > 0 or null, got {value!r}")
+    if envelope not in ("gain", "lpc"):
+        raise ReleaseFormatError(
+            f"{where}: excitation_rms is set but the model has envelope {envelope!r} (needs gain or lpc)"
+        )
+    return float(value)
 
 
 def _truncation(value: Any, where: Path) -> float | None:
@@ -254,8 +276,9 @@ def load_release(
     known ``format_version`` with a valid model config, model.safetensors exists and its sha256
     matches, and every tensor fits the model (names and shapes). Weights are read with safetensors
     only. ``device``/``dtype`` move the model after loading (``dtype`` may be a string, e.g. "fp16").
-    The release's ``truncation`` is set on the model's prior (``model.prior.truncation``); its
-    ``temperature`` stays in ``info`` for the caller (:class:`~waveflow_py.Vocoder` applies it).
+    The release's ``truncation`` is set on the model's prior (``model.prior.truncation``) and its
+    ``excitation_rms`` on the model; its ``temperature`` stays in ``info`` for the caller
+    (:class:`~waveflow_py.Vocoder` applies it).
     """
     info = load_release_config(default_release() if name_or_dir is None else name_or_dir)
     weights = info.path / WEIGHTS_FILE
@@ -283,6 +306,8 @@ def load_release(
     prior = getattr(model, "prior", None)
     if prior is not None and hasattr(prior, "truncation"):
         prior.truncation = info.truncation  # the model samples as the release recommends
+    if hasattr(model, "excitation_rms"):
+        model.excitation_rms = info.excitation_rms
     dt = parse_dtype(dtype)
     if device is not None or dt is not None:
         try:

@@ -27,13 +27,15 @@ def write_release(
     provenance: Mapping[str, Any],
     temperature: float | None = None,
     truncation: float | None = None,
+    excitation_rms: float | None = None,
 ) -> Path:
-    """``save_release(out_dir / "release", model, provenance=..., temperature=..., truncation=...)``."""
+    """``save_release(out_dir / "release", model, provenance=..., <sampling settings>)``."""
     from waveflow_py.pretrained import save_release
 
     prov = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **provenance}
     out = Path(save_release(
-        Path(out_dir) / "release", model, provenance=prov, temperature=temperature, truncation=truncation
+        Path(out_dir) / "release", model, provenance=prov, temperature=temperature, truncation=truncation,
+        excitation_rms=excitation_rms,
     ))
     logger.info("wrote release %s", out)
     return out
@@ -51,20 +53,23 @@ def run_provenance(clock: Mapping[str, float] | None, init_from: str | Path | No
     return out
 
 
-def inherited_sampling(init_from: str | Path | None) -> tuple[float | None, float | None]:
-    """A fine-tuned model keeps the tuned sampling settings, ``(temperature, truncation)``, of the release
-    it started from (``None`` each: not a fine-tuning run, the release had none, or it is no longer
-    readable: the defaults apply)."""
+def inherited_sampling(init_from: str | Path | None) -> dict[str, float | None]:
+    """A fine-tuned model keeps the tuned sampling settings (``temperature``, ``truncation``,
+    ``excitation_rms``) of the release it started from (``None`` each: not a fine-tuning run, the release
+    had none, or it is no longer readable: the defaults apply)."""
+    none: dict[str, float | None] = {"temperature": None, "truncation": None, "excitation_rms": None}
     if not init_from:
-        return None, None
+        return none
     from waveflow_py.pretrained import ReleaseError, load_release_config
 
     try:
         info = load_release_config(init_from)
     except (ReleaseError, OSError):
         logger.warning("release %s not readable: its sampling settings are not carried over", init_from)
-        return None, None
-    return info.temperature, info.truncation
+        return none
+    return {
+        "temperature": info.temperature, "truncation": info.truncation, "excitation_rms": info.excitation_rms
+    }
 
 
 def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: str | Path) -> Path:
@@ -83,5 +88,4 @@ def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: st
     provenance = {"data": exp.data.root, "steps": int(state["step"]), "model_type": exp.model_type,
                   "ema": use_ema, "checkpoint": str(data["path"])}
     provenance.update(run_provenance(state.get("clock"), state.get("init_from")))
-    temperature, truncation = inherited_sampling(state.get("init_from"))
-    return write_release(model.eval(), out_dir, provenance, temperature=temperature, truncation=truncation)
+    return write_release(model.eval(), out_dir, provenance, **inherited_sampling(state.get("init_from")))

@@ -93,10 +93,13 @@ class Trainer:
 
         # a fine-tuning run keeps its release's tuned sampling (temperature, noise truncation): in its
         # validation and its release
-        self.release_temperature, self.release_truncation = inherited_sampling(self.init_release)
+        self.release_sampling = inherited_sampling(self.init_release)
+        self.release_temperature = self.release_sampling["temperature"]
         prior = getattr(self.parts.model, "prior", None)
         if prior is not None and hasattr(prior, "truncation"):
-            prior.truncation = self.release_truncation
+            prior.truncation = self.release_sampling["truncation"]
+        if hasattr(self.parts.model, "excitation_rms"):
+            self.parts.model.excitation_rms = self.release_sampling["excitation_rms"]
         self.metrics = MetricsLogger(self.out_dir, enabled=self.dist.is_main,
                                      tensorboard=self.cfg.tensorboard)
 
@@ -367,10 +370,7 @@ class Trainer:
         }
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
-            return write_release(
-                model.eval(), self.out_dir, provenance,
-                temperature=self.release_temperature, truncation=self.release_truncation,
-            )
+            return write_release(model.eval(), self.out_dir, provenance, **self.release_sampling)
 
 
 # model keys that configure a stage without weights (may differ between --init-from's release and the run)

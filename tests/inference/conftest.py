@@ -45,3 +45,15 @@ def tiny_model(request: pytest.FixtureRequest) -> nn.Module:
 def factories() -> tuple:
     """``(tiny_waveflow, tiny_waveglow)`` factory functions."""
     return tiny_waveflow, tiny_waveglow
+
+
+def close_to_peak(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-6) -> None:
+    """Equal up to float32 rounding, relative to ``b``'s peak (an LPC envelope has a large gain)."""
+    torch.testing.assert_close(a, b, rtol=0, atol=rel * float(b.abs().max()) + 1e-6)
+
+
+def mel_and_noise(model: torch.nn.Module, frames: int, batch: int = 2, seed: int = 0) -> tuple:
+    """A random ``(batch, 6, frames)`` mel and ``(batch, frames * hop)`` noise from one seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    mel = torch.randn(batch, 6, frames, generator=gen)
+    return mel, torch.randn(batch, frames * model.hop_length, generator=gen)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.inference.conftest import close_to_peak as _close
+from tests.inference.conftest import mel_and_noise as _inputs
 from tests.inference.conftest import tiny_waveflow, tiny_waveglow
 from waveflow_py.inference.cuda import fast_inverse
 from waveflow_py.inference.receptive import context_frames
@@ -22,17 +24,6 @@ def lpc_model(request: pytest.FixtureRequest) -> torch.nn.Module:
     pitch = {"pitch": "ltp", "pitch_strength": 3.0, "pitch_threshold": 0.0}
     pitch = pitch if "+pitch" in request.param else {}
     return factory(envelope="lpc", lpc_order=4, preemphasis=0.5, **pitch)
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> None:
-    """Equal up to float32 rounding, relative to the signal's peak (an LPC envelope has a large gain)."""
-    torch.testing.assert_close(a, b, rtol=0, atol=1e-6 * float(b.abs().max()) + 1e-6)
-
-
-def _inputs(model: torch.nn.Module, frames: int, batch: int = 2, seed: int = 0) -> tuple:
-    gen = torch.Generator().manual_seed(seed)
-    mel = torch.randn(batch, 6, frames, generator=gen)
-    return mel, torch.randn(batch, frames * model.hop_length, generator=gen)
 
 
 def test_envelope_is_on_and_matters(lpc_model) -> None:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from waveflow_py.flows.distributions import check_temperature
+from waveflow_py.models.base import check_excitation_rms
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
@@ -137,28 +138,6 @@ def _scale_to(frames: Tensor, rms: float) -> Tensor:
     power = frames.square().mean(dim=-1, keepdim=True)
     gain = torch.where(power > _SILENT_FRAME, rms / power.clamp_min(_SILENT_FRAME).sqrt(), 1.0)
     return frames * gain
-
-
-def check_excitation_rms(value: Any, model: nn.Module | None = None) -> float | None:
-    """``value`` as a float > 0 (or ``None``: off), else ``ValueError``; with ``model``, also a
-    ``ValueError`` unless the model has an envelope prior (``gain`` or ``lpc``: only they calibrate the
-    excitation's level; without one the excitation is the audio)."""
-    if value is None:
-        return None
-    try:
-        v = float("nan") if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not (v > 0 and v < float("inf")):
-        raise ValueError(f"excitation_rms: expected a finite number > 0 or none, got {value!r}")
-    if model is not None:
-        envelope = getattr(getattr(model, "config", None), "envelope", "none")
-        if envelope not in ("gain", "lpc"):
-            raise ValueError(
-                f"excitation_rms: needs a model with an envelope prior (gain or lpc), this one has "
-                f"envelope {envelope!r}"
-            )
-    return v
 
 
 @torch.no_grad()

@@ -319,3 +319,25 @@ class MelFlowVocoder(nn.Module):
         """Average log-likelihood in nats per sample ``(B,)`` (of the zero-padded length ``T'``)."""
         z, logabsdet = self(audio, mel)
         return (self.prior.log_prob(z) + logabsdet) / z.shape[1]
+
+
+def check_excitation_rms(value: Any, model: nn.Module | None = None) -> float | None:
+    """``value`` as a float > 0 (or ``None``: off), else ``ValueError``; with ``model``, also a
+    ``ValueError`` unless the model has an envelope prior (``gain`` or ``lpc``: only they calibrate the
+    excitation's level; without one the excitation is the audio)."""
+    if value is None:
+        return None
+    try:
+        v = float("nan") if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (v > 0 and v < float("inf")):
+        raise ValueError(f"excitation_rms: expected a finite number > 0 or none, got {value!r}")
+    if model is not None:
+        envelope = getattr(getattr(model, "config", None), "envelope", "none")
+        if envelope not in ("gain", "lpc"):
+            raise ValueError(
+                f"excitation_rms: needs a model with an envelope prior (gain or lpc), this one has "
+                f"envelope {envelope!r}"
+            )
+    return v

@@ -151,7 +151,7 @@ def save_release(
     if truncation is not None:  # and the noise truncation (StandardNormal.truncation)
         data["truncation"] = float(check_truncation(truncation))
     if excitation_rms is not None:  # and the per-frame excitation level (envelope priors only)
-        from waveflow_py.inference.core import check_excitation_rms
+        from waveflow_py.models.base import check_excitation_rms  # models sit below pretrained
 
         data["excitation_rms"] = float(check_excitation_rms(excitation_rms, model))
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"

@@ -1,27 +1,33 @@
-"""Tune a release's sampling settings (temperature, noise truncation, excitation level) on dev clips, side
-by side, and optionally store them in the release.
+"""Tune a release's sampling settings on dev clips, side by side, and optionally store them in the release.
 
-For each (temperature, truncation, excitation RMS) of the grid, every clip is vocoded through the one sampler
-(``inference.synthesize``, noise seed ``seed + clip index``, the same for every setting) and scored
-against its reference: MR-STFT, log-mel L1, peak |sample| and (unless ``--fast``) V/UV F1 and F0 RMSE.
-The setting with the lowest mean MR-STFT is chosen (ties: log-mel L1), among those whose loudest sample
-stays within ``--max-peak`` when given (e.g. 1.0: no clipped samples in a 16-bit file); ``--write``
-stores it as the release's ``temperature``, ``truncation`` and ``excitation_rms`` (config.json and
-weights rewritten atomically by ``save_release``; the weights are unchanged). Truncation
-(``StandardNormal.truncation``) squeezes the same noise draws into the normal truncated to +-C standard
-deviations, at unit variance; the excitation RMS (envelope priors, ``inference.core.level_frames``) sets
-every frame of the generated excitation to that level; ``none`` turns either off.
+The grid: temperature x noise truncation x excitation level (``excitation_rms``, envelope priors) and,
+for a release with the pitch prior, its strength (``pitch_strength``: the pitch stage has no weights, so
+it can be set at synthesis; it also changes the model's likelihood, which ``waveflow eval`` reports).
+For each setting every clip is vocoded through the one sampler (``inference.synthesize``, noise seed
+``seed + clip index``, the same for every setting) and scored against its reference: MR-STFT, log-mel
+L1, peak |sample| and (unless ``--fast``) V/UV F1 and F0 RMSE.
 
-    python benchmarks/tune_temperature.py RELEASE --data ../shared/data/librispeech-mini/metadata.csv \
-        --split dev --max-clips 12 --temperatures 0.98 0.99 1.0 --truncations none 2.5 \
-        --excitation-rms none 1.0 1.25 [--max-peak 1.0] [--write]
+The setting with the lowest mean MR-STFT is chosen (ties: log-mel L1), among those that keep their
+loudest sample within ``--max-peak`` (e.g. 1.0: nothing clips in a 16-bit file) and their V/UV F1 at
+``--min-vuv-f1`` or above (e.g. Griffin-Lim's on the same clips), when given. ``--write`` stores it in
+the release (config.json and weights rewritten atomically by ``save_release``; the weights are
+unchanged). Truncation (``StandardNormal.truncation``) squeezes the same noise draws into the normal
+truncated to +-C standard deviations, at unit variance; the excitation RMS
+(``inference.core.level_frames``) sets every frame of the generated excitation to that level; ``none``
+turns either off.
+
+    python benchmarks/tune_temperature.py RELEASE --data ../shared/data/librispeech-mini/metadata.csv \\
+        --split dev --max-clips 12 --temperatures 0.98 1.0 1.02 --excitation-rms none 1.0 \\
+        --pitch-strengths 1.0 1.25 1.5 [--max-peak 1.0] [--min-vuv-f1 0.84] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -39,16 +45,25 @@ def main(argv: list[str] | None = None) -> int:
                     help="noise truncations to try, in standard deviations, or 'none' (default: none)")
     ap.add_argument("--excitation-rms", nargs="+", default=["none"], metavar="R",
                     help="per-frame excitation levels to try (envelope priors), or 'none' (default: none)")
+    ap.add_argument("--pitch-strengths", type=float, nargs="+", default=None, metavar="S",
+                    help="pitch-prior strengths to try (default: the release's)")
     ap.add_argument("--max-peak", type=float, default=None, metavar="P",
                     help="choose only among settings whose loudest output sample is <= P (e.g. 1.0)")
+    ap.add_argument("--min-vuv-f1", type=float, default=None, metavar="F",
+                    help="choose only among settings whose mean V/UV F1 is >= F (not with --fast)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action="store_true", help="spectral metrics only (no pitch tracking)")
-    ap.add_argument("--write", action="store_true", help="store the chosen temperature in the release")
+    ap.add_argument("--write", action="store_true", help="store the chosen settings in the release")
     args = ap.parse_args(argv)
+    if args.fast and args.min_vuv_f1 is not None:
+        ap.error("--min-vuv-f1 needs the pitch metrics: drop --fast")
+
+    from waveflow_py.evaluation.clips import find_clips, read_clip
     from waveflow_py.flows.distributions import check_truncation
     from waveflow_py.inference.core import check_excitation_rms
+    from waveflow_py.pretrained import load_release, save_release
 
-    def values(texts: list[str], check, flag: str) -> list[float | None]:
+    def values(texts: list[str], check: Callable[[str], float | None], flag: str) -> list[float | None]:
         try:
             return [None if c.lower() in ("none", "off") else check(c) for c in texts]
         except ValueError as e:
@@ -56,78 +71,113 @@ def main(argv: list[str] | None = None) -> int:
 
     truncations = values(args.truncations, check_truncation, "--truncations")
     levels = values(args.excitation_rms, check_excitation_rms, "--excitation-rms")
-
-    from waveflow_py.audio import MelSpectrogram, load_audio
-    from waveflow_py.evaluation.clips import find_clips
-    from waveflow_py.evaluation.pitch import pitch_metrics
-    from waveflow_py.evaluation.spectral import log_mel_l1, multi_resolution_stft
-    from waveflow_py.inference.synthesis import synthesize
-    from waveflow_py.pretrained import load_release, save_release
-
-    model, info = load_release(args.release)
-    if any(r is not None for r in levels):
-        try:
-            check_excitation_rms(1.0, model)
-        except ValueError as e:
-            ap.error(f"--excitation-rms: {e}")
+    base, info = load_release(args.release)
+    try:
+        models = _pitch_variants(base, args.pitch_strengths)
+        if any(r is not None for r in levels):
+            check_excitation_rms(1.0, base)
+    except ValueError as e:
+        ap.error(str(e))
     cfg = info.config.mel
-    front = MelSpectrogram(cfg)
     clips = find_clips(args.data, split=args.split, max_clips=args.max_clips)
-    refs = []
-    for clip in clips:
-        audio, _ = load_audio(clip.path, cfg.sample_rate, resample=True)
-        audio = np.asarray(audio, dtype=np.float32).reshape(-1)[: int(args.max_seconds * cfg.sample_rate)]
-        refs.append(audio)
+    refs = [read_clip(clip, cfg.sample_rate, args.max_seconds).astype(np.float32) for clip in clips]
+
     rows = []
-    grid = [(t, c, r) for t in args.temperatures for c in truncations for r in levels]
-    for temp, trunc, level in grid:
+    grid = [(s, t, c, r) for s in models for t in args.temperatures for c in truncations for r in levels]
+    for strength, temp, trunc, level in grid:
+        model = models[strength]
         model.prior.truncation, model.excitation_rms = trunc, level
-        scores: dict[str, list[float]] = {
-            "mrstft": [], "log_mel_l1": [], "peak": [], "vuv_f1": [], "f0_rmse_cents": []
-        }
-        for i, ref in enumerate(refs):
-            with torch.no_grad():
-                mel = front(torch.from_numpy(ref)[None])
-                gen = torch.Generator().manual_seed(args.seed + i)
-                out, _ = synthesize(model, mel, temperature=temp, generator=gen)
-            deg = out[0, : ref.size].numpy()
-            scores["mrstft"].append(multi_resolution_stft(ref, deg)["total"])
-            scores["log_mel_l1"].append(log_mel_l1(ref, deg, cfg.sample_rate, cfg))
-            scores["peak"].append(float(np.abs(deg).max()))
-            if not args.fast:
-                p = pitch_metrics(ref, deg, cfg.sample_rate)
-                scores["vuv_f1"].append(p["vuv_f1"])
-                scores["f0_rmse_cents"].append(p["f0_rmse_cents"])
-        means = {k: float(np.nanmean(v)) if v else math.nan for k, v in scores.items()}
-        means["peak"] = max(scores["peak"])  # the loudest sample of any clip
-        rows.append((temp, trunc, level, means))
-        print(f"temperature {temp:.2f}, truncation {_name(trunc)}, excitation RMS {_name(level)}: "
+        means = _score(model, refs, temp, args.seed, fast=args.fast)
+        rows.append(((strength, temp, trunc, level), means))
+        print(f"{_describe((strength, temp, trunc, level))}: "
               + ", ".join(f"{k} {v:.4f}" for k, v in means.items()), flush=True)
-    allowed = [r for r in rows if args.max_peak is None or r[3]["peak"] <= args.max_peak]
+    allowed = [
+        r for r in rows
+        if (args.max_peak is None or r[1]["peak"] <= args.max_peak)
+        and (args.min_vuv_f1 is None or r[1]["vuv_f1"] >= args.min_vuv_f1)
+    ]
     if not allowed:
-        print(f"no setting keeps the peak within {args.max_peak}: widen the grid (smaller truncations)")
+        print("no setting meets --max-peak / --min-vuv-f1: widen the grid")
         return 1
-    best = min(allowed, key=lambda r: (r[3]["mrstft"], r[3]["log_mel_l1"]))
-    print("\n| temperature | truncation | excitation RMS | MR-STFT | log-mel L1 | peak | V/UV F1 | "
-          "F0 RMSE (cents) |\n|---|---|---|---|---|---|---|---|")
-    for temp, trunc, level, m in rows:
-        mark = " (chosen)" if (temp, trunc, level) == best[:3] else ""
-        print(f"| {temp:.2f}{mark} | {_name(trunc)} | {_name(level)} | {m['mrstft']:.4f} | "
+    best = min(allowed, key=lambda r: (r[1]["mrstft"], r[1]["log_mel_l1"]))
+    print("\n| pitch strength | temperature | truncation | excitation RMS | MR-STFT | log-mel L1 | peak | "
+          "V/UV F1 | F0 RMSE (cents) |\n|---|---|---|---|---|---|---|---|---|")
+    for (strength, temp, trunc, level), m in rows:
+        mark = " (chosen)" if (strength, temp, trunc, level) == best[0] else ""
+        name = "release's" if strength is None else f"{strength:g}"
+        print(f"| {name}{mark} | {temp:.2f} | {_name(trunc)} | {_name(level)} | {m['mrstft']:.4f} | "
               f"{m['log_mel_l1']:.4f} | {m['peak']:.3f} | {m['vuv_f1']:.3f} | {m['f0_rmse_cents']:.1f} |")
-    limit = "" if args.max_peak is None else f", peak <= {args.max_peak:g}"
-    print(f"\nchosen: temperature {best[0]}, truncation {_name(best[1])}, excitation RMS {_name(best[2])} "
-          f"({len(refs)} {args.split} clips of <= {args.max_seconds} s{limit})")
+    limits = [f"peak <= {args.max_peak:g}"] if args.max_peak is not None else []
+    limits += [f"V/UV F1 >= {args.min_vuv_f1:g}"] if args.min_vuv_f1 is not None else []
+    print(f"\nchosen: {_describe(best[0])} ({len(refs)} {args.split} clips of <= {args.max_seconds} s"
+          + "".join(f", {lim}" for lim in limits) + ")")
     if args.write:
-        model.prior.truncation, model.excitation_rms = best[1], best[2]
-        save_release(info.path, model, provenance=info.provenance, temperature=best[0], truncation=best[1],
-                     excitation_rms=best[2])
-        print(f"stored temperature {best[0]}, truncation {_name(best[1])} and excitation RMS "
-              f"{_name(best[2])} in {info.path}")
+        strength, temp, trunc, level = best[0]
+        model = models[strength]
+        model.prior.truncation, model.excitation_rms = trunc, level
+        save_release(info.path, model, provenance=info.provenance, temperature=temp, truncation=trunc,
+                     excitation_rms=level)
+        print(f"stored {_describe(best[0])} in {info.path}")
     return 0
 
 
-def _name(truncation: float | None) -> str:
-    return "none" if truncation is None else f"{truncation:g}"
+def _pitch_variants(
+    model: torch.nn.Module, strengths: list[float] | None
+) -> dict[float | None, torch.nn.Module]:
+    """``{strength: model}``: the release's model with each pitch-prior strength (same weights; the
+    pitch stage has none); ``{None: model}`` when no strengths are asked for."""
+    if strengths is None:
+        return {None: model}
+    config = model.config
+    if getattr(config, "pitch", "none") == "none":
+        raise ValueError("--pitch-strengths: the release has no pitch prior (pitch: none)")
+    from waveflow_py.models import build_model, model_type_of
+
+    out: dict[float | None, torch.nn.Module] = {}
+    for s in strengths:
+        variant = build_model(model_type_of(config), dataclasses.replace(config, pitch_strength=float(s)))
+        variant.load_state_dict(model.state_dict())
+        out[float(s)] = variant.eval()
+    return out
+
+
+def _score(model: torch.nn.Module, refs: list[np.ndarray], temp: float, seed: int, fast: bool) -> dict:
+    """Mean MR-STFT, log-mel L1, V/UV F1 and F0 RMSE of ``model``'s audio for the clips, and the peak."""
+    from waveflow_py.audio import MelSpectrogram
+    from waveflow_py.evaluation.pitch import pitch_metrics
+    from waveflow_py.evaluation.spectral import log_mel_l1, multi_resolution_stft
+    from waveflow_py.inference.synthesis import synthesize
+
+    cfg = model.config.mel
+    front = MelSpectrogram(cfg)
+    keys = ("mrstft", "log_mel_l1", "peak", "vuv_f1", "f0_rmse_cents")
+    scores: dict[str, list[float]] = {k: [] for k in keys}
+    for i, ref in enumerate(refs):
+        with torch.no_grad():
+            mel = front(torch.from_numpy(ref)[None])
+            gen = torch.Generator().manual_seed(seed + i)
+            out, _ = synthesize(model, mel, temperature=temp, generator=gen)
+        deg = out[0, : ref.size].numpy()
+        scores["mrstft"].append(multi_resolution_stft(ref, deg)["total"])
+        scores["log_mel_l1"].append(log_mel_l1(ref, deg, cfg.sample_rate, cfg))
+        scores["peak"].append(float(np.abs(deg).max()))
+        if not fast:
+            p = pitch_metrics(ref, deg, cfg.sample_rate)
+            scores["vuv_f1"].append(p["vuv_f1"])
+            scores["f0_rmse_cents"].append(p["f0_rmse_cents"])
+    means = {k: float(np.nanmean(v)) if v else math.nan for k, v in scores.items()}
+    means["peak"] = max(scores["peak"])  # the loudest sample of any clip
+    return means
+
+
+def _describe(setting: tuple) -> str:
+    strength, temp, trunc, level = setting
+    out = f"temperature {temp:.2f}, truncation {_name(trunc)}, excitation RMS {_name(level)}"
+    return out if strength is None else f"pitch strength {strength:g}, {out}"
+
+
+def _name(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ def test_level_frames_sets_each_frame_and_keeps_its_shape() -> None:
     ratio = frames / x[:, :40].reshape(2, 5, 8)
     torch.testing.assert_close(ratio[0], ratio[0, :, :1].expand(5, 8))  # one gain per frame: shape kept
     assert level_frames(x.to(torch.float64), 8, RMS).dtype == torch.float64
+    assert level_frames(x[:, :0], 8, RMS).shape == (2, 0)
+    torch.testing.assert_close(level_frames(x[:, :5], 8, RMS).square().mean(-1), torch.full((2,), RMS**2))
     # piece by piece on frame boundaries == at once
     pieces = [level_frames(x[:, :16], 8, RMS), level_frames(x[:, 16:], 8, RMS)]
     torch.testing.assert_close(torch.cat(pieces, 1), y)

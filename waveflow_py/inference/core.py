@@ -122,6 +122,8 @@ def level_frames(excitation: Tensor, hop: int, rms: float) -> Tensor:
     puts the frame energies back where the prior says they are and keeps each frame's shape.
     """
     b, t = excitation.shape
+    if t == 0:
+        return excitation
     full = t // hop * hop
     x = excitation.float()
     parts = []

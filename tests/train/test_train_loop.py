@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from waveflow_py.flows.base import check_tensor
 from waveflow_py.train.checkpoint import CheckpointMismatch, load_checkpoint
 from waveflow_py.train.loop import NonFiniteLossError, train
 
@@ -45,15 +46,18 @@ def test_resume_refuses_a_different_model(corpus, tiny_experiment, tmp_path) -> 
 
 
 class _Flaky(torch.nn.Module):
-    """Wraps the stand-in; its log_prob is NaN on the calls listed in ``bad``."""
+    """Wraps the stand-in; its log_prob is NaN on the calls listed in ``bad``, and an intermediate
+    overflows (a flow's input check raises ``NonFiniteError``) on the calls in ``overflow``."""
 
-    def __init__(self, inner: torch.nn.Module, bad: set[int]) -> None:
+    def __init__(self, inner: torch.nn.Module, bad: set[int], overflow: set[int] = frozenset()) -> None:
         super().__init__()
-        self.inner, self.bad, self.calls = inner, bad, 0
+        self.inner, self.bad, self.overflow, self.calls = inner, bad, overflow, 0
         self.config, self.hop_length, self.sample_rate = inner.config, inner.hop_length, inner.sample_rate
 
     def log_prob(self, audio, mel):
         self.calls += 1
+        if self.calls in self.overflow:
+            check_tensor(torch.full((1, 4), float("inf")), name="input")
         lp = self.inner.log_prob(audio, mel)
         return lp * float("nan") if self.calls in self.bad else lp
 
@@ -77,6 +81,14 @@ def test_nonfinite_loss_is_skipped_then_stops(corpus, tiny_experiment, standin, 
     losses = dict(res.losses)
     assert math.isnan(losses[2]) and math.isfinite(losses[3]) and math.isfinite(losses[6])
     assert "non-finite loss" in caplog.text and "step skipped" in caplog.text
+
+    def overflowing(cfg):  # an overflow inside the flows is skipped like a non-finite loss, not fatal
+        return _Flaky(standin(cfg), bad=set(), overflow={2, 3})
+
+    res = train(tiny_experiment(corpus, tmp_path / "o", steps=5, val_every=100, ckpt_every=100,
+                                max_nonfinite=3), model_factory=overflowing)
+    losses = dict(res.losses)
+    assert res.step == 5 and res.skipped_steps == 2 and math.isinf(losses[2]) and math.isfinite(losses[4])
 
     def always_bad(cfg):
         return _Flaky(standin(cfg), bad=set(range(1, 100)))

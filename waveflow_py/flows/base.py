@@ -21,6 +21,7 @@ __all__ = [
     "Inverse",
     "Flow",
     "InverseNotAvailable",
+    "NonFiniteError",
     "check_tensor",
     "check_context",
     "sum_except_batch",
@@ -42,6 +43,11 @@ def cuda_graph_capturing() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or inf (:func:`check_tensor`): a bad input where a caller passed it, or a
+    numerical overflow where a flow produced it (training skips such a step like a non-finite loss)."""
+
+
 def check_tensor(
     x: Tensor,
     *,
@@ -53,8 +59,8 @@ def check_tensor(
     """Raise ``ValueError`` naming what was expected and what came.
 
     ``ndims``: allowed ranks; ``dim_sizes``: ``{dim: size}`` that must match (negative dims allowed);
-    ``finite``: reject NaN / inf (skipped while a CUDA graph is being captured: the scan would
-    synchronise with the host, which capture forbids).
+    ``finite``: reject NaN / inf with a :class:`NonFiniteError` (skipped while a CUDA graph is being
+    captured: the scan would synchronise with the host, which capture forbids).
     """
     if not isinstance(x, Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
@@ -70,7 +76,7 @@ def check_tensor(
         raise ValueError(f"{name}: expected a non-empty batch, got shape {tuple(x.shape)}")
     if finite and x.is_floating_point() and not cuda_graph_capturing() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name}: contains {bad} non-finite value(s) (NaN or inf)")
+        raise NonFiniteError(f"{name}: contains {bad} non-finite value(s) (NaN or inf)")
 
 
 def check_context(context: Tensor | None, *, expected: bool, batch: int, name: str = "context") -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from waveflow_py.config import ExperimentConfig, to_dict
+from waveflow_py.flows.base import NonFiniteError
 from waveflow_py.train import checkpoint as ckpt
 from waveflow_py.train.distributed import DistInfo, all_gather_objects, any_true, barrier
 from waveflow_py.train.logging import MetricsLogger, bits_per_sample
@@ -225,9 +226,13 @@ class Trainer:
         with torch.no_grad():
             mel = p.mel_fn(audio)
         p.optimizer.zero_grad(set_to_none=True)
-        with p.autocast():
-            loss = -p.train_module(audio, mel).float().mean()
-        loss_value = float(loss.detach())
+        try:
+            with p.autocast():
+                loss = -p.train_module(audio, mel).float().mean()
+            loss_value = float(loss.detach())
+        except NonFiniteError as e:  # an intermediate overflowed (e.g. an unbounded exp scale): the same
+            logger.debug("step %d: %s", self.step, e)  # event as a non-finite loss, on this rank only
+            loss_value = math.inf
         if any_true(self.dist, not math.isfinite(loss_value), self.device):
             return loss_value, None
         if p.scaler is not None:

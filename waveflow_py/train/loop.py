@@ -92,8 +92,8 @@ class Trainer:
             raise
         from waveflow_py.train.export import inherited_sampling
 
-        # a fine-tuning run keeps its release's tuned sampling (temperature, noise truncation): in its
-        # validation and its release
+        # a fine-tuning run keeps its release's tuned sampling (temperature, truncation, excitation
+        # RMS): in its validation and its release
         self.release_sampling = inherited_sampling(self.init_release)
         self.release_temperature = self.release_sampling["temperature"]
         prior = getattr(self.parts.model, "prior", None)

@@ -155,9 +155,7 @@ class Vocoder:
 
     @truncation.setter
     def truncation(self, value: float | str | None) -> None:
-        if isinstance(value, str) and value.strip().lower() in ("none", "off"):
-            value = None
-        self.model.prior.truncation = check_truncation(value)
+        self.model.prior.truncation = check_truncation(_none_if_off(value))
 
     @property
     def excitation_rms(self) -> float | None:
@@ -167,9 +165,7 @@ class Vocoder:
 
     @excitation_rms.setter
     def excitation_rms(self, value: float | str | None) -> None:
-        if isinstance(value, str) and value.strip().lower() in ("none", "off"):
-            value = None
-        self.model.excitation_rms = check_excitation_rms(value, self.model)
+        self.model.excitation_rms = check_excitation_rms(_none_if_off(value), self.model)
 
     @property
     def mel_config(self) -> MelConfig:
@@ -379,3 +375,10 @@ class Vocoder:
         if self._denoiser is None:
             self._denoiser = Denoiser.from_model(self.model).to(self.device)
         return self._denoiser(audio, strength)
+
+
+def _none_if_off(value: float | str | None) -> float | str | None:
+    """``"none"``/``"off"`` (any case) -> ``None``: an optional sampling setting turned off by name."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+        return None
+    return value

@@ -55,17 +55,16 @@ class _DeprecatedSigma(argparse.Action):
 def _positive_or_none(text: str) -> float | str | None:
     """``--truncation`` / ``--excitation-rms`` values: a number > 0, ``none``/``off``, or ``release``
     (the default: the release's own)."""
+    from waveflow_py.flows.distributions import check_positive
+
     if text.strip().lower() in ("none", "off"):
         return None
     if text.strip().lower() == "release":
         return "release"
     try:
-        value = float(text)
+        return check_positive(text, "value")
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'none', got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0 or 'none', got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0 or 'none', got {text!r}") from None
 
 
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:

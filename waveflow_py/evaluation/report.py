@@ -144,7 +144,7 @@ def _settings_lines(result: EvalResult) -> list[str]:
         f"{sum(c.seconds for c in result.clips):.1f} s of audio at {st['sample_rate']} Hz "
         "(files at other rates are resampled with soxr).",
         f"- **Vocoder sampling**: temperature {_temperature(st)} (x the prior's training sigma), "
-        f"{_truncation(result.model)}, noise seed = {st['seed']} + clip index.",
+        f"{_sampling(result.model)}, noise seed = {st['seed']} + clip index.",
         f"- **Griffin-Lim**: {st['griffin_lim_iters']} iterations of fast Griffin-Lim (momentum 0.99, random "
         "initial phase, same seed) on the NNLS inverse of the same log-mel (exp / 10** of the log, then the "
         "mel filter bank inverted).",
@@ -322,7 +322,7 @@ def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     return written
 
 
-def _truncation(model: dict[str, Any]) -> str:
+def _sampling(model: dict[str, Any]) -> str:
     """How the vocoder's noise was drawn (untruncated, or truncated to +-C standard deviations) and its
     excitation levelled (when it was)."""
     c, rms = model.get("truncation"), model.get("excitation_rms")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["StandardNormal", "check_temperature", "check_truncation", "truncated_std"]
+__all__ = ["StandardNormal", "check_temperature", "check_truncation", "check_positive", "truncated_std"]
 
 
 class StandardNormal(nn.Module):
@@ -105,17 +105,22 @@ def truncated_std(c: float | None) -> float:
 
 def check_truncation(truncation: float | None) -> float | None:
     """``truncation`` as a float (or ``None``: off), or ``ValueError`` unless it is a finite number > 0."""
-    if truncation is None:
+    return check_positive(truncation, "truncation", "standard deviations")
+
+
+def check_positive(value: object, name: str, unit: str = "") -> float | None:
+    """An optional sampling setting: ``value`` as a float (``None`` stays ``None``: off), or a
+    ``ValueError`` naming ``name`` unless it is a finite number > 0 (a bool is not a number here)."""
+    if value is None:
         return None
     try:
-        c = math.nan if isinstance(truncation, bool) else float(truncation)
+        v = math.nan if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        c = math.nan
-    if not (c > 0 and math.isfinite(c)):
-        raise ValueError(
-            f"truncation: expected a finite number > 0 (standard deviations) or none, got {truncation!r}"
-        )
-    return c
+        v = math.nan
+    if not (v > 0 and math.isfinite(v)):
+        what = f" ({unit})" if unit else ""
+        raise ValueError(f"{name}: expected a finite number > 0{what} or none, got {value!r}")
+    return v
 
 
 def check_temperature(temperature: float) -> float:

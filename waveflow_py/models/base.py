@@ -21,7 +21,7 @@ from waveflow_py.audio.envelope import SpectralEnvelope
 from waveflow_py.audio.periodicity import MelPeriodicity, lag_range
 from waveflow_py.config import MelConfig
 from waveflow_py.flows.base import check_tensor
-from waveflow_py.flows.distributions import StandardNormal
+from waveflow_py.flows.distributions import StandardNormal, check_positive
 from waveflow_py.flows.lpc import LPCFilter, PreEmphasis, lpc_context
 from waveflow_py.flows.ltp import LongTermPredictor, ltp_context
 from waveflow_py.nn.upsample import MelUpsampler, factor_hop
@@ -325,15 +325,8 @@ def check_excitation_rms(value: Any, model: nn.Module | None = None) -> float | 
     """``value`` as a float > 0 (or ``None``: off), else ``ValueError``; with ``model``, also a
     ``ValueError`` unless the model has an envelope prior (``gain`` or ``lpc``: only they calibrate the
     excitation's level; without one the excitation is the audio)."""
-    if value is None:
-        return None
-    try:
-        v = float("nan") if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not (v > 0 and v < float("inf")):
-        raise ValueError(f"excitation_rms: expected a finite number > 0 or none, got {value!r}")
-    if model is not None:
+    v = check_positive(value, "excitation_rms")
+    if v is not None and model is not None:
         envelope = getattr(getattr(model, "config", None), "envelope", "none")
         if envelope not in ("gain", "lpc"):
             raise ValueError(

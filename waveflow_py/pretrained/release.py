@@ -17,7 +17,7 @@ from torch import nn
 from waveflow_py.atomic import atomic_write, sha256_file
 from waveflow_py.config import MelConfig, from_dict, to_dict
 from waveflow_py.dtypes import parse_dtype
-from waveflow_py.flows.distributions import check_truncation
+from waveflow_py.flows.distributions import check_positive, check_truncation
 from waveflow_py.nn.state import describe_mismatch
 from waveflow_py.pretrained.errors import (
     CONFIG_FILE,
@@ -217,33 +217,28 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
         format_version=int(data["format_version"]),
         num_parameters=data.get("num_parameters"),
         temperature=_temperature(data.get("temperature"), path / CONFIG_FILE),
-        truncation=_truncation(data.get("truncation"), path / CONFIG_FILE),
+        truncation=_positive(data.get("truncation"), "truncation", path / CONFIG_FILE),
         excitation_rms=_excitation_rms(data.get("excitation_rms"), path / CONFIG_FILE, config),
     )
 
 
 def _excitation_rms(value: Any, where: Path, config: Any) -> float | None:
     """The optional ``"excitation_rms"`` of config.json: a number > 0 or null, for an envelope prior."""
-    if value is None:
-        return None
+    rms = _positive(value, "excitation_rms", where)
     envelope = getattr(config, "envelope", "none")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < float("inf")):
-        raise ReleaseFormatError(f"{where}: excitation_rms: expected a number > 0 or null, got {value!r}")
-    if envelope not in ("gain", "lpc"):
+    if rms is not None and envelope not in ("gain", "lpc"):
         raise ReleaseFormatError(
             f"{where}: excitation_rms is set but the model has envelope {envelope!r} (needs gain or lpc)"
         )
-    return float(value)
+    return rms
 
 
-def _truncation(value: Any, where: Path) -> float | None:
-    """The optional ``"truncation"`` of config.json: a number > 0 (standard deviations) or null."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ReleaseFormatError(f"{where}: truncation: expected a number > 0 or null, got {value!r}")
+def _positive(value: Any, key: str, where: Path) -> float | None:
+    """An optional sampling setting of config.json: a JSON number > 0 or null (a string is not one)."""
+    if value is not None and not isinstance(value, (int, float)):
+        raise ReleaseFormatError(f"{where}: {key}: expected a number > 0 or null, got {value!r}")
     try:
-        return check_truncation(value)
+        return check_positive(value, key)
     except ValueError as e:
         raise ReleaseFormatError(f"{where}: {e}") from None
 

@@ -97,9 +97,12 @@ def bench_nvidia(repo: Path, tmp: Path, frames: int, repeats: int, threads: int)
     onnx = _onnx_runner(ours, tmp, threads)
     samples, rows = frames * 256, []
     t_ref, ref = _timed(mine, repeats)
-    for name, fn in [("NVIDIA infer (weight norm removed)", theirs), ("ours cached fp32", mine),
-                     ("ours cached bf16", lambda: mine(torch.bfloat16)),
-                     ("ONNX Runtime fp32", lambda: onnx(mel, z))]:  # fmt: skip
+    for name, fn in [
+        ("NVIDIA infer (weight norm removed)", theirs),
+        ("ours cached fp32", mine),
+        ("ours cached bf16", lambda: mine(torch.bfloat16)),
+        ("ONNX Runtime fp32", lambda: onnx(mel, z)),
+    ]:
         sec, out = (t_ref, ref) if name == "ours cached fp32" else _timed(fn, repeats)
         rows.append(
             _row("WaveGlow 12x8, 256 ch (NVIDIA)", name, sec, samples, 22050, (out - ref).abs().max().item())
@@ -136,8 +139,11 @@ def bench_l0sg(repo: Path, tmp: Path, frames: int, repeats: int, threads: int, o
         with torch.no_grad():
             return ours.inverse(z, mel, cache=ours.fast_cache(dtype))[0]
 
-    methods = [("L0SG reverse_fast (wn removed, fused)", theirs), ("ours cached fp32", mine),
-               ("ours cached bf16", lambda: mine(torch.bfloat16))]
+    methods = [
+        ("L0SG reverse_fast (wn removed, fused)", theirs),
+        ("ours cached fp32", mine),
+        ("ours cached bf16", lambda: mine(torch.bfloat16)),
+    ]
     if onnx_too:  # the unrolled h=16 x 8 x 8 graph takes many minutes to export (see docs/import.md)
         onnx = _onnx_runner(ours, tmp, threads)
         z_full = torch.cat([z, torch.zeros(1, 768)], 1)  # the graph takes F * hop samples: first t compared
@@ -157,8 +163,11 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=0.5, help="audio length (default 0.5 s)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--onnx-waveflow", action="store_true",
-                   help="also export and time the WaveFlow graph (its export takes many minutes)")
+    p.add_argument(
+        "--onnx-waveflow",
+        action="store_true",
+        help="also export and time the WaveFlow graph (its export takes many minutes)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     frames = max(4, round(args.seconds * 22050 / 256))

@@ -111,12 +111,22 @@ def child(args: argparse.Namespace) -> None:
     except _Stop:
         done = False
     wall = time.perf_counter() - t0
-    print(json.dumps({
-        "model": args.model, "seconds": seconds, "mode": args.mode, "dtype": str(vocoder.compute_dtype),
-        "peak_rss_mib": rss(), "after_model_mib": base, "wall_s": wall, "completed": done,
-        "chunks_run": chunks["n"] if args.stop_after else None,
-        "params": sum(p.numel() for p in model.parameters()),
-    }))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "seconds": seconds,
+                "mode": args.mode,
+                "dtype": str(vocoder.compute_dtype),
+                "peak_rss_mib": rss(),
+                "after_model_mib": base,
+                "wall_s": wall,
+                "completed": done,
+                "chunks_run": chunks["n"] if args.stop_after else None,
+                "params": sum(p.numel() for p in model.parameters()),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -138,10 +148,25 @@ def main() -> None:
     rows = []
     for mode in args.modes:
         for s in args.seconds:
-            cmd = [sys.executable, __file__, "--child", "--model", args.model, "--seconds", str(s),
-                   "--mode", mode, "--dtype", args.dtype, "--threads", str(args.threads),
-                   "--max-frames", str(args.max_frames),
-                   "--stop-after", str(args.stop_after if mode == "chunked" else 0)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--model",
+                args.model,
+                "--seconds",
+                str(s),
+                "--mode",
+                mode,
+                "--dtype",
+                args.dtype,
+                "--threads",
+                str(args.threads),
+                "--max-frames",
+                str(args.max_frames),
+                "--stop-after",
+                str(args.stop_after if mode == "chunked" else 0),
+            ]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
                 tail = (res.stderr.strip().splitlines() or ["?"])[-1]
@@ -149,17 +174,21 @@ def main() -> None:
             else:
                 rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
-    table = ["| model | input | mode | compute dtype | peak RSS | RSS after model build | wall | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| model | input | mode | compute dtype | peak RSS | RSS after model build | wall | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         secs = f"{r['seconds']:g} s"
         if "error" in r:
             table.append(f"| {r['model']} | {secs} | {r['mode']} | - | failed: {r['error']} | - | - | - |")
             continue
         note = "" if r["completed"] else f"synthesis stopped after {r['chunks_run'] - 1} chunks"
-        table.append(f"| {r['model']} ({r['params'] / 1e6:.2f} M) | {secs} | {r['mode']} | {r['dtype']} | "
-                     f"{r['peak_rss_mib']:.0f} MiB | {r['after_model_mib']:.0f} MiB | {r['wall_s']:.1f} s "
-                     f"| {note} |")
+        table.append(
+            f"| {r['model']} ({r['params'] / 1e6:.2f} M) | {secs} | {r['mode']} | {r['dtype']} | "
+            f"{r['peak_rss_mib']:.0f} MiB | {r['after_model_mib']:.0f} MiB | {r['wall_s']:.1f} s "
+            f"| {note} |"
+        )
     text = "\n".join(table)
     print(text)
     if args.results:

@@ -69,7 +69,6 @@ def main() -> int:
     ap.add_argument("--order", type=int, default=16)
     args = ap.parse_args()
 
-
     from waveflow_py.audio.envelope import SpectralEnvelope
     from waveflow_py.config import mel_preset
     from waveflow_py.evaluation.clips import find_clips, read_clip

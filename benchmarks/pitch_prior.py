@@ -37,7 +37,6 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-
     from waveflow_py.audio.envelope import SpectralEnvelope
     from waveflow_py.audio.periodicity import MelPeriodicity, lag_range
     from waveflow_py.config import mel_preset

@@ -23,8 +23,11 @@ from typing import Any
 def read_run(run: Path) -> dict[str, Any]:
     text = (run / "metrics.jsonl").read_text(encoding="utf-8")
     rows = [json.loads(x) for x in text.splitlines() if x.strip()]
-    dev = [(r["cpu_minutes"], r["bits_per_sample"], r["step"]) for r in rows
-           if r.get("split") == "dev" and "cpu_minutes" in r and math.isfinite(r["bits_per_sample"])]
+    dev = [
+        (r["cpu_minutes"], r["bits_per_sample"], r["step"])
+        for r in rows
+        if r.get("split") == "dev" and "cpu_minutes" in r and math.isfinite(r["bits_per_sample"])
+    ]
     train = [r for r in rows if r.get("split") == "train" and "cpu_minutes" in r]
     # samples per CPU-second of training steps (the wall-clock samples_per_s depends on the machine's load)
     per_step = {r["step"]: r["samples_per_s"] / max(r["steps_per_s"], 1e-12) for r in train}
@@ -37,8 +40,13 @@ def read_run(run: Path) -> dict[str, Any]:
     cfg = run / "release" / "config.json"
     if cfg.is_file():
         params = json.loads(cfg.read_text(encoding="utf-8")).get("num_parameters")
-    return {"name": run.name, "dev": dev, "rate": rates[len(rates) // 2] if rates else float("nan"),
-            "steps": max((r["step"] for r in rows), default=0), "params": params}
+    return {
+        "name": run.name,
+        "dev": dev,
+        "rate": rates[len(rates) // 2] if rates else float("nan"),
+        "steps": max((r["step"] for r in rows), default=0),
+        "params": params,
+    }
 
 
 def at_minutes(dev: list[tuple[float, float, int]], minutes: float) -> float:
@@ -107,11 +115,20 @@ def plot(runs: list[dict[str, Any]], refs: list[tuple[str, float]], out: Path) -
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="run directories (with metrics.jsonl)")
-    ap.add_argument("--mark", type=float, default=None, help="CPU-minute mark for the table (default: the "
-                    "shortest run's last validation)")
+    ap.add_argument(
+        "--mark",
+        type=float,
+        default=None,
+        help="CPU-minute mark for the table (default: the shortest run's last validation)",
+    )
     ap.add_argument("--plot", type=Path, default=None, help="write the learning curves to this PNG")
-    ap.add_argument("--ref", action="append", default=[], metavar="NAME=BITS",
-                    help="a horizontal reference line (e.g. a zero-parameter baseline's dev bits/sample)")
+    ap.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        metavar="NAME=BITS",
+        help="a horizontal reference line (e.g. a zero-parameter baseline's dev bits/sample)",
+    )
     args = ap.parse_args(argv)
     runs = [read_run(r) for r in args.runs if (r / "metrics.jsonl").is_file()]
     if not runs:

@@ -41,16 +41,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-clips", type=int, default=12, help="clips, evenly spaced over the list")
     ap.add_argument("--max-seconds", type=float, default=4.0, help="crop each clip to this length")
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
-    ap.add_argument("--truncations", nargs="+", default=["none"], metavar="C",
-                    help="noise truncations to try, in standard deviations, or 'none' (default: none)")
-    ap.add_argument("--excitation-rms", nargs="+", default=["none"], metavar="R",
-                    help="per-frame excitation levels to try (envelope priors), or 'none' (default: none)")
-    ap.add_argument("--pitch-strengths", type=float, nargs="+", default=None, metavar="S",
-                    help="pitch-prior strengths to try (default: the release's)")
-    ap.add_argument("--max-peak", type=float, default=None, metavar="P",
-                    help="choose only among settings whose loudest output sample is <= P (e.g. 1.0)")
-    ap.add_argument("--min-vuv-f1", type=float, default=None, metavar="F",
-                    help="choose only among settings whose mean V/UV F1 is >= F (not with --fast)")
+    ap.add_argument(
+        "--truncations",
+        nargs="+",
+        default=["none"],
+        metavar="C",
+        help="noise truncations to try, in standard deviations, or 'none' (default: none)",
+    )
+    ap.add_argument(
+        "--excitation-rms",
+        nargs="+",
+        default=["none"],
+        metavar="R",
+        help="per-frame excitation levels to try (envelope priors), or 'none' (default: none)",
+    )
+    ap.add_argument(
+        "--pitch-strengths",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="S",
+        help="pitch-prior strengths to try (default: the release's)",
+    )
+    ap.add_argument(
+        "--max-peak",
+        type=float,
+        default=None,
+        metavar="P",
+        help="choose only among settings whose loudest output sample is <= P (e.g. 1.0)",
+    )
+    ap.add_argument(
+        "--min-vuv-f1",
+        type=float,
+        default=None,
+        metavar="F",
+        help="choose only among settings whose mean V/UV F1 is >= F (not with --fast)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action="store_true", help="spectral metrics only (no pitch tracking)")
     ap.add_argument("--write", action="store_true", help="store the chosen settings in the release")
@@ -89,10 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         model.prior.truncation, model.excitation_rms = trunc, level
         means = _score(model, refs, temp, args.seed, fast=args.fast)
         rows.append(((strength, temp, trunc, level), means))
-        print(f"{_describe((strength, temp, trunc, level))}: "
-              + ", ".join(f"{k} {v:.4f}" for k, v in means.items()), flush=True)
+        print(
+            f"{_describe((strength, temp, trunc, level))}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in means.items()),
+            flush=True,
+        )
     allowed = [
-        r for r in rows
+        r
+        for r in rows
         if (args.max_peak is None or r[1]["peak"] <= args.max_peak)
         and (args.min_vuv_f1 is None or r[1]["vuv_f1"] >= args.min_vuv_f1)
     ]
@@ -100,23 +130,36 @@ def main(argv: list[str] | None = None) -> int:
         print("no setting meets --max-peak / --min-vuv-f1: widen the grid")
         return 1
     best = min(allowed, key=lambda r: (r[1]["mrstft"], r[1]["log_mel_l1"]))
-    print("\n| pitch strength | temperature | truncation | excitation RMS | MR-STFT | log-mel L1 | peak | "
-          "V/UV F1 | F0 RMSE (cents) |\n|---|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| pitch strength | temperature | truncation | excitation RMS | MR-STFT | log-mel L1 | peak | "
+        "V/UV F1 | F0 RMSE (cents) |\n|---|---|---|---|---|---|---|---|---|"
+    )
     for (strength, temp, trunc, level), m in rows:
         mark = " (chosen)" if (strength, temp, trunc, level) == best[0] else ""
         name = "release's" if strength is None else f"{strength:g}"
-        print(f"| {name}{mark} | {temp:.2f} | {_name(trunc)} | {_name(level)} | {m['mrstft']:.4f} | "
-              f"{m['log_mel_l1']:.4f} | {m['peak']:.3f} | {m['vuv_f1']:.3f} | {m['f0_rmse_cents']:.1f} |")
+        print(
+            f"| {name}{mark} | {temp:.2f} | {_name(trunc)} | {_name(level)} | {m['mrstft']:.4f} | "
+            f"{m['log_mel_l1']:.4f} | {m['peak']:.3f} | {m['vuv_f1']:.3f} | {m['f0_rmse_cents']:.1f} |"
+        )
     limits = [f"peak <= {args.max_peak:g}"] if args.max_peak is not None else []
     limits += [f"V/UV F1 >= {args.min_vuv_f1:g}"] if args.min_vuv_f1 is not None else []
-    print(f"\nchosen: {_describe(best[0])} ({len(refs)} {args.split} clips of <= {args.max_seconds} s"
-          + "".join(f", {lim}" for lim in limits) + ")")
+    print(
+        f"\nchosen: {_describe(best[0])} ({len(refs)} {args.split} clips of <= {args.max_seconds} s"
+        + "".join(f", {lim}" for lim in limits)
+        + ")"
+    )
     if args.write:
         strength, temp, trunc, level = best[0]
         model = models[strength]
         model.prior.truncation, model.excitation_rms = trunc, level
-        save_release(info.path, model, provenance=info.provenance, temperature=temp, truncation=trunc,
-                     excitation_rms=level)
+        save_release(
+            info.path,
+            model,
+            provenance=info.provenance,
+            temperature=temp,
+            truncation=trunc,
+            excitation_rms=level,
+        )
         print(f"stored {_describe(best[0])} in {info.path}")
     return 0
 

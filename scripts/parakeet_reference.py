@@ -43,11 +43,15 @@ def main(repo: Path, out: Path) -> None:
         sys.modules[name] = types.ModuleType(name)
     sys.modules["parakeet.utils"].checkpoint = sys.modules["parakeet.utils.checkpoint"]  # type: ignore[attr-defined]
     _load("parakeet.modules.geometry", repo / "parakeet/modules/geometry.py")
-    wf = _load("parakeet.models.waveflow", repo / "parakeet/models/waveflow.py", {
-        "paddle.shape(x)[-1]": "x.shape[-1]",
-        "len(paddle.shape(self._conv_buffer))": "len(self._conv_buffer.shape)",
-        "num_step = paddle.ones([1], dtype='int32') * (self.n_group)": "num_step = self.n_group",
-    })  # fmt: skip
+    wf = _load(
+        "parakeet.models.waveflow",
+        repo / "parakeet/models/waveflow.py",
+        {
+            "paddle.shape(x)[-1]": "x.shape[-1]",
+            "len(paddle.shape(self._conv_buffer))": "len(self._conv_buffer.shape)",
+            "num_step = paddle.ones([1], dtype='int32') * (self.n_group)": "num_step = self.n_group",
+        },
+    )
     for h in (16, 64):
         paddle.seed(0)
         rng = np.random.default_rng(h)

@@ -84,8 +84,21 @@ def test_bad_inputs_are_reported_and_the_rest_complete(
         assert not (out / Path(bad).with_suffix(".wav").name).exists()
     assert "16000 Hz" in err and "80" in err
     # the wrong-rate file works once resampling is asked for
-    assert main(["vocode", str(tmp_path / "rate.wav"), "-o", str(out / "r.wav"), "--model", str(release),
-                 "--resample", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "vocode",
+                str(tmp_path / "rate.wav"),
+                "-o",
+                str(out / "r.wav"),
+                "--model",
+                str(release),
+                "--resample",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert sf.info(str(out / "r.wav")).samplerate == SR
 
 
@@ -184,8 +197,11 @@ def test_vocode_never_overwrites_its_input(
     sf.write(rec, tone(0.2), SR)
     before = _digest(rec)
     monkeypatch.chdir(tmp_path)
-    argv = {"-o the input file": ["in.wav", "-o", "in.wav"], "-o . in its folder": ["in.wav", "-o", "."],
-            "dir -o dir": [str(tmp_path), "-o", str(tmp_path)]}[how]
+    argv = {
+        "-o the input file": ["in.wav", "-o", "in.wav"],
+        "-o . in its folder": ["in.wav", "-o", "."],
+        "dir -o dir": [str(tmp_path), "-o", str(tmp_path)],
+    }[how]
     for extra in ([], ["--overwrite"]):  # --overwrite never extends to an input
         rc = main(["vocode", *argv, "--model", str(release), "--quiet", *extra])
         err = capsys.readouterr().err
@@ -225,8 +241,19 @@ def test_one_bad_mel_never_aborts_the_batch(
     torch.save({"mel": good.to(torch.complex64)}, tmp_path / "complex.pt")
     names = ["g1.npy", "bad.pt", "words.npy", "g2.pt", "complex.pt"]
     out = tmp_path / "out"
-    rc = main(["vocode", *[str(tmp_path / n) for n in names], "-o", str(out), "--model", str(release),
-               "--batch-size", "8", "--quiet"])  # fmt: skip
+    rc = main(
+        [
+            "vocode",
+            *[str(tmp_path / n) for n in names],
+            "-o",
+            str(out),
+            "--model",
+            str(release),
+            "--batch-size",
+            "8",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["g1.wav", "g2.wav"]
@@ -250,8 +277,22 @@ def test_vocode_uses_vocode_many(release: Path, tmp_path: Path, monkeypatch: pyt
     for i in range(3):
         np.save(tmp_path / f"m{i}.npy", mel_of(release, 0.1 + 0.05 * i).numpy())
     out = tmp_path / "out"
-    assert main(["vocode", *[str(tmp_path / f"m{i}.npy") for i in range(3)], "-o", str(out),
-                 "--model", str(release), "--batch-size", "2", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "vocode",
+                *[str(tmp_path / f"m{i}.npy") for i in range(3)],
+                "-o",
+                str(out),
+                "--model",
+                str(release),
+                "--batch-size",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert calls == [(2, 2), (1, 2)]
     assert len(sf.read(out / "m2.wav")[0]) == mel_of(release, 0.2).shape[-1] * HOP
 

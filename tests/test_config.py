@@ -96,7 +96,7 @@ def test_invalid_yaml_is_a_one_line_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bad\.yaml: invalid YAML: .* at line \d+, column \d+") as e:
         load_yaml(WaveFlowConfig, tmp_path / "bad.yaml")
     assert "\n" not in str(e.value)
-    (tmp_path / "bad.json").write_text("{\"n_flows\": 4,}")
+    (tmp_path / "bad.json").write_text('{"n_flows": 4,}')
     with pytest.raises(ValueError, match=r"bad\.json: invalid JSON"):
         load_yaml(WaveFlowConfig, tmp_path / "bad.json")
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00\x81garbage")

@@ -66,8 +66,16 @@ def glow_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return mod
 
 
-def _nvidia_model(glow: types.ModuleType, n_flows: int = 5, g: int = 8, every: int = 2, layers: int = 2,
-                  ch: int = 8, n_mels: int = 8, hop: int = 16) -> nn.Module:  # fmt: skip
+def _nvidia_model(
+    glow: types.ModuleType,
+    n_flows: int = 5,
+    g: int = 8,
+    every: int = 2,
+    layers: int = 2,
+    ch: int = 8,
+    n_mels: int = 8,
+    hop: int = 16,
+) -> nn.Module:
     """NVIDIA WaveGlow's module layout (glow.py), built from plain torch layers."""
     wg = glow.WaveGlow()
     wg.upsample = nn.ConvTranspose1d(n_mels, n_mels, 4 * hop, stride=hop)
@@ -169,12 +177,22 @@ def _l0sg_state(n_flow: int = 2, n_layer: int = 2, res: int = 8, cin: int = 8) -
 
 
 def _l0sg_config(path: Path, h: int = 8, n_flow: int = 2, n_layer: int = 2, cycle: int = 1) -> Path:
-    path.write_text(json.dumps({
-        "data_config": {"sampling_rate": 22050, "hop_length": 256, "mel_fmax": 8000.0},
-        "waveflow_config": {"cin_channels": 8, "res_channels": 8, "n_height": h, "n_layer": n_layer,
-                            "n_flow": n_flow, "n_layer_per_cycle": cycle,
-                            "coupling_type": "waveflow_bipartize"},
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "data_config": {"sampling_rate": 22050, "hop_length": 256, "mel_fmax": 8000.0},
+                "waveflow_config": {
+                    "cin_channels": 8,
+                    "res_channels": 8,
+                    "n_height": h,
+                    "n_layer": n_layer,
+                    "n_flow": n_flow,
+                    "n_layer_per_cycle": cycle,
+                    "coupling_type": "waveflow_bipartize",
+                },
+            }
+        )
+    )
     return path
 
 
@@ -210,8 +228,15 @@ def test_l0sg_missing_and_unmapped_tensors_are_named(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- Parakeet WaveFlow
-def _parakeet_pdparams(path: Path, h: int = 8, n_flows: int = 2, n_layers: int = 2, ch: int = 8,
-                       n_mels: int = 8, perm: list[int] | None = None) -> Path:  # fmt: skip
+def _parakeet_pdparams(
+    path: Path,
+    h: int = 8,
+    n_flows: int = 2,
+    n_layers: int = 2,
+    ch: int = 8,
+    n_mels: int = 8,
+    perm: list[int] | None = None,
+) -> Path:
     """A .pdparams as paddle.save writes it: a pickle of {name: (variable name, ndarray)}, gains 1-D."""
     rng = np.random.default_rng(0)
     state: dict[str, object] = {}
@@ -314,15 +339,19 @@ def test_cli_import_writes_a_release_and_bad_inputs_fail_in_one_line(
     cases = [
         (["--from", "nvidia-waveglow", str(evil)], "refusing to load"),
         (["--from", "nvidia-waveglow", str(truncated)], "truncated or corrupt"),
-        (["--from", "l0sg-waveflow", str(truncated), "--config", str(_l0sg_config(tmp_path / "c.json"))],
-         "truncated or corrupt"),
+        (
+            ["--from", "l0sg-waveflow", str(truncated), "--config", str(_l0sg_config(tmp_path / "c.json"))],
+            "truncated or corrupt",
+        ),
         (["--from", "parakeet-waveflow", str(truncated)], "not a paddle .pdparams pickle"),
         (["--from", "nvidia-waveglow", str(l0sg)], "not an NVIDIA WaveGlow checkpoint"),
-        (["--from", "nvidia-waveglow", str(good), "--config", str(bad_config)],
-         "n_flows: config 7 vs checkpoint 3"),
+        (
+            ["--from", "nvidia-waveglow", str(good), "--config", str(bad_config)],
+            "n_flows: config 7 vs checkpoint 3",
+        ),
         (["--from", "nvidia-waveglow", str(tmp_path / "nope.pt")], "checkpoint not found"),
         (["--from", "nvidia-waveglow", str(good)], "already holds a release"),
-    ]  # fmt: skip
+    ]
     before = (out / "model.safetensors").read_bytes()
     for argv, message in cases:
         target = out if "already" in message else tmp_path / "new"

@@ -71,8 +71,9 @@ def test_log10_model_convention_with_stats_matches_its_front_end() -> None:
     assert (converted.double() - MelSpectrogram(model)(y)).abs().max() < 1e-5
 
 
-def coqui_normalize_numpy(ln_mel: np.ndarray, ref_level_db: float, min_level_db: float, symmetric: bool,
-                          max_norm: float) -> np.ndarray:
+def coqui_normalize_numpy(
+    ln_mel: np.ndarray, ref_level_db: float, min_level_db: float, symmetric: bool, max_norm: float
+) -> np.ndarray:
     """Coqui TTS AudioProcessor, written out in numpy: ``_amp_to_db`` (20 log10(max(1e-8, M))) minus
     ref_level_db, then ``normalize`` ((S - min) / -min mapped to [-k, k] or [0, k], clipped)."""
     amp = np.exp(ln_mel)

@@ -515,8 +515,15 @@ class TrainConfig:
             raise ValueError(f"train.lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision: expected one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every", "keep_last_k",
-                     "max_nonfinite"):
+        for name in (
+            "steps",
+            "batch_size",
+            "log_every",
+            "val_every",
+            "ckpt_every",
+            "keep_last_k",
+            "max_nonfinite",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}: expected a positive integer, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -528,8 +535,9 @@ class TrainConfig:
         if self.budget_clock not in ("wall", "cpu"):
             raise ValueError(f"train.budget_clock: expected 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.val_sigma is not None:
-            warnings.warn("train.val_sigma is deprecated: use train.val_temperature", FutureWarning,
-                          stacklevel=2)
+            warnings.warn(
+                "train.val_sigma is deprecated: use train.val_temperature", FutureWarning, stacklevel=2
+            )
             if self.val_temperature is None:
                 self.val_temperature = self.val_sigma
             self.val_sigma = None

@@ -15,7 +15,13 @@ import functools
 import torch
 
 __all__ = [
-    "DTYPE_NAMES", "parse_dtype", "short_name", "auto_dtype", "resolve_dtype", "cpu_flags", "speed_flags",
+    "DTYPE_NAMES",
+    "parse_dtype",
+    "short_name",
+    "auto_dtype",
+    "resolve_dtype",
+    "cpu_flags",
+    "speed_flags",
 ]
 
 DTYPE_NAMES: dict[str, torch.dtype] = {

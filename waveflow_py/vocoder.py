@@ -84,7 +84,8 @@ class Vocoder:
                 logger.warning(
                     "%s has an envelope prior but no tuned temperature: sampling at the default %g, which "
                     "makes such models much quieter (tune one: benchmarks/tune_temperature.py --write)",
-                    "the release" if info is None else info.path, DEFAULT_TEMPERATURE,
+                    "the release" if info is None else info.path,
+                    DEFAULT_TEMPERATURE,
                 )
         self.temperature = check_temperature(DEFAULT_TEMPERATURE if temperature is None else temperature)
         if not (isinstance(truncation, str) and truncation == "release"):
@@ -125,8 +126,13 @@ class Vocoder:
             logger.warning("release %s has untrained (random) weights: its audio is noise", info.path)
         compute = None if wanted == torch.float64 else dtype
         vocoder = cls(
-            model, info, denoise=denoise, temperature=temperature, truncation=truncation,
-            excitation_rms=excitation_rms, compute_dtype=compute,
+            model,
+            info,
+            denoise=denoise,
+            temperature=temperature,
+            truncation=truncation,
+            excitation_rms=excitation_rms,
+            compute_dtype=compute,
         )
         logger.info("compute dtype %s (%s)", vocoder.compute_dtype or vocoder.dtype, vocoder.dtype_reason)
         return vocoder
@@ -142,7 +148,11 @@ class Vocoder:
             raise ValueError("provenance: this vocoder has none recorded; pass one (data, steps, date, ...)")
         temp = None if self.temperature == DEFAULT_TEMPERATURE else self.temperature
         return save_release(
-            directory, self.model, provenance=prov, temperature=temp, truncation=self.truncation,
+            directory,
+            self.model,
+            provenance=prov,
+            temperature=temp,
+            truncation=self.truncation,
             excitation_rms=self.excitation_rms,
         )
 
@@ -267,7 +277,12 @@ class Vocoder:
         lens = self._check_lengths(lengths, batch)
         with torch.inference_mode():
             audio, _ = synthesize(
-                self.model, batch, lens, temperature, self.compute_dtype, generator,
+                self.model,
+                batch,
+                lens,
+                temperature,
+                self.compute_dtype,
+                generator,
                 max_frames=self.max_frames,
             )
             strength = self.denoise_strength if denoise is None else float(denoise)

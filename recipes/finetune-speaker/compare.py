@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     for key, label, higher in ROWS:
         a, b = _mean(before, "vocoder", key), _mean(after, "vocoder", key)
         gl = _mean(after, "griffin_lim", key)
-        fmt = (lambda v: "–" if v is None else f"{v:.3f}")  # noqa: E731
+        fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
         change = "–" if a is None or b is None else f"{b - a:+.3f}"
         print(f"| {label} | {'↑' if higher else '↓'} | {fmt(a)} | {fmt(b)} | {change} | {fmt(gl)} |")
     return 0

@@ -1,6 +1,6 @@
 """Plot the train and dev NLL of a run (``<run>/metrics.jsonl``) to a PNG and print the dev table.
 
-    python recipes/librispeech-mini/plot.py out/librispeech-mini-cpu recipes/librispeech-mini/cpu-curve.png
+python recipes/librispeech-mini/plot.py out/librispeech-mini-cpu recipes/librispeech-mini/cpu-curve.png
 """
 
 from __future__ import annotations

@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             info = sf.info(str(path))
             if info.samplerate != 22050 or info.channels != 1:
                 wrong_rate.append(f"{path.name}: {info.samplerate} Hz x {info.channels} ch")
-    print(f"{len(ids)} ids, {bad_lines} malformed line(s), {len(missing)} missing wav(s), "
-          f"{len(wrong_rate)} spot-checked file(s) not 22.05 kHz mono")
+    print(
+        f"{len(ids)} ids, {bad_lines} malformed line(s), {len(missing)} missing wav(s), "
+        f"{len(wrong_rate)} spot-checked file(s) not 22.05 kHz mono"
+    )
     for what in (missing[:10], wrong_rate[:10]):
         for x in what:
             print(f"  {x}")

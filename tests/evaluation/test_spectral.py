@@ -132,8 +132,15 @@ def test_metrics_and_report_of_a_small_mel_state_the_mcd_range(speech: np.ndarra
     assert "mcd" not in result.errors and np.isfinite(result.values["mcd"]) and result.values["mcd"] > 0
 
     class _Result:  # the fields _settings_lines reads
-        settings = {"data": "d", "sample_rate": SR, "sigma": 0.6, "seed": 0, "griffin_lim_iters": 1,
-                    "mel": to_dict(cfg), "pitch": {"description": "pYIN"}}
+        settings = {
+            "data": "d",
+            "sample_rate": SR,
+            "sigma": 0.6,
+            "seed": 0,
+            "griffin_lim_iters": 1,
+            "mel": to_dict(cfg),
+            "pitch": {"description": "pYIN"},
+        }
         clips: list = []
         failed: list = []
         model: dict = {"truncation": 2.5, "excitation_rms": 1.25}

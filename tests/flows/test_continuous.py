@@ -65,22 +65,31 @@ def test_dopri5_time_dependent_and_tolerance_controls_error() -> None:
 
 def test_solver_backprop_gives_analytic_gradient() -> None:
     k = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
-    (y,), _ = odeint(lambda t, y: (-k * y[0],), (torch.ones((), dtype=torch.float64),), 0.0, 1.5,
-                     rtol=1e-10, atol=1e-10)
+    (y,), _ = odeint(
+        lambda t, y: (-k * y[0],), (torch.ones((), dtype=torch.float64),), 0.0, 1.5, rtol=1e-10, atol=1e-10
+    )
     y.backward()
     assert k.grad is not None
     assert math.isclose(float(k.grad), -1.5 * math.exp(-0.7 * 1.5), rel_tol=1e-6)
 
 
 def test_rk4_fixed_steps_and_solver_errors() -> None:
-    (y,), stats = odeint(lambda t, y: (-y[0],), (torch.ones(1, dtype=torch.float64),), 0.0, 1.0,
-                         method="rk4", num_steps=20)
+    (y,), stats = odeint(
+        lambda t, y: (-y[0],), (torch.ones(1, dtype=torch.float64),), 0.0, 1.0, method="rk4", num_steps=20
+    )
     assert stats.nfe == 80 and abs(float(y) - math.exp(-1)) < 1e-6
     with pytest.raises(ValueError, match="method"):
         odeint(lambda t, y: y, (torch.ones(1),), 0.0, 1.0, method="euler")
     with pytest.raises(ODESolverError, match="max_steps"):
-        odeint(lambda t, y: (50 * torch.cos(50 * t * y[0]),), (torch.ones(1, dtype=torch.float64),),
-               0.0, 10.0, rtol=1e-10, atol=1e-10, max_steps=5)
+        odeint(
+            lambda t, y: (50 * torch.cos(50 * t * y[0]),),
+            (torch.ones(1, dtype=torch.float64),),
+            0.0,
+            10.0,
+            rtol=1e-10,
+            atol=1e-10,
+            max_steps=5,
+        )
 
 
 # --------------------------------------------------------------------------------------- contract
@@ -102,7 +111,6 @@ def test_shared_contract_suite(context_features: int | None) -> None:
     check_gradients(cnf, x, ctx)
     check_state_dict_roundtrip(factory, cnf, x, ctx)
     check_bad_inputs(cnf, x, ctx, vector_only=True)
-
 
 
 def test_inverse_of_forward_is_identity() -> None:
@@ -243,8 +251,15 @@ def test_bad_input_raises_value_error() -> None:
         CNF(2, context_features=1).inverse(torch.randn(4, 2))
     with pytest.raises(ValueError, match="batch size"):
         CNF(2, context_features=1)(torch.randn(4, 2), torch.randn(3, 1))
-    for kw in ({"trace": "bogus"}, {"noise": "uniform"}, {"method": "euler"}, {"rtol": 0.0},
-               {"integration_time": -1.0}, {"time_conditioning": "film"}, {"activation": "relu6"}):
+    for kw in (
+        {"trace": "bogus"},
+        {"noise": "uniform"},
+        {"method": "euler"},
+        {"rtol": 0.0},
+        {"integration_time": -1.0},
+        {"time_conditioning": "film"},
+        {"activation": "relu6"},
+    ):
         with pytest.raises(ValueError):
             CNF(2, **kw)  # type: ignore[arg-type]
 

@@ -30,8 +30,15 @@ def tiny_waveflow(**over: object) -> WaveFlow:
 
 
 def tiny_waveglow(**over: object) -> WaveGlow:
-    cfg = dict(n_flows=3, n_group=4, n_early_every=2, n_early_size=1, n_layers=2, residual_channels=8,
-               mel=MelConfig(**MEL))
+    cfg = dict(
+        n_flows=3,
+        n_group=4,
+        n_early_every=2,
+        n_early_size=1,
+        n_layers=2,
+        residual_channels=8,
+        mel=MelConfig(**MEL),
+    )
     cfg.update(over)
     return _perturb(WaveGlow(WaveGlowConfig(**cfg)))  # type: ignore[arg-type,return-value]
 

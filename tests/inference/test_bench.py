@@ -36,8 +36,10 @@ def test_tiny_run_table_and_results_file(tmp_path) -> None:
     case = BenchCase("waveflow", 64, 16, 1, "fp32")
     cpu = torch.device("cpu")
     frame = 256 / 22050  # one mel frame
-    results = [run_case(case, m, device=cpu, seconds=frame, plain_seconds=frame, repeats=1)
-               for m in ("plain", "cached", "fused")]
+    results = [
+        run_case(case, m, device=cpu, seconds=frame, plain_seconds=frame, repeats=1)
+        for m in ("plain", "cached", "fused")
+    ]
     plain, cached, fused = results
     for r in (plain, cached):
         assert r.params == 5950164 and r.wall_s > 0 and r.audio_s == pytest.approx(frame)
@@ -58,8 +60,21 @@ def test_cli_parses_bench_options() -> None:
     from waveflow_py.cli import build_parser
 
     args = build_parser().parse_args(
-        ["bench", "--quick", "--threads", "1", "--methods", "cached", "--models", "waveflow", "waveglow",
-         "--precision", "--results", "out.md", "--append"]
+        [
+            "bench",
+            "--quick",
+            "--threads",
+            "1",
+            "--methods",
+            "cached",
+            "--models",
+            "waveflow",
+            "waveglow",
+            "--precision",
+            "--results",
+            "out.md",
+            "--append",
+        ]
     )
     assert args.quick and args.threads == 1 and args.methods == ["cached"] and args.append
     assert args.models == ["waveflow", "waveglow"] and args.precision and args.results == "out.md"
@@ -72,9 +87,32 @@ def test_cli_quick_bench_of_one_frame_prints_the_table(tmp_path, capsys) -> None
 
     frame = f"{256 / 22050:.6f}"
     results = tmp_path / "RESULTS.md"
-    rc = main(["bench", "--quick", "--device", "cpu", "--threads", "1", "--dtype", "fp32", "--methods",
-               "plain", "cached", "fused", "--seconds", frame, "--plain-seconds", frame, "--repeats", "1",
-               "--results", str(results), "--note", "one frame"])
+    rc = main(
+        [
+            "bench",
+            "--quick",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--dtype",
+            "fp32",
+            "--methods",
+            "plain",
+            "cached",
+            "fused",
+            "--seconds",
+            frame,
+            "--plain-seconds",
+            frame,
+            "--repeats",
+            "1",
+            "--results",
+            str(results),
+            "--note",
+            "one frame",
+        ]
+    )
     assert rc == 0
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("|")]
     assert len(lines) == 3  # header, rule, one case
@@ -85,8 +123,10 @@ def test_cli_quick_bench_of_one_frame_prints_the_table(tmp_path, capsys) -> None
     assert row["params"] == "5.95 M" and row["fused"] == "n/a (needs CUDA)"
     rates = {}
     for method in ("plain", "cached"):
-        khz, xrt, rtf = (float(part.split()[-1 if i == 2 else 0].rstrip("x")) for i, part in
-                         enumerate(row[method].split(", ")))
+        khz, xrt, rtf = (
+            float(part.split()[-1 if i == 2 else 0].rstrip("x"))
+            for i, part in enumerate(row[method].split(", "))
+        )
         # the cells are rounded (kHz to 2 decimals, x RT and RTF to 3 significant digits)
         assert khz == pytest.approx(xrt * 22.05, rel=0.01, abs=0.006)
         assert rtf == pytest.approx(1 / xrt, rel=0.01)

@@ -17,8 +17,9 @@ from waveflow_py.pretrained import save_release
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning",
-                                        "ignore::UserWarning")  # fmt: skip
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning", "ignore::UserWarning"
+)
 
 MODELS = {
     "waveflow": lambda: tiny_waveflow(n_layers=3, height_dilations=[1, 2, 1]),

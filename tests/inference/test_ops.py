@@ -52,8 +52,11 @@ def test_triton_kernels_match_torch_under_interpreter(monkeypatch, dtype, tol) -
     # sizes that do not divide the block, large |h| to exercise the saturating tanh/sigmoid
     h = (torch.randn(3, 2 * 5, 1, 333) * 6).to(dtype)
     torch.testing.assert_close(ops.gate(h).float(), ref.gate(h.float()), atol=tol, rtol=tol)
-    x, o, skip = (torch.randn(3, 5, 1, 333).to(dtype), torch.randn(3, 12, 1, 333).to(dtype),
-                  torch.randn(3, 7, 1, 333).to(dtype))
+    x, o, skip = (
+        torch.randn(3, 5, 1, 333).to(dtype),
+        torch.randn(3, 12, 1, 333).to(dtype),
+        torch.randn(3, 7, 1, 333).to(dtype),
+    )
     for s in (skip, None):
         x2, s2 = ops.residual_skip(x, o, s, math.sqrt(0.5))
         rx, rs = ref.residual_skip(x.float(), o.float(), None if s is None else s.float(), math.sqrt(0.5))

@@ -30,8 +30,9 @@ def test_batch_items_equal_items_synthesised_alone(tiny_model, cached: bool) -> 
     c = context_frames(tiny_model)
     lengths = [3 * c + 5, c // 2 + 1, 2 * c + 3, 3 * c + 5, 1]  # long, short, equal, 1 frame
     mels = [torch.randn(6, f) for f in lengths]
-    audio, out_len = synthesize(tiny_model, mels, temperature=0.8, generator=torch.Generator().manual_seed(3),
-                                cached=cached)
+    audio, out_len = synthesize(
+        tiny_model, mels, temperature=0.8, generator=torch.Generator().manual_seed(3), cached=cached
+    )
     hop = tiny_model.hop_length
     assert out_len.tolist() == [f * hop for f in lengths] and audio.shape == (5, max(lengths) * hop)
     gen = torch.Generator().manual_seed(3)  # same generator, items one by one: the same noise slices
@@ -39,7 +40,7 @@ def test_batch_items_equal_items_synthesised_alone(tiny_model, cached: bool) -> 
         alone, n = synthesize(tiny_model, [m], temperature=0.8, generator=gen, cached=cached)
         assert n.item() == lengths[i] * hop
         torch.testing.assert_close(audio[i, : n.item()], alone[0], atol=2e-5, rtol=1e-5)
-        assert torch.all(audio[i, n.item():] == 0)
+        assert torch.all(audio[i, n.item() :] == 0)
 
 
 def test_without_tail_fix_padding_reaches_the_tail_only(tiny_model) -> None:
@@ -68,8 +69,13 @@ def test_batch_mels_validation(factories) -> None:
 
 def test_bf16_error_against_fp32_is_small_on_cpu(factories) -> None:
     for model in (factories[0](), factories[1]()):
-        err = precision_error(model, torch.randn(2, 6, 12), torch.bfloat16, temperature=0.8,
-                              generator=torch.Generator().manual_seed(0))
+        err = precision_error(
+            model,
+            torch.randn(2, 6, 12),
+            torch.bfloat16,
+            temperature=0.8,
+            generator=torch.Generator().manual_seed(0),
+        )
         assert err["rms_ref"] > 0.1
         assert err["rel_rms"] > 1e-4, err  # bf16 really ran (float32 would give the identical audio)
         assert err["snr_db"] >= 30.0, err

@@ -25,16 +25,26 @@ def tiny(kind: str, envelope: str, preemphasis: float = 0.0, seed: int = 0) -> t
     torch.manual_seed(seed)
     envelope, _, pitch = envelope.partition("+")
     stages = {
-        "envelope": envelope, "lpc_order": 8, "preemphasis": preemphasis,
-        "pitch": pitch or "none", "pitch_strength": 2.0, "pitch_threshold": 0.0,
+        "envelope": envelope,
+        "lpc_order": 8,
+        "preemphasis": preemphasis,
+        "pitch": pitch or "none",
+        "pitch_strength": 2.0,
+        "pitch_threshold": 0.0,
     }
     if kind == "waveflow":
         cfg = dataclasses.replace(tiny_waveflow_config(8), **stages)
         model: torch.nn.Module = WaveFlow(cfg)
     else:
         cfg = WaveGlowConfig(
-            n_flows=4, n_group=4, n_early_every=2, n_early_size=1, n_layers=2, residual_channels=8,
-            mel=tiny_mel_config(), **stages,
+            n_flows=4,
+            n_group=4,
+            n_early_every=2,
+            n_early_size=1,
+            n_layers=2,
+            residual_channels=8,
+            mel=tiny_mel_config(),
+            **stages,
         )
         model = WaveGlow(cfg)
     perturb_parameters(model, std=0.2, seed=seed + 1)

@@ -13,8 +13,16 @@ from waveflow_py.models.waveglow import WaveGlow, WaveGlowCache, early_channels
 
 def tiny_config(**over: object) -> WaveGlowConfig:
     mel = MelConfig(sample_rate=8000, n_fft=32, win_length=32, hop_length=8, n_mels=5, fmax=4000.0)
-    base = dict(n_flows=4, n_group=4, n_early_every=2, n_early_size=1, n_layers=2, residual_channels=8,
-                kernel_size=3, mel=mel)
+    base = dict(
+        n_flows=4,
+        n_group=4,
+        n_early_every=2,
+        n_early_size=1,
+        n_layers=2,
+        residual_channels=8,
+        kernel_size=3,
+        mel=mel,
+    )
     base.update(over)
     return WaveGlowConfig(**base)  # type: ignore[arg-type]
 
@@ -89,8 +97,9 @@ def test_cached_inverse_equals_plain_inverse() -> None:
     # the cache is rebuilt from the current weights: it cannot go stale after a weight update
     with torch.no_grad():
         model.flows[0].transforms[0].log_s.add_(0.1)
-    torch.testing.assert_close(model.inverse(z, mel, cache=cache)[0], model.inverse(z, mel)[0],
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        model.inverse(z, mel, cache=cache)[0], model.inverse(z, mel)[0], atol=1e-5, rtol=1e-5
+    )
     low, _ = model.inverse(z, mel, cache=WaveGlowCache(dtype=torch.bfloat16))
     ref, _ = model.inverse(z, mel, cache=WaveGlowCache())  # the same cached inverse in float32
     rel = float((low - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt())

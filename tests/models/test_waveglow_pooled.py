@@ -13,8 +13,16 @@ MEL = MelConfig(sample_rate=8000, n_fft=256, hop_length=64, win_length=256, n_me
 
 def _model(condition: str) -> WaveGlow:
     torch.manual_seed(0)
-    cfg = WaveGlowConfig(n_flows=4, n_group=16, n_early_every=2, n_early_size=4, n_layers=2,
-                         residual_channels=8, mel=MEL, condition=condition)
+    cfg = WaveGlowConfig(
+        n_flows=4,
+        n_group=16,
+        n_early_every=2,
+        n_early_size=4,
+        n_layers=2,
+        residual_channels=8,
+        mel=MEL,
+        condition=condition,
+    )
     return WaveGlow(cfg).eval()
 
 

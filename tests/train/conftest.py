@@ -15,8 +15,15 @@ from train_standin import StandIn
 from waveflow_py.config import ExperimentConfig, from_dict
 
 SR = 8000
-TINY_MEL = {"sample_rate": SR, "n_fft": 256, "hop_length": 64, "win_length": 256, "n_mels": 16,
-            "fmin": 0.0, "fmax": 4000.0}
+TINY_MEL = {
+    "sample_rate": SR,
+    "n_fft": 256,
+    "hop_length": 64,
+    "win_length": 256,
+    "n_mels": 16,
+    "fmin": 0.0,
+    "fmax": 4000.0,
+}
 
 
 def harmonic_clip(rng: np.random.Generator, seconds: float, sr: int = SR) -> np.ndarray:
@@ -44,11 +51,28 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def make_experiment(root: Path, out_dir: Path, **train: Any) -> ExperimentConfig:
-    data = {"root": str(root), "segment_length": 512, "min_seconds": 0.1, "dev_max_items": 2,
-            "dev_max_seconds": 0.5}
-    tr = {"steps": 6, "batch_size": 2, "lr": 1e-3, "log_every": 1, "val_every": 3, "ckpt_every": 3,
-          "keep_last_k": 5, "val_clips": 1, "progress": False, "tensorboard": False, "export_release": False,
-          "out_dir": str(out_dir), "seed": 7}
+    data = {
+        "root": str(root),
+        "segment_length": 512,
+        "min_seconds": 0.1,
+        "dev_max_items": 2,
+        "dev_max_seconds": 0.5,
+    }
+    tr = {
+        "steps": 6,
+        "batch_size": 2,
+        "lr": 1e-3,
+        "log_every": 1,
+        "val_every": 3,
+        "ckpt_every": 3,
+        "keep_last_k": 5,
+        "val_clips": 1,
+        "progress": False,
+        "tensorboard": False,
+        "export_release": False,
+        "out_dir": str(out_dir),
+        "seed": 7,
+    }
     tr.update(train)
     model = {"n_group": 4, "n_flows": 2, "n_layers": 2, "residual_channels": 8, "mel": TINY_MEL}
     return from_dict(ExperimentConfig, {"model_type": "waveflow", "model": model, "data": data, "train": tr})

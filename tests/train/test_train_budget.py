@@ -79,8 +79,10 @@ def test_init_from_release_loads_weights_and_enforces_settings(corpus, tiny_expe
 
 def test_cli_minutes_and_init_from_are_exclusive_with_resume(corpus, tmp_path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"model: {{n_group: 4, n_flows: 1, n_layers: 1, residual_channels: 4}}\n"
-                   f"data: {{root: {corpus}}}\n", encoding="utf-8")
+    cfg.write_text(
+        f"model: {{n_group: 4, n_flows: 1, n_layers: 1, residual_channels: 4}}\ndata: {{root: {corpus}}}\n",
+        encoding="utf-8",
+    )
     code = main(["train", str(cfg), "--init-from", "x", "--resume"])
     err = capsys.readouterr().err
     assert code != 0 and "--init-from" in err and "Traceback" not in err

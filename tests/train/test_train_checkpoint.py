@@ -22,8 +22,15 @@ def _parts() -> tuple[nn.Module, torch.optim.Optimizer]:
 
 
 def _save(root: Path, step: int, model: nn.Module, opt: torch.optim.Optimizer, k: int = 2) -> Path:
-    return ckpt.save_checkpoint(root, step, model=model, optimizer=opt, config={"model": {"n": 1}},
-                                state={"rng": [ckpt.capture_rng()]}, keep_last_k=k)
+    return ckpt.save_checkpoint(
+        root,
+        step,
+        model=model,
+        optimizer=opt,
+        config={"model": {"n": 1}},
+        state={"rng": [ckpt.capture_rng()]},
+        keep_last_k=k,
+    )
 
 
 def test_keep_last_k_and_latest(tmp_path: Path) -> None:

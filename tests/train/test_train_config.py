@@ -54,8 +54,9 @@ def test_lr_schedules() -> None:
     base = {"lr": 1.0, "steps": 100, "warmup_steps": 10}
     const = from_dict(ExperimentConfig, {"train": base}).train
     assert lr_at(0, const) == pytest.approx(0.1) and lr_at(9, const) == 1.0 and lr_at(50, const) == 1.0
-    step = from_dict(ExperimentConfig, {"train": {**base, "lr_schedule": "step", "lr_step_size": 20,
-                                                   "lr_gamma": 0.5}}).train
+    step = from_dict(
+        ExperimentConfig, {"train": {**base, "lr_schedule": "step", "lr_step_size": 20, "lr_gamma": 0.5}}
+    ).train
     assert lr_at(39, step) == 0.5 and lr_at(40, step) == 0.25
     cos = from_dict(ExperimentConfig, {"train": {**base, "lr_schedule": "cosine", "lr_min_ratio": 0.1}}).train
     assert lr_at(10, cos) == pytest.approx(1.0) and lr_at(100, cos) == pytest.approx(0.1)

@@ -85,8 +85,10 @@ def test_nonfinite_loss_is_skipped_then_stops(corpus, tiny_experiment, standin, 
     def overflowing(cfg):  # an overflow inside the flows is skipped like a non-finite loss, not fatal
         return _Flaky(standin(cfg), bad=set(), overflow={2, 3})
 
-    res = train(tiny_experiment(corpus, tmp_path / "o", steps=5, val_every=100, ckpt_every=100,
-                                max_nonfinite=3), model_factory=overflowing)
+    res = train(
+        tiny_experiment(corpus, tmp_path / "o", steps=5, val_every=100, ckpt_every=100, max_nonfinite=3),
+        model_factory=overflowing,
+    )
     losses = dict(res.losses)
     assert res.step == 5 and res.skipped_steps == 2 and math.isinf(losses[2]) and math.isfinite(losses[4])
 
@@ -116,8 +118,15 @@ def test_waveglow_trains_too(corpus, tiny_experiment, tmp_path) -> None:
 
     d = to_dict(tiny_experiment(corpus, tmp_path / "g", steps=3, val_every=3, ckpt_every=3))
     d["model_type"] = "waveglow"
-    d["model"] = {"n_flows": 2, "n_group": 4, "n_early_every": 1, "n_early_size": 1, "n_layers": 2,
-                  "residual_channels": 8, "mel": d["model"]["mel"]}
+    d["model"] = {
+        "n_flows": 2,
+        "n_group": 4,
+        "n_early_every": 1,
+        "n_early_size": 1,
+        "n_layers": 2,
+        "residual_channels": 8,
+        "mel": d["model"]["mel"],
+    }
     res = train(from_dict(ExperimentConfig, d))
     assert res.step == 3 and all(math.isfinite(x) for _, x in res.losses)
     assert res.dev and math.isfinite(res.dev[-1][1]["nll"])
@@ -126,6 +135,7 @@ def test_waveglow_trains_too(corpus, tiny_experiment, tmp_path) -> None:
 @pytest.mark.slow
 def test_compiled_module_matches_eager(corpus, tiny_experiment, tmp_path) -> None:
     eager = train(tiny_experiment(corpus, tmp_path / "e", steps=3, val_every=100, ckpt_every=100))
-    compiled = train(tiny_experiment(corpus, tmp_path / "c", steps=3, val_every=100, ckpt_every=100,
-                                     compile=True))
+    compiled = train(
+        tiny_experiment(corpus, tmp_path / "c", steps=3, val_every=100, ckpt_every=100, compile=True)
+    )
     assert [x for _, x in compiled.losses] == pytest.approx([x for _, x in eager.losses], rel=1e-4, abs=1e-4)

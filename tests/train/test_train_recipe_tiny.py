@@ -34,8 +34,22 @@ def test_tiny_recipe_trains_and_nll_drops(tmp_path: Path) -> None:
     assert (run / "skipped.txt").read_text().startswith("# 0 file(s) skipped")
     # exporting the last checkpoint again gives the same weights as the end-of-run release
     out2 = tmp_path / "export"
-    assert main(["train", str(RECIPE / "config.yaml"), "--set", f"data.root={data}", "--out", str(out2),
-                 "--export-only", "--resume", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(RECIPE / "config.yaml"),
+                "--set",
+                f"data.root={data}",
+                "--out",
+                str(out2),
+                "--export-only",
+                "--resume",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out2 / "release" / "config.json").read_text())["files"] == release["files"]
     # the release it made is usable: vocode a dev clip and evaluate it (the recipe's eval stage, small)
     clip = sorted((data / "dev").glob("*.wav"))[0]
@@ -45,8 +59,26 @@ def test_tiny_recipe_trains_and_nll_drops(tmp_path: Path) -> None:
     assert sr == 8000 and len(audio) == sf.info(str(clip)).frames
     assert np.isfinite(audio).all() and audio.std() > 0
     report = tmp_path / "eval"
-    assert main(["eval", "--model", str(run / "release"), "--data", str(data / "dev"), "--max-clips", "1",
-                 "--gl-iters", "1", "--figures", "0", "-o", str(report)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(run / "release"),
+                "--data",
+                str(data / "dev"),
+                "--max-clips",
+                "1",
+                "--gl-iters",
+                "1",
+                "--figures",
+                "0",
+                "-o",
+                str(report),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((report / "metrics.json").read_text())
     assert len(metrics["clips"]) == 1 and not metrics["failed"]
     vocoder = metrics["summary"]["vocoder"]

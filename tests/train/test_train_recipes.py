@@ -35,9 +35,17 @@ def test_overlays_change_only_what_they_say() -> None:
 def test_librispeech_mini_few_steps(shared_data: Path, tmp_path: Path) -> None:
     from waveflow_py.cli import main
 
-    sets = [f"data.root={shared_data / 'librispeech-mini'}", "train.steps=4", "train.val_every=4",
-            "train.ckpt_every=4", "train.progress=false", "data.max_items=20", "data.dev_max_items=1",
-            "data.dev_max_seconds=0.5", "train.val_at_start=true"]
+    sets = [
+        f"data.root={shared_data / 'librispeech-mini'}",
+        "train.steps=4",
+        "train.val_every=4",
+        "train.ckpt_every=4",
+        "train.progress=false",
+        "data.max_items=20",
+        "data.dev_max_items=1",
+        "data.dev_max_seconds=0.5",
+        "train.val_at_start=true",
+    ]
     args = ["train", str(RECIPES / "librispeech-mini" / "cpu-smoke.yaml"), "--out", str(tmp_path / "run")]
     assert main(args + [x for s in sets for x in ("--set", s)]) == 0
     dev = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

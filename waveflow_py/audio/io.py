@@ -199,6 +199,7 @@ def save_audio(
     if "FLOAT" not in chosen and "DOUBLE" not in chosen and np.abs(data).max() > 1.0:
         logger.warning("%s: %d samples outside [-1, 1] are clipped", path, int((np.abs(data) > 1).sum()))
         data = np.clip(data, -1.0, 1.0)
+
     def write(tmp: Path) -> None:
         channels = 1 if data.ndim == 1 else data.shape[1]
         with sf.SoundFile(tmp, "w", int(sample_rate), channels, subtype=subtype) as f:

@@ -46,8 +46,13 @@ def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> Non
 class _DeprecatedSigma(argparse.Action):
     """``--sigma T``: the old name of ``--temperature T`` (sets it, with a warning on stderr)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
         print(f"{parser.prog}: warning: --sigma is deprecated, use --temperature", file=sys.stderr)
         setattr(namespace, self.dest, values)
 
@@ -79,8 +84,9 @@ def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
         metavar="T",
         help="sampling temperature: noise std relative to the prior's (default: the release's, else 0.6)",
     )
-    parser.add_argument("--sigma", type=float, dest="temperature", action=_DeprecatedSigma,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sigma", type=float, dest="temperature", action=_DeprecatedSigma, help=argparse.SUPPRESS
+    )
     parser.add_argument(
         "--truncation",
         type=_positive_or_none,

@@ -11,25 +11,44 @@ HELP = "benchmark synthesis speed (kHz, x real time, RTF): plain vs cached vs GP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true",
-                   help="r=64 h=16 batch 1 only, short audio (about a minute on 2 CPU cores)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="r=64 h=16 batch 1 only, short audio (about a minute on 2 CPU cores)",
+    )
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--r", type=int, nargs="+", help="WaveFlow residual channels (default 64 128)")
     p.add_argument("--h", type=int, nargs="+", help="WaveFlow heights n_group (default 16 64)")
     p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default 1 16)")
-    p.add_argument("--dtype", nargs="+", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="default fp32 auto (auto: bf16 where the device runs it faster, else fp32)")
-    p.add_argument("--methods", nargs="+", choices=["plain", "cached", "fused"],
-                   default=["plain", "cached", "fused"])
+    p.add_argument(
+        "--dtype",
+        nargs="+",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="default fp32 auto (auto: bf16 where the device runs it faster, else fp32)",
+    )
+    p.add_argument(
+        "--methods", nargs="+", choices=["plain", "cached", "fused"], default=["plain", "cached", "fused"]
+    )
     p.add_argument("--seconds", type=float, help="audio per item for cached/fused (default 1.0, quick 0.25)")
-    p.add_argument("--plain-seconds", type=float,
-                   help="audio per item for the slow plain inverse (default 0.05, quick 0.01)")
+    p.add_argument(
+        "--plain-seconds",
+        type=float,
+        help="audio per item for the slow plain inverse (default 0.05, quick 0.01)",
+    )
     p.add_argument("--repeats", type=int, help="timed runs, the best is kept (default 2, quick 1)")
-    p.add_argument("--models", nargs="+", choices=["waveflow", "waveglow"], default=["waveflow"],
-                   help="WaveFlow grid and/or WaveGlow at the paper's size (default waveflow)")
-    p.add_argument("--precision", action="store_true",
-                   help="also measure each bf16/fp16 case's audio error against fp32 (same noise)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=["waveflow", "waveglow"],
+        default=["waveflow"],
+        help="WaveFlow grid and/or WaveGlow at the paper's size (default waveflow)",
+    )
+    p.add_argument(
+        "--precision",
+        action="store_true",
+        help="also measure each bf16/fp16 case's audio error against fp32 (same noise)",
+    )
     p.add_argument("--results", metavar="PATH", help="write table, command, hardware to PATH")
     p.add_argument("--append", action="store_true", help="append to --results, not replace")
     p.add_argument("--note", action="append", default=[], help="a note for the results file (repeatable)")
@@ -63,8 +82,15 @@ def run(args: argparse.Namespace) -> int:
     auto, why = auto_dtype(device)
     print(f"dtype auto on {device}: {short_name(auto)} ({why})")
     cases = bench_cases(args.quick, args.r, args.h, args.batch, args.dtype, args.models, device=device)
-    results = run_benchmarks(cases, args.methods, device=device, seconds=seconds, plain_seconds=plain,
-                             repeats=repeats, precision=args.precision)
+    results = run_benchmarks(
+        cases,
+        args.methods,
+        device=device,
+        seconds=seconds,
+        plain_seconds=plain,
+        repeats=repeats,
+        precision=args.precision,
+    )
     table = format_table(results)
     print(table)
     if args.results:

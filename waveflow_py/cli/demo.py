@@ -32,6 +32,8 @@ EXAMPLE_CANDIDATES = (
 
 def _example() -> Path:
     return next((p for p in EXAMPLE_CANDIDATES if p.is_file()), EXAMPLE_CANDIDATES[0])
+
+
 logger = logging.getLogger(__name__)
 
 
@@ -178,8 +180,14 @@ def run(args: argparse.Namespace) -> int:
         title += f"\n{PREVIEW_LABEL}"
     written = ["input.wav", "vocoded.wav"]
     try:
-        _plot(out / "spectrograms.png", mel_in.float().cpu().numpy(), mel_out.float().cpu().numpy(),
-              vocoder.sample_rate, vocoder.hop_length, title)  # fmt: skip
+        _plot(
+            out / "spectrograms.png",
+            mel_in.float().cpu().numpy(),
+            mel_out.float().cpu().numpy(),
+            vocoder.sample_rate,
+            vocoder.hop_length,
+            title,
+        )
         written.append("spectrograms.png")
     except ImportError:
         logger.warning("matplotlib is not installed: no spectrogram PNG (pip install matplotlib)")

@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
         + ("" if args.static else "; B and F dynamic")
     )
     if args.check:
-        err = check_onnx(model, out, frames=args.frames if args.static else args.frames + 3,
-                         batch=1 if args.static else 2)  # fmt: skip
+        err = check_onnx(
+            model, out, frames=args.frames if args.static else args.frames + 3, batch=1 if args.static else 2
+        )
         print(f"onnxruntime vs PyTorch cached inverse: max abs error {err:.2e}")
         if err > 1e-4:
             raise ValueError(f"the exported graph differs from PyTorch by {err:.2e} (> 1e-4)")

@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_temperature_argument(parser)
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1")
     parser.add_argument(
-        "--dtype", default="auto",
+        "--dtype",
+        default="auto",
         help="auto (default: bf16 where the device computes it faster, else fp32), fp32, fp16 or bf16",
     )
     parser.add_argument(
@@ -219,7 +220,10 @@ def run(args: argparse.Namespace) -> int:
         ours=lambda f: is_tagged_audio(f, "vocode"),
     )
     vocoder = Vocoder.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, truncation=args.truncation,
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        truncation=args.truncation,
         excitation_rms=args.excitation_rms,
     )
     written = 0

@@ -51,8 +51,14 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("mrstft_sc", "MR-STFT SC", "", False, "spectral convergence, mean of 3 resolutions"),
     MetricSpec("mrstft_logmag", "MR-STFT logmag", "ln", False, "log-magnitude L1, mean of 3 resolutions"),
     MetricSpec("log_mel_l1", "log-mel L1", "model log units", False, "L1 of the model's log-mel"),
-    MetricSpec("mcd", "MCD", "dB", False, "mel-cepstral distortion, c1..c24 (c1..c(n_mels-1) for "
-               "mels under 25 bins; the report's settings name the range), frames 1:1"),
+    MetricSpec(
+        "mcd",
+        "MCD",
+        "dB",
+        False,
+        "mel-cepstral distortion, c1..c24 (c1..c(n_mels-1) for "
+        "mels under 25 bins; the report's settings name the range), frames 1:1",
+    ),
     MetricSpec("f0_rmse_cents", "F0 RMSE", "cents", False, "over frames voiced in both (pYIN)"),
     MetricSpec("periodicity_rmse", "periodicity RMSE", "", False, "RMSE of pYIN voiced probability"),
     MetricSpec("vuv_f1", "V/UV F1", "", True, "voicing decisions vs the reference's (pYIN)"),

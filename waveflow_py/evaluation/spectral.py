@@ -134,9 +134,7 @@ def mcd_coefficients(mel_config: MelConfig, n_coeffs: int = MCD_COEFFICIENTS) ->
     return min(int(n_coeffs), mel_config.n_mels - 1)
 
 
-def mel_cepstrum(
-    log_mel_spec: np.ndarray, mel_config: MelConfig, n_coeffs: int | None = None
-) -> np.ndarray:
+def mel_cepstrum(log_mel_spec: np.ndarray, mel_config: MelConfig, n_coeffs: int | None = None) -> np.ndarray:
     """Mel-cepstrum c1..cK, ``(K, frames)``: orthonormal DCT-II of the ln-magnitude mel.
 
     ``n_coeffs`` (K) defaults to :func:`mcd_coefficients` of the config; an explicit value must be in

@@ -69,9 +69,7 @@ def check_tensor(
         raise ValueError(f"{name}: expected a tensor of rank {want}, got shape {tuple(x.shape)}")
     for dim, size in (dim_sizes or {}).items():
         if x.dim() <= (dim if dim >= 0 else -dim - 1) or x.shape[dim] != size:
-            raise ValueError(
-                f"{name}: expected size {size} in dimension {dim}, got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"{name}: expected size {size} in dimension {dim}, got shape {tuple(x.shape)}")
     if x.dim() == 0 or x.shape[0] == 0:
         raise ValueError(f"{name}: expected a non-empty batch, got shape {tuple(x.shape)}")
     if finite and x.is_floating_point() and not cuda_graph_capturing() and not bool(torch.isfinite(x).all()):

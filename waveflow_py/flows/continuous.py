@@ -168,13 +168,17 @@ class CNF(Transform):
         self.features = int(features)
         self.context_features = context_features
         self.custom_dynamics = dynamics is not None
-        self.dynamics = dynamics if dynamics is not None else ODENet(
-            features,
-            hidden_features,
-            num_layers,
-            context_features=context_features,
-            time_conditioning=time_conditioning,
-            activation=activation,
+        self.dynamics = (
+            dynamics
+            if dynamics is not None
+            else ODENet(
+                features,
+                hidden_features,
+                num_layers,
+                context_features=context_features,
+                time_conditioning=time_conditioning,
+                activation=activation,
+            )
         )
         self.integration_time = float(integration_time)
         self.method = method

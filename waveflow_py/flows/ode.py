@@ -85,7 +85,13 @@ def _rms_scaled(x: State, y0: State, y1: State, rtol: float, atol: float) -> flo
 
 
 def _initial_step(
-    func: Dynamics, t0: float, y0: State, f0: State, direction: float, rtol: float, atol: float,
+    func: Dynamics,
+    t0: float,
+    y0: State,
+    f0: State,
+    direction: float,
+    rtol: float,
+    atol: float,
     stats: ODEStats,
 ) -> float:
     """Hairer's starting step for an order-5 method (one extra function evaluation)."""
@@ -103,7 +109,13 @@ def _initial_step(
 
 
 def _dopri5(
-    func: Dynamics, y0: State, t0: float, t1: float, rtol: float, atol: float, max_steps: int,
+    func: Dynamics,
+    y0: State,
+    t0: float,
+    t1: float,
+    rtol: float,
+    atol: float,
+    max_steps: int,
     stats: ODEStats,
 ) -> State:
     direction = 1.0 if t1 >= t0 else -1.0

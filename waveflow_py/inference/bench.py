@@ -29,8 +29,16 @@ from waveflow_py.config import WaveFlowConfig, WaveGlowConfig
 from waveflow_py.dtypes import parse_dtype, resolve_dtype, short_name
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE, run_inverse
 
-__all__ = ["BenchCase", "BenchResult", "bench_cases", "run_case", "run_benchmarks", "format_table",
-           "hardware_info", "write_results"]
+__all__ = [
+    "BenchCase",
+    "BenchResult",
+    "bench_cases",
+    "run_case",
+    "run_benchmarks",
+    "format_table",
+    "hardware_info",
+    "write_results",
+]
 
 log = logging.getLogger(__name__)
 METHODS = ("plain", "cached", "fused")
@@ -71,7 +79,6 @@ class BenchResult:
     @property
     def rtf(self) -> float:
         return self.wall_s / self.audio_s if self.audio_s > 0 else math.nan
-
 
 
 def bench_cases(
@@ -213,8 +220,15 @@ def run_benchmarks(
         model = build_model(case, device)
         timed = []
         for method in methods:
-            r = run_case(case, method, device=device, seconds=seconds, plain_seconds=plain_seconds,
-                         repeats=repeats, model=model)
+            r = run_case(
+                case,
+                method,
+                device=device,
+                seconds=seconds,
+                plain_seconds=plain_seconds,
+                repeats=repeats,
+                model=model,
+            )
             log.info("%s %s: %s", case, method, f"RTF {r.rtf:.3f}" if r.audio_s else r.note)
             timed.append(r)
         if precision and case.dtype != "fp32" and timed:
@@ -297,7 +311,12 @@ def hardware_info(device: torch.device) -> dict[str, str]:
 
 
 def write_results(
-    path: str, table: str, info: dict[str, str], command: str, notes: Sequence[str] = (), *,
+    path: str,
+    table: str,
+    info: dict[str, str],
+    command: str,
+    notes: Sequence[str] = (),
+    *,
     append: bool = False,
 ) -> None:
     """Write ``path`` (markdown): the exact command, the hardware, notes and the table; ``append`` adds a

@@ -129,14 +129,17 @@ class ExportableInverse(nn.Module):
             for li, layer in enumerate(net.layers):
                 hist[li].append(x)
                 kh, dh = layer.kernel_size[0], layer.dilation[0]
-                taps = [hist[li][j - (kh - 1 - q) * dh] if j - (kh - 1 - q) * dh >= 0 else torch.zeros_like(x)
-                        for q in range(kh)]  # fmt: skip
+                taps = [
+                    hist[li][j - (kh - 1 - q) * dh] if j - (kh - 1 - q) * dh >= 0 else torch.zeros_like(x)
+                    for q in range(kh)
+                ]
                 stack = F.pad(torch.stack(taps, dim=2), layer.padding[:2])  # (B, C, kh, W + pad)
                 pre = F.conv2d(stack, layer.conv.weight, None, dilation=(1, layer.dilation[1])).squeeze(2)
                 pre = pre + conds[li][:, :, j]
                 a, g = pre.chunk(2, dim=1)
-                out = F.conv1d(torch.tanh(a) * torch.sigmoid(g), layer.res_skip.weight.squeeze(-1),
-                               layer.res_skip.bias)  # fmt: skip
+                out = F.conv1d(
+                    torch.tanh(a) * torch.sigmoid(g), layer.res_skip.weight.squeeze(-1), layer.res_skip.bias
+                )
                 res, skip = out.split([out.shape[1] - layer.residual_channels, layer.residual_channels], 1)
                 x = x + res
                 skip_sum = skip if skip_sum is None else skip_sum + skip
@@ -194,14 +197,24 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     axes: dict[str, dict[int, str]] | None = None
     if dynamic:
-        axes = {"mel": {0: "batch", 2: "frames"}, "noise": {0: "batch", 1: "samples"},
-                "audio": {0: "batch", 1: "samples"}}  # fmt: skip
+        axes = {
+            "mel": {0: "batch", 2: "frames"},
+            "noise": {0: "batch", 1: "samples"},
+            "audio": {0: "batch", 1: "samples"},
+        }
     tmp = out.with_name(out.name + ".partial")
     with torch.no_grad():
         torch.onnx.export(
-            graph, (mel, noise), str(tmp), input_names=["mel", "noise"], output_names=["audio"],
-            opset_version=opset, dynamic_axes=axes, dynamo=False, do_constant_folding=True,
-        )  # fmt: skip
+            graph,
+            (mel, noise),
+            str(tmp),
+            input_names=["mel", "noise"],
+            output_names=["audio"],
+            opset_version=opset,
+            dynamic_axes=axes,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     os.replace(tmp, out)
     logger.info("exported %s inverse to %s (opset %d)", graph.kind, out, opset)
     return out

@@ -91,8 +91,11 @@ class StreamingSynthesizer:
         self.exact_context = rf_frames(model)
         self.context_frames = self.exact_context if context_frames is None else context_frames
         if self.context_frames < self.exact_context:
-            log.info("context_frames=%d < receptive field %d frames: output is approximate",
-                     self.context_frames, self.exact_context)
+            log.info(
+                "context_frames=%d < receptive field %d frames: output is approximate",
+                self.context_frames,
+                self.exact_context,
+            )
         self.temperature = check_temperature(temperature)
         self.generator, self.dtype, self.cached = generator, dtype, cached
         self.reset()
@@ -160,14 +163,19 @@ class StreamingSynthesizer:
         hi = min(self._received, self._emitted + n + ctx)  # the true end, or a full right context
         a, b = lo - self._start, hi - self._start
         excitation = run_excitation(
-            self.model, self._z[:, a * self.hop : b * self.hop], self._mel[:, :, a:b],
-            cached=self.cached, dtype=self.dtype,
+            self.model,
+            self._z[:, a * self.hop : b * self.hop],
+            self._mel[:, :, a:b],
+            cached=self.cached,
+            dtype=self.dtype,
         )
         off = (self._emitted - lo) * self.hop
         # the envelope sees the mel from the first emitted frame on (all that is buffered after it)
         piece, self._state = run_envelope(
-            self.model, excitation[:, off : off + n * self.hop],
-            self._mel[:, :, self._emitted - self._start :], self._state,
+            self.model,
+            excitation[:, off : off + n * self.hop],
+            self._mel[:, :, self._emitted - self._start :],
+            self._state,
         )
         self._emitted += n
         drop = max(0, self._emitted - ctx - self._start)  # keep only the left context

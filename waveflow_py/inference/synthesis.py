@@ -179,8 +179,11 @@ def _n_mels(model: nn.Module) -> int | None:
 
 def _streamable(model: nn.Module) -> bool:
     if int(model.hop_length) % int(model.n_group):
-        log.warning("hop_length %d is not a multiple of n_group %d: synthesising a long input in one piece",
-                    int(model.hop_length), int(model.n_group))
+        log.warning(
+            "hop_length %d is not a multiple of n_group %d: synthesising a long input in one piece",
+            int(model.hop_length),
+            int(model.n_group),
+        )
         return False
     return True
 
@@ -203,8 +206,14 @@ def _envelope_per_item(model: nn.Module, excitation: Tensor, mel: Tensor, frames
 
 
 def _synthesize_chunked(
-    model: nn.Module, mel: Tensor, noise: Tensor | tuple[float, torch.Generator | None], frames: Tensor,
-    chunk: int, *, cached: bool, dtype: torch.dtype | None,
+    model: nn.Module,
+    mel: Tensor,
+    noise: Tensor | tuple[float, torch.Generator | None],
+    frames: Tensor,
+    chunk: int,
+    *,
+    cached: bool,
+    dtype: torch.dtype | None,
 ) -> Tensor:
     """Each item alone through a :class:`StreamingSynthesizer` of ``chunk``-frame steps (exact context):
     memory per step is bounded by ``chunk + 2 C`` frames. ``noise``: the noise ``z`` itself, or
@@ -234,7 +243,13 @@ def _synthesize_chunked(
 
 
 def _fix_tails(
-    model: nn.Module, excitation: Tensor, z: Tensor, mel: Tensor, frames: Tensor, *, cached: bool,
+    model: nn.Module,
+    excitation: Tensor,
+    z: Tensor,
+    mel: Tensor,
+    frames: Tensor,
+    *,
+    cached: bool,
     dtype: torch.dtype | None,
 ) -> None:
     """Recompute, in place, the last ``C`` frames of every shorter item's excitation from a ``2 C``-frame

@@ -18,7 +18,13 @@ from waveflow_py.models.waveflow import WaveFlow
 from waveflow_py.models.waveglow import WaveGlow
 
 __all__ = [
-    "WaveFlow", "WaveGlow", "MODELS", "build_model", "model_type_of", "EnvelopeState", "MelFlowVocoder",
+    "WaveFlow",
+    "WaveGlow",
+    "MODELS",
+    "build_model",
+    "model_type_of",
+    "EnvelopeState",
+    "MelFlowVocoder",
 ]
 
 _CLASSES: dict[str, type[nn.Module]] = {"waveflow": WaveFlow, "waveglow": WaveGlow}

@@ -74,7 +74,6 @@ def height_permutations(h: int, n_flows: int, kind: str) -> list[list[int]]:
     raise ValueError(f"permutation: expected 'reverse' or 'bipartition', got {kind!r}")
 
 
-
 class WaveFlow(MelFlowVocoder):
     """WaveFlow vocoder: ``audio (B, T), mel (B, n_mels, F) <-> z (B, T')`` (see the module docstring).
 
@@ -90,9 +89,16 @@ class WaveFlow(MelFlowVocoder):
         if cfg.permutation == "bipartition" and h % 2:
             raise ValueError(f"bipartition permutation needs an even n_group (h), got {h}")
         super().__init__(
-            cfg.mel, h, cfg.upsample_scales, cfg.sigma,
-            envelope=cfg.envelope, lpc_order=cfg.lpc_order, preemphasis=cfg.preemphasis,
-            pitch=cfg.pitch, pitch_strength=cfg.pitch_strength, pitch_threshold=cfg.pitch_threshold,
+            cfg.mel,
+            h,
+            cfg.upsample_scales,
+            cfg.sigma,
+            envelope=cfg.envelope,
+            lpc_order=cfg.lpc_order,
+            preemphasis=cfg.preemphasis,
+            pitch=cfg.pitch,
+            pitch_strength=cfg.pitch_strength,
+            pitch_threshold=cfg.pitch_threshold,
         )
         self.config = cfg
         dil = list(cfg.height_dilations) if cfg.height_dilations else height_dilations(h, cfg.n_layers)

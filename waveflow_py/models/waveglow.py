@@ -93,18 +93,23 @@ class WaveGlow(MelFlowVocoder):
                 f"n_group={g}; need >= 2 (fewer/smaller early outputs or a larger n_group)"
             )
         super().__init__(
-            cfg.mel, g, cfg.upsample_scales, cfg.sigma,
-            envelope=cfg.envelope, lpc_order=cfg.lpc_order, preemphasis=cfg.preemphasis,
-            pitch=cfg.pitch, pitch_strength=cfg.pitch_strength, pitch_threshold=cfg.pitch_threshold,
+            cfg.mel,
+            g,
+            cfg.upsample_scales,
+            cfg.sigma,
+            envelope=cfg.envelope,
+            lpc_order=cfg.lpc_order,
+            preemphasis=cfg.preemphasis,
+            pitch=cfg.pitch,
+            pitch_strength=cfg.pitch_strength,
+            pitch_threshold=cfg.pitch_threshold,
         )
         if cfg.upsampler == "nvidia":  # NVIDIA's single ConvTranspose1d (imported checkpoints)
             self.upsampler = TransposedConv1dUpsampler(cfg.mel.n_mels, cfg.mel.hop_length)
         self.config = cfg
         self.channels = channels
         aux = cfg.mel.n_mels * g if cfg.condition == "squeeze" else cfg.mel.n_mels
-        self.flows = nn.ModuleList(
-            Composite([InvConv1x1(c), self._coupling(c, aux)]) for c in self.channels
-        )
+        self.flows = nn.ModuleList(Composite([InvConv1x1(c), self._coupling(c, aux)]) for c in self.channels)
 
     def fast_cache(self, dtype: torch.dtype | None = None) -> WaveGlowCache:
         return WaveGlowCache(dtype=dtype)
@@ -112,7 +117,12 @@ class WaveGlow(MelFlowVocoder):
     def _coupling(self, c: int, aux: int) -> AffineCoupling:
         cfg = self.config
         net = WaveNet1D(
-            c // 2, cfg.residual_channels, cfg.residual_channels, 2 * (c - c // 2), aux, cfg.n_layers,
+            c // 2,
+            cfg.residual_channels,
+            cfg.residual_channels,
+            2 * (c - c // 2),
+            aux,
+            cfg.n_layers,
             cfg.kernel_size,
         )
         return AffineCoupling(c, net, mask="half", scale="exp", conditional=True)

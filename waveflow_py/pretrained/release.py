@@ -87,7 +87,6 @@ def _models() -> dict[str, tuple[type[nn.Module], type]]:
     return MODELS
 
 
-
 def _model_type_of(model: nn.Module) -> str:
     for name, (cls, _cfg) in _models().items():
         if type(model) is cls:

@@ -190,7 +190,6 @@ def save_checkpoint(
     return final
 
 
-
 def _safetensors_problem(path: Path) -> str | None:
     """Structural check of a safetensors file without reading its tensors: the header parses and the
     file is exactly as long as the header says (catches truncation and appended junk)."""

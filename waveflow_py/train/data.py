@@ -34,6 +34,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class AudioItem:
     """One usable file: its path, its length in samples (at the training rate) and, if cached, its audio."""

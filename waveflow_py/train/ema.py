@@ -22,8 +22,10 @@ class EMA:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay: expected 0 < decay < 1, got {decay}")
         self.decay = decay
-        self.shadow: dict[str, Tensor] = {k: v.detach().clone().float() if v.is_floating_point()
-                                          else v.detach().clone() for k, v in model.state_dict().items()}
+        self.shadow: dict[str, Tensor] = {
+            k: v.detach().clone().float() if v.is_floating_point() else v.detach().clone()
+            for k, v in model.state_dict().items()
+        }
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

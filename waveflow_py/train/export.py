@@ -33,10 +33,16 @@ def write_release(
     from waveflow_py.pretrained import save_release
 
     prov = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **provenance}
-    out = Path(save_release(
-        Path(out_dir) / "release", model, provenance=prov, temperature=temperature, truncation=truncation,
-        excitation_rms=excitation_rms,
-    ))
+    out = Path(
+        save_release(
+            Path(out_dir) / "release",
+            model,
+            provenance=prov,
+            temperature=temperature,
+            truncation=truncation,
+            excitation_rms=excitation_rms,
+        )
+    )
     logger.info("wrote release %s", out)
     return out
 
@@ -68,7 +74,9 @@ def inherited_sampling(init_from: str | Path | None) -> dict[str, float | None]:
         logger.warning("release %s not readable: its sampling settings are not carried over", init_from)
         return none
     return {
-        "temperature": info.temperature, "truncation": info.truncation, "excitation_rms": info.excitation_rms
+        "temperature": info.temperature,
+        "truncation": info.truncation,
+        "excitation_rms": info.excitation_rms,
     }
 
 
@@ -85,7 +93,12 @@ def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: st
     use_ema = "ema" in data
     ckpt.load_model_weights(model, data["ema"] if use_ema else data["model"], "EMA" if use_ema else "model")
     state = data["state"]
-    provenance = {"data": exp.data.root, "steps": int(state["step"]), "model_type": exp.model_type,
-                  "ema": use_ema, "checkpoint": str(data["path"])}
+    provenance = {
+        "data": exp.data.root,
+        "steps": int(state["step"]),
+        "model_type": exp.model_type,
+        "ema": use_ema,
+        "checkpoint": str(data["path"]),
+    }
     provenance.update(run_provenance(state.get("clock"), state.get("init_from")))
     return write_release(model.eval(), out_dir, provenance, **inherited_sampling(state.get("init_from")))

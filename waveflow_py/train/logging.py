@@ -43,7 +43,8 @@ class MetricsLogger:
             except ImportError:  # tensorboard not installed
                 logger.warning(
                     "tensorboard is not installed: no TensorBoard logs (metrics still go to %s); "
-                    "pip install tensorboard to get them", self.out_dir / "metrics.jsonl"
+                    "pip install tensorboard to get them",
+                    self.out_dir / "metrics.jsonl",
                 )
             else:
                 self._tb = SummaryWriter(log_dir=str(self.out_dir / "tb"))
@@ -96,4 +97,3 @@ class MetricsLogger:
         """All records of a ``metrics.jsonl`` file."""
         with Path(path).open(encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
-

@@ -101,8 +101,9 @@ class Trainer:
             prior.truncation = self.release_sampling["truncation"]
         if hasattr(self.parts.model, "excitation_rms"):
             self.parts.model.excitation_rms = self.release_sampling["excitation_rms"]
-        self.metrics = MetricsLogger(self.out_dir, enabled=self.dist.is_main,
-                                     tensorboard=self.cfg.tensorboard)
+        self.metrics = MetricsLogger(
+            self.out_dir, enabled=self.dist.is_main, tensorboard=self.cfg.tensorboard
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def _config_dict(self) -> dict[str, Any]:
@@ -128,9 +129,14 @@ class Trainer:
             "init_from": None if self.init_release is None else str(self.init_release),
         }
         path = ckpt.save_checkpoint(
-            self.out_dir / "checkpoints", self.step, model=p.model, optimizer=p.optimizer,
-            config=self._config_dict(), state=state,
-            ema=p.ema.state_dict() if p.ema is not None else None, keep_last_k=self.cfg.keep_last_k,
+            self.out_dir / "checkpoints",
+            self.step,
+            model=p.model,
+            optimizer=p.optimizer,
+            config=self._config_dict(),
+            state=state,
+            ema=p.ema.state_dict() if p.ema is not None else None,
+            keep_last_k=self.cfg.keep_last_k,
         )
         logger.info("saved checkpoint %s", path)
         barrier(self.dist)
@@ -152,8 +158,11 @@ class Trainer:
         if len(rngs) == self.dist.world_size:
             ckpt.restore_rng(rngs[self.dist.rank])
         else:
-            logger.warning("checkpoint has %d RNG state(s) for %d process(es): RNG not restored",
-                           len(rngs), self.dist.world_size)
+            logger.warning(
+                "checkpoint has %d RNG state(s) for %d process(es): RNG not restored",
+                len(rngs),
+                self.dist.world_size,
+            )
         self.step = int(st["step"])
         self.consecutive_nonfinite = int(st.get("consecutive_nonfinite", 0))
         self.skipped_steps = int(st.get("skipped_steps", 0))
@@ -176,11 +185,15 @@ class Trainer:
         added = {k: ours.pop(k, None) for k in PARAMETER_FREE_KEYS}
         before = {k: theirs.pop(k, None) for k in PARAMETER_FREE_KEYS}
         if info.model_type != self.exp.model_type or ours != theirs:
-            diffs = _dict_diffs(theirs, ours) if info.model_type == self.exp.model_type else [
-                f"model_type: release {info.model_type!r}, config {self.exp.model_type!r}"]
+            diffs = (
+                _dict_diffs(theirs, ours)
+                if info.model_type == self.exp.model_type
+                else [f"model_type: release {info.model_type!r}, config {self.exp.model_type!r}"]
+            )
             raise ckpt.CheckpointMismatch(
                 f"--init-from {release}: the release's model differs from the experiment's: "
-                + "; ".join(diffs[:8]) + (" ..." if len(diffs) > 8 else "")
+                + "; ".join(diffs[:8])
+                + (" ..." if len(diffs) > 8 else "")
                 + " (set these model/mel keys to the release's values)"
             )
         ckpt.load_model_weights(self.parts.model, model.state_dict(), what=f"release {info.path}")
@@ -191,9 +204,7 @@ class Trainer:
         logger.info("initialised the weights from release %s (%s)", info.path, steps)
         for key in PARAMETER_FREE_KEYS:
             if added[key] != before[key]:
-                logger.info(
-                    "model.%s: release %r, this run %r (no weights)", key, before[key], added[key]
-                )
+                logger.info("model.%s: release %r, this run %r (no weights)", key, before[key], added[key])
 
     def _val_temperature(self) -> float | None:
         """``train.val_temperature``; unset, a fine-tuning run listens at its release's tuned temperature
@@ -256,8 +267,13 @@ class Trainer:
     def _note_nonfinite(self, loss: float) -> None:
         self.consecutive_nonfinite += 1
         self.skipped_steps += 1
-        logger.warning("step %d: non-finite loss/gradient (loss=%s): step skipped (%d in a row, limit %d)",
-                       self.step, loss, self.consecutive_nonfinite, self.cfg.max_nonfinite)
+        logger.warning(
+            "step %d: non-finite loss/gradient (loss=%s): step skipped (%d in a row, limit %d)",
+            self.step,
+            loss,
+            self.consecutive_nonfinite,
+            self.cfg.max_nonfinite,
+        )
         if self.consecutive_nonfinite >= self.cfg.max_nonfinite:
             raise NonFiniteLossError(
                 f"stopping at step {self.step}: {self.consecutive_nonfinite} consecutive non-finite losses "
@@ -277,21 +293,37 @@ class Trainer:
             ctx = p.ema.swapped_in(model) if p.ema is not None else contextlib.nullcontext(model)
             with ctx:
                 nll = dev_nll(model, p.mel_fn, p.dev, self.device)
-                l1, clips = vocode_clips(model, p.mel_fn, p.dev, self.cfg.val_clips, self._val_temperature(),
-                                         self.device, self.cfg.seed)
+                l1, clips = vocode_clips(
+                    model,
+                    p.mel_fn,
+                    p.dev,
+                    self.cfg.val_clips,
+                    self._val_temperature(),
+                    self.device,
+                    self.cfg.seed,
+                )
             model.train(was_training)
             res = ValidationResult(nll, l1, clips)
             self.metrics.scalars(self.step, "dev", {**res.scalars(), **self.clock.minutes()})
             self.result.dev.append((self.step, res.scalars()))
-            logger.info("step %d: dev NLL %.4f nats/sample (%.4f bits)%s", self.step, nll,
-                        bits_per_sample(nll), f", mel L1 {l1:.4f}" if l1 is not None else "")
+            logger.info(
+                "step %d: dev NLL %.4f nats/sample (%.4f bits)%s",
+                self.step,
+                nll,
+                bits_per_sample(nll),
+                f", mel L1 {l1:.4f}" if l1 is not None else "",
+            )
             sr = self.exp.sample_rate
             for c in clips:
                 self.metrics.audio(self.step, f"dev/{c.name}/generated", c.generated, sr)
                 if self.step == self.cfg.val_every or not self.result.dev[:-1]:
                     self.metrics.audio(self.step, f"dev/{c.name}/reference", c.reference, sr)
-                self.metrics.spectrogram(self.step, f"dev/{c.name}/mel", [c.reference_mel, c.generated_mel],
-                                         ["reference", "generated"])
+                self.metrics.spectrogram(
+                    self.step,
+                    f"dev/{c.name}/mel",
+                    [c.reference_mel, c.generated_mel],
+                    ["reference", "generated"],
+                )
         barrier(self.dist)
 
     # ------------------------------------------------------------------ main loop
@@ -301,8 +333,13 @@ class Trainer:
         cfg, p = self.cfg, self.parts
         loader = p.make_loader(self.step)
         samples_per_step = cfg.batch_size * self.dist.world_size * self.exp.data.segment_length
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.dist.is_main and cfg.progress),
-                   dynamic_ncols=True, unit="step")
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not (self.dist.is_main and cfg.progress),
+            dynamic_ncols=True,
+            unit="step",
+        )
         p.model.train()
         t0, s0 = time.perf_counter(), self.step
         window: list[float] = []  # finite losses since the last log line (their mean is logged)
@@ -325,8 +362,11 @@ class Trainer:
                     rate = (self.step - s0) / dt
                     mean = sum(window) / len(window) if window else float("nan")
                     self._log_train(mean, grad_norm, rate, rate * samples_per_step)
-                    bar.set_postfix(nll=f"{mean:.3f}", steps_s=f"{rate:.2f}",
-                                    ksamples_s=f"{rate * samples_per_step / 1e3:.1f}")
+                    bar.set_postfix(
+                        nll=f"{mean:.3f}",
+                        steps_s=f"{rate:.2f}",
+                        ksamples_s=f"{rate * samples_per_step / 1e3:.1f}",
+                    )
                     t0, s0, window = time.perf_counter(), self.step, []
                 bar.update(1)
                 self.clock.tick()
@@ -340,8 +380,12 @@ class Trainer:
                 self.clock.start()  # validation and checkpoints do not count as training time
                 if out_of_time:
                     self.result.stopped_by_budget = True
-                    logger.info("step %d: time budget of %s %s minutes spent: stopping (--resume goes on)",
-                                self.step, cfg.max_minutes, cfg.budget_clock)
+                    logger.info(
+                        "step %d: time budget of %s %s minutes spent: stopping (--resume goes on)",
+                        self.step,
+                        cfg.max_minutes,
+                        cfg.budget_clock,
+                    )
                     break
         finally:
             bar.close()
@@ -354,10 +398,15 @@ class Trainer:
 
     def _log_train(self, loss: float, grad_norm: float | None, steps_s: float, samples_s: float) -> None:
         """``loss``: mean NLL over the steps since the last log line; ``grad_norm``: of the last step."""
-        values = {"nll": loss, "bits_per_sample": bits_per_sample(loss) if math.isfinite(loss) else loss,
-                  "lr": self.parts.optimizer.param_groups[0]["lr"], "steps_per_s": steps_s,
-                  "samples_per_s": samples_s, "skipped_steps": float(self.skipped_steps),
-                  **self.clock.minutes()}
+        values = {
+            "nll": loss,
+            "bits_per_sample": bits_per_sample(loss) if math.isfinite(loss) else loss,
+            "lr": self.parts.optimizer.param_groups[0]["lr"],
+            "steps_per_s": steps_s,
+            "samples_per_s": samples_s,
+            "skipped_steps": float(self.skipped_steps),
+            **self.clock.minutes(),
+        }
         if grad_norm is not None:
             values["grad_norm"] = grad_norm
         self.metrics.scalars(self.step, "train", values)
@@ -368,8 +417,12 @@ class Trainer:
 
         p = self.parts
         provenance = {
-            "data": self.exp.data.root, "steps": self.step, "model_type": self.exp.model_type,
-            "ema": p.ema is not None, "world_size": self.dist.world_size, "device": str(self.device),
+            "data": self.exp.data.root,
+            "steps": self.step,
+            "model_type": self.exp.model_type,
+            "ema": p.ema is not None,
+            "world_size": self.dist.world_size,
+            "device": str(self.device),
             "precision": self.cfg.precision,
             **run_provenance(self.clock.totals(), self.init_release),
         }
@@ -463,4 +516,3 @@ def train(
         from waveflow_py.train.distributed import cleanup_distributed
 
         cleanup_distributed(trainer.dist)
-

@@ -80,8 +80,12 @@ class RunParts:
         cfg = self.exp.train
         sampler = StepSampler(cfg.batch_size, start_step, cfg.steps, self.dist.rank, self.dist.world_size)
         return DataLoader(
-            self.train_set, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_segments,
-            num_workers=self.exp.data.num_workers, pin_memory=self.device.type == "cuda",
+            self.train_set,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            collate_fn=collate_segments,
+            num_workers=self.exp.data.num_workers,
+            pin_memory=self.device.type == "cuda",
             persistent_workers=False,
         )
 
@@ -91,8 +95,9 @@ def _load_data(exp: ExperimentConfig, out_dir: Path, is_main: bool) -> tuple[Seg
     mel = exp.model_config().mel
     sr = mel.sample_rate
     min_train = max(int(d.min_seconds * sr), d.segment_length)
-    train_scan = scan_audio(list_corpus(d, d.train_split), sr, min_train, cache=d.cache_audio,
-                            peak_normalize=d.peak_normalize)
+    train_scan = scan_audio(
+        list_corpus(d, d.train_split), sr, min_train, cache=d.cache_audio, peak_normalize=d.peak_normalize
+    )
     dev_paths: list[Path] = []
     try:
         dev_paths = list_corpus(d, d.dev_split)
@@ -100,8 +105,13 @@ def _load_data(exp: ExperimentConfig, out_dir: Path, is_main: bool) -> tuple[Seg
         logger.warning("no dev split (%s): validation disabled", e)
     if d.dev_max_items is not None:
         dev_paths = spread(dev_paths, d.dev_max_items)
-    dev_scan = scan_audio(dev_paths, sr, max(int(d.min_seconds * sr), mel.hop_length), cache=d.cache_audio,
-                          peak_normalize=d.peak_normalize)
+    dev_scan = scan_audio(
+        dev_paths,
+        sr,
+        max(int(d.min_seconds * sr), mel.hop_length),
+        cache=d.cache_audio,
+        peak_normalize=d.peak_normalize,
+    )
     logger.info("data: %s; %s", train_scan.summary(d.train_split), dev_scan.summary(d.dev_split))
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,16 +200,27 @@ def build_parts(
 
         model = _build_model(exp, model_factory).to(device)
         mel_fn = MelSpectrogram(exp.model_config().mel).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas),
-                                     eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=cfg.lr,
+            betas=tuple(cfg.adam_betas),
+            eps=cfg.adam_eps,
+            weight_decay=cfg.weight_decay,
+        )
         ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         amp_dtype, scaler = _precision(exp, device)
         train_module = _wrap(model, dist, device, cfg.compile)
         n_params = sum(p.numel() for p in model.parameters())
-        logger.info("model %s: %.3fM parameters on %s (%s)", exp.model_type, n_params / 1e6, device,
-                    "fp32" if amp_dtype is None and scaler is None else cfg.precision)
-        return RunParts(exp, dist, device, model, train_module, mel_fn, optimizer, ema, scaler, amp_dtype,
-                        train_set, dev)
+        logger.info(
+            "model %s: %.3fM parameters on %s (%s)",
+            exp.model_type,
+            n_params / 1e6,
+            device,
+            "fp32" if amp_dtype is None and scaler is None else cfg.precision,
+        )
+        return RunParts(
+            exp, dist, device, model, train_module, mel_fn, optimizer, ema, scaler, amp_dtype, train_set, dev
+        )
     except BaseException:
         cleanup_distributed(dist)
         raise

@@ -62,7 +62,12 @@ def dev_nll(model: nn.Module, mel_fn: nn.Module, dev: DevSet, device: torch.devi
 
 @torch.no_grad()
 def vocode_clips(
-    model: nn.Module, mel_fn: nn.Module, dev: DevSet, n: int, temperature: float | None, device: torch.device,
+    model: nn.Module,
+    mel_fn: nn.Module,
+    dev: DevSet,
+    n: int,
+    temperature: float | None,
+    device: torch.device,
     seed: int,
 ) -> tuple[float | None, list[VocodedClip]]:
     """Vocode the first ``n`` dev clips at ``temperature`` (``None``: :data:`DEFAULT_TEMPERATURE`); returns

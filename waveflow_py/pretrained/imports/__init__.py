@@ -52,7 +52,6 @@ def import_checkpoint(
     return PEERS[peer](checkpoint, config, allow_unmapped)
 
 
-
 def import_release(
     peer: str,
     checkpoint: str | os.PathLike[str],

@@ -104,8 +104,11 @@ def _weight_shape(state: dict[str, Tensor], prefix: str) -> tuple[int, ...]:
 
 def _derive_config(state: dict[str, Tensor], theirs: dict[str, Any] | None, where: str) -> WaveGlowConfig:
     n_flows = _count(state, r"WN\.(\d+)\.")
-    channels = [int(state[f"convinv.{k}.conv.weight"].shape[0]) for k in range(n_flows)
-                if f"convinv.{k}.conv.weight" in state]  # fmt: skip
+    channels = [
+        int(state[f"convinv.{k}.conv.weight"].shape[0])
+        for k in range(n_flows)
+        if f"convinv.{k}.conv.weight" in state
+    ]
     if len(channels) != n_flows or n_flows == 0:
         raise CheckpointImportError(
             f"{where}: expected convinv.k.conv.weight for each of the {n_flows} flows"
@@ -121,9 +124,16 @@ def _derive_config(state: dict[str, Tensor], theirs: dict[str, Any] | None, wher
     if up is None:
         raise CheckpointImportError(f"{where}: missing tensor upsample.weight")
     n_mels, up_kernel = int(up.shape[0]), int(up.shape[2])
-    derived = {"n_mel_channels": n_mels, "n_flows": n_flows, "n_group": channels[0], "n_early_every": every,
-               "n_early_size": size, "n_layers": n_layers, "n_channels": start[0],
-               "kernel_size": kernel}  # fmt: skip
+    derived = {
+        "n_mel_channels": n_mels,
+        "n_flows": n_flows,
+        "n_group": channels[0],
+        "n_early_every": every,
+        "n_early_size": size,
+        "n_layers": n_layers,
+        "n_channels": start[0],
+        "kernel_size": kernel,
+    }
     mel_kw: dict[str, Any] = {"n_mels": n_mels, "hop_length": up_kernel // 4}
     if theirs is not None:
         wg = theirs.get("waveglow_config", theirs)
@@ -140,8 +150,14 @@ def _derive_config(state: dict[str, Tensor], theirs: dict[str, Any] | None, wher
                 f"{where}: the config does not match the checkpoint ({'; '.join(bad)})"
             )
         data = theirs.get("data_config", {})
-        names = {"sampling_rate": "sample_rate", "filter_length": "n_fft", "hop_length": "hop_length",
-                 "win_length": "win_length", "mel_fmin": "fmin", "mel_fmax": "fmax"}  # fmt: skip
+        names = {
+            "sampling_rate": "sample_rate",
+            "filter_length": "n_fft",
+            "hop_length": "hop_length",
+            "win_length": "win_length",
+            "mel_fmin": "fmin",
+            "mel_fmax": "fmax",
+        }
         mel_kw.update({ours: data[t] for t, ours in names.items() if t in data})
     if up_kernel != 4 * mel_kw["hop_length"]:
         raise CheckpointImportError(
@@ -149,10 +165,16 @@ def _derive_config(state: dict[str, Tensor], theirs: dict[str, Any] | None, wher
         )
     try:
         return WaveGlowConfig(
-            n_flows=n_flows, n_group=channels[0], n_early_every=every, n_early_size=size, n_layers=n_layers,
-            residual_channels=start[0], kernel_size=kernel, mel=mel_preset("tacotron2", **mel_kw),
+            n_flows=n_flows,
+            n_group=channels[0],
+            n_early_every=every,
+            n_early_size=size,
+            n_layers=n_layers,
+            residual_channels=start[0],
+            kernel_size=kernel,
+            mel=mel_preset("tacotron2", **mel_kw),
             upsampler="nvidia",
-        )  # fmt: skip
+        )
     except ValueError as e:
         raise CheckpointImportError(f"{where}: {e}") from e
 

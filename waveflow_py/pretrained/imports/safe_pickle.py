@@ -231,8 +231,17 @@ def _unpickle(data: bytes | io.BufferedIOBase, what: str, records: Iterable[str]
         return RestrictedUnpickler(stream, records=records, storage=storage, what=what).load()
     except (UnsafeCheckpointError, CheckpointImportError):
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            struct.error, RuntimeError) as e:  # fmt: skip
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        struct.error,
+        RuntimeError,
+    ) as e:
         raise CheckpointImportError(f"{what}: truncated or corrupt pickle ({type(e).__name__}: {e})") from e
 
 

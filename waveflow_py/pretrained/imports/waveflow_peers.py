@@ -153,31 +153,46 @@ def import_l0sg_waveflow(
     if bad:
         raise CheckpointImportError(f"{where}: the config does not match the checkpoint ({'; '.join(bad)})")
     cycle = int(wf["n_layer_per_cycle"])
-    names = {"sampling_rate": "sample_rate", "filter_length": "n_fft", "hop_length": "hop_length",
-             "win_length": "win_length", "mel_fmin": "fmin", "mel_fmax": "fmax"}  # fmt: skip
+    names = {
+        "sampling_rate": "sample_rate",
+        "filter_length": "n_fft",
+        "hop_length": "hop_length",
+        "win_length": "win_length",
+        "mel_fmin": "fmin",
+        "mel_fmax": "fmax",
+    }
     mel_kw = {ours: data[t] for t, ours in names.items() if t in data}
     if mel_kw.get("hop_length", 256) != 256:
         raise CheckpointImportError(f"{config}: L0SG's upsampler is fixed at hop 256, config says {mel_kw}")
     cfg = _config(
-        where, n_group=int(wf["n_height"]), n_flows=n_flows, n_layers=n_layers, residual_channels=res,
+        where,
+        n_group=int(wf["n_height"]),
+        n_flows=n_flows,
+        n_layers=n_layers,
+        residual_channels=res,
         height_dilations=[2 ** (i % cycle) for i in range(n_layers)],
         permutation="bipartition" if wf["coupling_type"] == "waveflow_bipartize" else "reverse",
-        mel=mel_preset("tacotron2", n_mels=n_mels, **mel_kw), upsample_scales=[16, 16],
-    )  # fmt: skip
+        mel=mel_preset("tacotron2", n_mels=n_mels, **mel_kw),
+        upsample_scales=[16, 16],
+    )
     model = WaveFlow(cfg)
     report = ImportReport(source=where, peer="l0sg-waveflow", steps=steps)
     m = StateMapper(state, model, report)
     net = "flows.{k}.coupling.net"
     for s in range(2):  # upsample_conv: ConvTranspose2d, LeakyReLU, ConvTranspose2d, LeakyReLU
         m.weight_norm(f"upsample_conv.{2 * s}", f"upsampler.stages.{s}")
-    _map_flows(m, cfg, {
-        "start": net + ".front_conv.0.conv",
-        "end": "flows.{k}.coupling.proj_log_s_t.conv",
-        "conv": net + ".res_blocks.{i}.filter_gate_conv.conv",
-        "res_skip": net + ".res_blocks.{i}.res_skip_conv",
-        "cond": net + ".res_blocks.{i}.filter_gate_conv_c",
-        "fused": net + ".fused_filter_gate_conv_c",
-    })  # fmt: skip
+    _map_flows(
+        m,
+        cfg,
+        {
+            "start": net + ".front_conv.0.conv",
+            "end": "flows.{k}.coupling.proj_log_s_t.conv",
+            "conv": net + ".res_blocks.{i}.filter_gate_conv.conv",
+            "res_skip": net + ".res_blocks.{i}.res_skip_conv",
+            "cond": net + ".res_blocks.{i}.filter_gate_conv_c",
+            "fused": net + ".fused_filter_gate_conv_c",
+        },
+    )
     return m.finish(allow_unmapped), report
 
 
@@ -225,15 +240,19 @@ def import_parakeet_waveflow(
     channels = _shape(state, "decoder.0.input_proj", where)[0]
     kh, kw = _shape(state, "decoder.0.resnet.0.conv", where)[2:]
     n_mels = _shape(state, "decoder.0.resnet.0.condition_proj", where)[1]
-    perms = {k: v for k, v in state.items() if k.startswith("decoder.") and v.dim() == 1
-             and not v.is_floating_point()}  # fmt: skip
+    perms = {
+        k: v
+        for k, v in state.items()
+        if k.startswith("decoder.") and v.dim() == 1 and not v.is_floating_point()
+    }
     heights = {int(v.numel()) for v in perms.values()}
     n_group = int(model_cfg.get("n_group", heights.pop() if len(heights) == 1 else 16))
     derived = {"n_flows": n_flows, "n_layers": n_layers, "channels": channels, "kernel_size": [kh, kw]}
     bad = [
-        f"{k}: config {model_cfg[k]} vs checkpoint {v}" for k, v in derived.items()
+        f"{k}: config {model_cfg[k]} vs checkpoint {v}"
+        for k, v in derived.items()
         if k in model_cfg and (list(model_cfg[k]) if isinstance(v, list) else model_cfg[k]) != v
-    ]  # fmt: skip
+    ]
     if data.get("n_mels", n_mels) != n_mels:
         bad.append(f"n_mels: config {data['n_mels']} vs checkpoint {n_mels}")
     if bad:
@@ -241,17 +260,30 @@ def import_parakeet_waveflow(
     if n_group not in PARAKEET_HEIGHT_DILATIONS:
         raise CheckpointImportError(f"{where}: Parakeet has no height dilations for n_group {n_group}")
     scales = [int(s) for s in model_cfg.get("upsample_factors", [16, 16])]
-    names = {"sample_rate": "sample_rate", "n_fft": "n_fft", "hop_length": "hop_length",
-             "win_length": "win_length", "fmin": "fmin", "fmax": "fmax"}  # fmt: skip
+    names = {
+        "sample_rate": "sample_rate",
+        "n_fft": "n_fft",
+        "hop_length": "hop_length",
+        "win_length": "win_length",
+        "fmin": "fmin",
+        "fmax": "fmax",
+    }
     mel_kw = {ours: data[t] for t, ours in names.items() if t in data}
     # Parakeet's preprocess pads (n_fft - hop) // 2 on both sides, stft(center=False), |X|,
     # slaney mels, ln(max(x, 1e-5)): the hifigan framing without its 1e-9 magnitude epsilon
     mel = mel_preset("hifigan", mag_eps=0.0, n_mels=n_mels, **mel_kw)
     cfg = _config(
-        where, n_group=n_group, n_flows=n_flows, n_layers=n_layers, residual_channels=channels,
-        kernel_size=(kh, kw), height_dilations=PARAKEET_HEIGHT_DILATIONS[n_group][:n_layers],
-        permutation="bipartition", mel=mel, upsample_scales=scales,
-    )  # fmt: skip
+        where,
+        n_group=n_group,
+        n_flows=n_flows,
+        n_layers=n_layers,
+        residual_channels=channels,
+        kernel_size=(kh, kw),
+        height_dilations=PARAKEET_HEIGHT_DILATIONS[n_group][:n_layers],
+        permutation="bipartition",
+        mel=mel,
+        upsample_scales=scales,
+    )
     model = WaveFlow(cfg)
     report = ImportReport(source=where, peer="parakeet-waveflow")
     m = StateMapper(state, model, report)
@@ -264,11 +296,15 @@ def import_parakeet_waveflow(
         m.ignore(key)
     for s in range(len(scales)):
         m.weight_norm(f"encoder.{s}", f"upsampler.stages.{s}")
-    _map_flows(m, cfg, {
-        "start": "decoder.{k}.input_proj",
-        "end": "decoder.{k}.output_proj",
-        "conv": "decoder.{k}.resnet.{i}.conv",
-        "res_skip": "decoder.{k}.resnet.{i}.out_proj",
-        "cond": "decoder.{k}.resnet.{i}.condition_proj",
-    })  # fmt: skip
+    _map_flows(
+        m,
+        cfg,
+        {
+            "start": "decoder.{k}.input_proj",
+            "end": "decoder.{k}.output_proj",
+            "conv": "decoder.{k}.resnet.{i}.conv",
+            "res_skip": "decoder.{k}.resnet.{i}.out_proj",
+            "cond": "decoder.{k}.resnet.{i}.condition_proj",
+        },
+    )
     return m.finish(allow_unmapped), report

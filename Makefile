@@ -10,14 +10,18 @@ setup:
 demo: setup
 	$(PY) -m waveflow_py demo -o out/demo
 
+# lint first: an unformatted or lint-failing change cannot pass the README's test command (CI runs it)
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
 lint: setup
-	$(VENV)/bin/ruff check waveflow_py tests benchmarks recipes
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup
 	$(PY) -m waveflow_py bench

@@ -23,7 +23,8 @@ from waveflow_py.evaluation.pitch import (
     vuv_f1,
 )
 from waveflow_py.evaluation.report import write_report
-from waveflow_py.evaluation.runner import SYSTEMS, ClipResult, EvalResult, evaluate
+from waveflow_py.evaluation.results import SYSTEMS, ClipResult, EvalResult
+from waveflow_py.evaluation.runner import evaluate
 from waveflow_py.evaluation.spectral import (
     MRSTFT_RESOLUTIONS,
     log_mel_l1,

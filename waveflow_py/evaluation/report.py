@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from waveflow_py.evaluation.metrics import METRICS
-from waveflow_py.evaluation.runner import SYSTEMS, EvalResult
+from waveflow_py.evaluation.results import SYSTEMS, EvalResult
 from waveflow_py.evaluation.spectral import MCD_COEFFICIENTS, MRSTFT_RESOLUTIONS
 from waveflow_py.evaluation.stats import Summary, summarize
 

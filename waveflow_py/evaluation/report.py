@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from waveflow_py.evaluation.metrics import METRICS
+from waveflow_py.evaluation.pitch import GPE_THRESHOLD
 from waveflow_py.evaluation.results import SYSTEMS, EvalResult
-from waveflow_py.evaluation.spectral import MCD_COEFFICIENTS, MRSTFT_RESOLUTIONS
+from waveflow_py.evaluation.spectral import MCD_COEFFICIENTS, MRSTFT_RESOLUTIONS, MRSTFT_UNSEEN_RESOLUTIONS
 from waveflow_py.evaluation.stats import Summary, summarize
 
 __all__ = ["summaries", "write_report", "write_json", "write_markdown"]
@@ -32,15 +33,28 @@ _DECIMALS = {
     "mrstft": 3,
     "mrstft_sc": 3,
     "mrstft_logmag": 3,
+    "mrstft_unseen": 3,
     "log_mel_l1": 3,
     "mcd": 2,
     "f0_rmse_cents": 1,
+    "gpe": 3,
     "periodicity_rmse": 3,
     "vuv_f1": 3,
     "nll_nats": 3,
     "nll_bits": 3,
 }
-_PER_CLIP = ("pesq_wb", "stoi", "mrstft", "log_mel_l1", "mcd", "f0_rmse_cents", "periodicity_rmse", "vuv_f1")
+_PER_CLIP = (
+    "pesq_wb",
+    "stoi",
+    "mrstft",
+    "mrstft_unseen",
+    "log_mel_l1",
+    "mcd",
+    "f0_rmse_cents",
+    "gpe",
+    "periodicity_rmse",
+    "vuv_f1",
+)
 
 
 def _labels(result: EvalResult) -> dict[str, str]:
@@ -139,6 +153,7 @@ def _settings_lines(result: EvalResult) -> list[str]:
     st = result.settings
     mel = st["mel"]
     res = ", ".join(f"{n}/{h}" for n, h in MRSTFT_RESOLUTIONS)
+    unseen = ", ".join(f"{n}/{h}" for n, h in MRSTFT_UNSEEN_RESOLUTIONS)
     return [
         f"- **Data**: {st['data']} — {len(result.clips)} clips evaluated, {len(result.failed)} failed, "
         f"{sum(c.seconds for c in result.clips):.1f} s of audio at {st['sample_rate']} Hz "
@@ -156,9 +171,13 @@ def _settings_lines(result: EvalResult) -> list[str]:
         f"win {mel['win_length']}, {mel['n_mels']} mels {mel['fmin']:g}–{mel['fmax']} Hz, "
         f"log {mel['log']}, clamp {mel['clamp']:g}, padding {mel['padding']}.",
         f"- **Pitch tracker**: {st['pitch']['description']}. F0 RMSE over frames voiced in both; "
-        "periodicity = RMSE of pYIN voiced probability (CARGAN's periodicity error with pYIN in place of "
-        "CREPE); V/UV F1 against the reference's voicing.",
-        f"- **MR-STFT**: spectral convergence + log-magnitude L1, averaged over FFT/hop {res} (Hann).",
+        "GPE (gross pitch error) = share of the frames voiced in both whose F0 is off by more than "
+        f"{GPE_THRESHOLD:.0%} (|F0_out / F0_ref - 1| > {GPE_THRESHOLD:g}); both are left out, with the "
+        "reason, where no frame is voiced in both; periodicity = RMSE of pYIN voiced probability "
+        "(CARGAN's periodicity error with pYIN in place of CREPE); V/UV F1 against the reference's voicing.",
+        f"- **MR-STFT**: spectral convergence + log-magnitude L1, averaged over FFT/hop {res} (Hann); "
+        f"**MR-STFT unseen**: the same over FFT/hop {unseen}, resolutions a spectral training loss on the "
+        "usual ones does not see.",
         "- **MCD**: orthonormal DCT-II of the natural-log mel magnitude (model mel), "
         f"{_mcd_range(int(mel['n_mels']))}, "
         "10/ln10·sqrt(2·Σ Δc²) per frame, frames 1:1, mean over all frames.",

@@ -124,8 +124,8 @@ def test_metrics_and_report_of_a_small_mel_state_the_mcd_range(speech: np.ndarra
     """The tiny recipe's 16-bin mel: compute_metrics gives a finite MCD (not NaN + "n_coeffs: expected
     1..15, got 24") and the report's settings say which coefficients were used."""
     from waveflow_py.config import to_dict
+    from waveflow_py.evaluation.markdown import _settings_lines
     from waveflow_py.evaluation.metrics import compute_metrics
-    from waveflow_py.evaluation.report import _settings_lines
 
     cfg = mel_preset("16k", n_mels=16)
     result = compute_metrics(speech, add_noise(speech, 10), SR, cfg)

@@ -14,7 +14,10 @@ with :func:`~waveflow_py.evaluation.metrics.compute_metrics`:
 
 The model's negative log-likelihood of the reference given its mel is recorded in nats and bits per
 sample, and so is the envelope baseline's (:func:`~waveflow_py.evaluation.baselines.envelope_log_prob`),
-the floor a trained model has to beat. A clip that cannot be loaded or processed is listed with its
+the floor a trained model has to beat. A clip whose model NLL is above 0 nats/sample (its log-likelihood
+below 0; :func:`~waveflow_py.evaluation.system.nll_warning`) is logged once and kept in its
+``warnings``. Each clip carries its speaker (:class:`~waveflow_py.evaluation.clips.EvalClip`).
+A clip that cannot be loaded or processed is listed with its
 reason in ``failed`` (and in the report), never silently dropped.
 :func:`~waveflow_py.evaluation.report.write_report` writes the files (the runner imports the report, never
 the reverse: both share the result types of :mod:`.results`).
@@ -43,7 +46,7 @@ from waveflow_py.evaluation.perceptual import require
 from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack
 from waveflow_py.evaluation.report import write_report
 from waveflow_py.evaluation.results import SYSTEMS, ClipResult, EvalResult
-from waveflow_py.evaluation.system import EvalModel, nll_from_log_prob
+from waveflow_py.evaluation.system import EvalModel, nll_from_log_prob, nll_warning
 
 # SYSTEMS, ClipResult and EvalResult live in .results (shared with .report); still importable from here
 __all__ = ["SYSTEMS", "ClipResult", "EvalResult", "evaluate_clips", "evaluate"]
@@ -111,10 +114,20 @@ def _evaluate_one(
         )
         values[system], errors[system] = res.values, res.errors
     result = ClipResult(
-        clip.clip_id, str(clip.path), n / model.sample_rate, values, errors, vocode_seconds=vocode_seconds
+        clip.clip_id,
+        str(clip.path),
+        n / model.sample_rate,
+        values,
+        errors,
+        vocode_seconds=vocode_seconds,
+        speaker=clip.speaker,
     )
     if model.log_prob is not None:
         result.nll_nats, result.nll_bits = nll_from_log_prob(float(model.log_prob(audio, mel)))
+        warning = nll_warning(result.nll_nats)
+        if warning is not None:
+            logger.warning("clip %s (speaker %s): %s", clip.clip_id, clip.speaker, warning)
+            result.warnings.append(warning)
     env_ll = envelope_log_prob(audio, mel, model.mel_config, ENVELOPE_ORDER)
     result.envelope_nll_nats, result.envelope_nll_bits = nll_from_log_prob(env_ll)
     if keep:

@@ -1,7 +1,7 @@
 """``evaluate``: vocode every reference clip from its own mel and score it against the reference.
 
 For each clip (see :func:`~waveflow_py.evaluation.clips.find_clips`): load it at the model's sample
-rate (resampled when the file's rate differs), compute the model's log-mel, then score three systems
+rate (resampled when the file's rate differs), compute the model's log-mel, then score four systems
 with :func:`~waveflow_py.evaluation.metrics.compute_metrics`:
 
 * ``reference``: the clip against itself, the ceiling of each metric (computed, not assumed);

@@ -1,7 +1,7 @@
 """Where the nats are: what a flow on the LPC excitation could still gain, measured on real speech.
 
 The ``lpc`` envelope prior whitens each hop-long segment with the LPC filter and gain the log-mel gives
-(:class:`~waveflow_py.audio.envelope.SpectralEnvelope`); the flow then models the excitation ``e``. Its
+(:class:`~waveflow_py.sourcefilter.envelope.SpectralEnvelope`); the flow then models the excitation ``e``. Its
 log-likelihood is ``LL(e) - mean log g``. This script takes dev clips and prints, per clip and on
 average, the log-likelihood (nats/sample) of the reference under the zero-parameter envelope model and
 under *oracle* refinements that look at the reference itself (upper bounds on what a model that sees only
@@ -69,11 +69,11 @@ def main() -> int:
     ap.add_argument("--order", type=int, default=16)
     args = ap.parse_args()
 
-    from waveflow_py.audio.envelope import SpectralEnvelope
     from waveflow_py.config import mel_preset
     from waveflow_py.evaluation.clips import find_clips, read_clip
     from waveflow_py.evaluation.spectral import log_mel
-    from waveflow_py.flows.lpc import lpc_whiten
+    from waveflow_py.sourcefilter.envelope import SpectralEnvelope
+    from waveflow_py.sourcefilter.lpc import lpc_whiten
 
     torch.set_num_threads(1)
     cfg = mel_preset("16k")

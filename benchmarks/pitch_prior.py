@@ -1,7 +1,7 @@
 """The pitch prior at zero parameters: likelihood against voicing, measured on real speech.
 
-For each setting of the mel-derived long-term predictor (:mod:`waveflow_py.audio.periodicity`,
-:class:`waveflow_py.flows.ltp.LongTermPredictor`) after the LPC-16 envelope, on dev clips:
+For each setting of the mel-derived long-term predictor (:mod:`waveflow_py.sourcefilter.periodicity`,
+:class:`waveflow_py.sourcefilter.ltp.LongTermPredictor`) after the LPC-16 envelope, on dev clips:
 
 * ``ll``: log-likelihood (nats/sample) of the reference under "Gaussian excitation -> pitch filter ->
   LPC filter" (no learned parameters; ``none`` is the envelope baseline of ``waveflow eval``);
@@ -37,15 +37,15 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from waveflow_py.audio.envelope import SpectralEnvelope
-    from waveflow_py.audio.periodicity import MelPeriodicity, lag_range
     from waveflow_py.config import mel_preset
     from waveflow_py.dtypes import speed_flags
     from waveflow_py.evaluation.clips import find_clips, read_clip
     from waveflow_py.evaluation.pitch import pitch_metrics_from_tracks, track_pitch
     from waveflow_py.evaluation.spectral import log_mel, multi_resolution_stft
-    from waveflow_py.flows.lpc import lpc_synthesize, lpc_whiten
-    from waveflow_py.flows.ltp import LongTermPredictor, ltp_context
+    from waveflow_py.sourcefilter.envelope import SpectralEnvelope
+    from waveflow_py.sourcefilter.lpc import lpc_synthesize, lpc_whiten
+    from waveflow_py.sourcefilter.ltp import LongTermPredictor, ltp_context
+    from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range
 
     torch.set_num_threads(1)
     cfg = mel_preset("16k")

@@ -171,14 +171,17 @@ def _pitch_variants(
     pitch stage has none); ``{None: model}`` when no strengths are asked for."""
     if strengths is None:
         return {None: model}
-    config = model.config
-    if getattr(config, "pitch", "none") == "none":
-        raise ValueError("--pitch-strengths: the release has no pitch prior (pitch: none)")
+    from waveflow_py.config import source_filter_of
     from waveflow_py.models import build_model, model_type_of
+
+    config = model.config
+    if source_filter_of(config).pitch == "none":
+        raise ValueError("--pitch-strengths: the release has no pitch prior (pitch: none)")
 
     out: dict[float | None, torch.nn.Module] = {}
     for s in strengths:
-        variant = build_model(model_type_of(config), dataclasses.replace(config, pitch_strength=float(s)))
+        block = dataclasses.replace(config.source_filter, pitch_strength=float(s))
+        variant = build_model(model_type_of(config), dataclasses.replace(config, source_filter=block))
         variant.load_state_dict(model.state_dict())
         out[float(s)] = variant.eval()
     return out

@@ -114,6 +114,7 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
     sha = json.loads((release / "config.json").read_text())["files"]["model.safetensors"]["sha256"]
     assert f"sha256 {sha} (verified)" in text
     assert "waveflow" in text and "n_mels=80" in text and "hop=256" in text and "untrained" in text
+    assert "first_row=transform, envelope=none, lpc_order=16" in text  # the stages' block, inline
     assert main(["info", str(release), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["verified"] and data["mel"]["sample_rate"] == SR and data["parameters"] > 0

@@ -1,4 +1,5 @@
-"""Strict configuration loading: types, unknown keys, overlays, overrides, presets."""
+"""Strict configuration loading: types, unknown keys, overlays, overrides, presets, and the model
+configs' source_filter block with the old flat keys it replaced."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ from pathlib import Path
 import pytest
 
 from waveflow_py.config import (
+    SOURCE_FILTER_KEYS,
+    ExperimentConfig,
     MelConfig,
+    SourceFilterConfig,
     WaveFlowConfig,
+    WaveGlowConfig,
     from_dict,
     load_yaml,
     mel_preset,
+    nest_source_filter,
     parse_overrides,
     to_dict,
 )
@@ -81,8 +87,6 @@ def test_presets() -> None:
 @pytest.mark.parametrize("text", ["", "\n", "# only a comment\n", "{}\n"])
 def test_an_empty_config_is_refused(tmp_path: Path, text: str) -> None:
     """An empty file must not silently mean "all defaults" (a 100,000-step default training run)."""
-    from waveflow_py.config import ExperimentConfig
-
     (tmp_path / "empty.yaml").write_text(text)
     with pytest.raises(ValueError, match=r"empty\.yaml: the config is empty"):
         load_yaml(ExperimentConfig, tmp_path / "empty.yaml")
@@ -104,3 +108,55 @@ def test_invalid_yaml_is_a_one_line_value_error(tmp_path: Path) -> None:
         load_yaml(WaveFlowConfig, tmp_path / "binary.yaml")
     with pytest.raises(ValueError, match="invalid YAML value"):
         parse_overrides(["a=[1, 2"])
+
+
+# ----------------------------------------------------------------------------- the source_filter block
+FLAT = {"envelope": "lpc", "lpc_order": 12, "pitch": "ltp", "pitch_strength": 1.5}
+
+
+@pytest.mark.parametrize("cls", [WaveFlowConfig, WaveGlowConfig])
+def test_old_flat_source_filter_keys_load_into_the_block(cls: type) -> None:
+    """Releases and checkpoints written before the block hold the six keys flat: they load as the block,
+    and what is written back uses the block only."""
+    rest = {k: v for k, v in to_dict(cls()).items() if k != "source_filter"}
+    cfg = from_dict(cls, rest | FLAT)
+    assert cfg.source_filter == SourceFilterConfig(**FLAT)
+    assert cfg == from_dict(cls, rest | {"source_filter": FLAT})
+    written = to_dict(cfg)
+    assert written["source_filter"] == to_dict(SourceFilterConfig(**FLAT))
+    assert not set(SOURCE_FILTER_KEYS) & set(written)
+    assert nest_source_filter({"n_flows": 4}) == {"n_flows": 4}  # nothing to move: unchanged
+
+
+def test_flat_and_nested_source_filter_keys_together_are_an_error() -> None:
+    with pytest.raises(
+        ValueError, match=r"model: flat source-filter key\(s\) \['pitch'\] .* 'source_filter'"
+    ):
+        from_dict(WaveFlowConfig, {"source_filter": {"envelope": "lpc"}, "pitch": "ltp"}, path="model")
+    with pytest.raises(ValueError, match=r"model\.source_filter: unknown key\(s\) \['pitch_gain'\]"):
+        from_dict(WaveFlowConfig, {"source_filter": {"pitch_gain": 1.0}}, path="model")
+    with pytest.raises(ValueError, match="source_filter.pitch_strength"):
+        from_dict(WaveGlowConfig, {"pitch_strength": -1.0})  # the old layout is validated the same way
+
+
+def test_yaml_layers_mix_flat_and_nested_keys(tmp_path: Path) -> None:
+    """Each file and the overrides are nested on their own, then merged: an old flat overlay or a flat
+    ``--set model.pitch_strength=...`` works over a recipe written with the block, and vice versa."""
+    base = "mel_preset: 16k\nmodel:\n  n_flows: 2\n  source_filter:\n    envelope: lpc\n    pitch: ltp\n"
+    (tmp_path / "base.yaml").write_text(base)
+    (tmp_path / "old.yaml").write_text("extends: base.yaml\nmodel:\n  pitch_threshold: 0.2\n")
+    sets = ["model.pitch_strength=1.25", "model.source_filter.lpc_order=8"]
+    with pytest.raises(ValueError, match=r"overrides: model: flat source-filter key"):
+        load_yaml(ExperimentConfig, tmp_path / "old.yaml", sets)  # one layer: one form
+    exp = load_yaml(ExperimentConfig, tmp_path / "old.yaml", sets[:1])
+    want = SourceFilterConfig(envelope="lpc", pitch="ltp", pitch_strength=1.25, pitch_threshold=0.2)
+    assert exp.model.source_filter == want and exp.model.n_flows == 2
+    exp = load_yaml(ExperimentConfig, tmp_path / "old.yaml", sets[1:])
+    assert exp.model.source_filter.lpc_order == 8 and exp.model.source_filter.pitch_threshold == 0.2
+    (tmp_path / "flat.yaml").write_text("mel_preset: 16k\nmodel:\n  envelope: gain\n  preemphasis: 0.5\n")
+    (tmp_path / "new.yaml").write_text("extends: flat.yaml\nmodel:\n  source_filter:\n    envelope: lpc\n")
+    exp = load_yaml(ExperimentConfig, tmp_path / "new.yaml", ["model.preemphasis=0.25"])
+    assert exp.model.source_filter == SourceFilterConfig(envelope="lpc", preemphasis=0.25)
+    (tmp_path / "both.yaml").write_text("model:\n  envelope: gain\n  source_filter:\n    pitch: ltp\n")
+    with pytest.raises(ValueError, match=r"both\.yaml: model: flat source-filter key\(s\) \['envelope'\]"):
+        load_yaml(ExperimentConfig, tmp_path / "both.yaml")

@@ -14,7 +14,7 @@ import torch
 
 from waveflow_py.audio import AudioError, MelSpectrogram
 from waveflow_py.audio.conventions import from_model_mel
-from waveflow_py.config import mel_preset
+from waveflow_py.config import SourceFilterConfig, mel_preset
 from waveflow_py.pretrained import ReleaseNotFoundError, build_random_release, lookup
 from waveflow_py.vocoder import DEFAULT_TEMPERATURE, Vocoder
 
@@ -243,7 +243,7 @@ def test_envelope_release_without_a_tuned_temperature_warns(tmp_path: Path, capl
     from waveflow_py.pretrained import load_release, save_release
 
     _, info = load_release(build_random_release(tmp_path / "plain"))
-    cfg = dataclasses.replace(info.config, envelope="lpc")
+    cfg = dataclasses.replace(info.config, source_filter=SourceFilterConfig(envelope="lpc"))
     path = save_release(tmp_path / "env", build_model(info.model_type, cfg), provenance={"weights": "random"})
     with caplog.at_level("WARNING", logger="waveflow_py.vocoder"):
         voc = Vocoder.from_pretrained(path)
@@ -304,7 +304,7 @@ def test_release_excitation_rms_round_trip_override_and_checks(vocoder: Vocoder,
     from waveflow_py.inference.synthesis import synthesize
     from waveflow_py.pretrained import save_release
 
-    model = tiny_waveflow(envelope="lpc", lpc_order=4)
+    model = tiny_waveflow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4))
     path = save_release(tmp_path / "lev", model, provenance={"weights": "test"}, excitation_rms=1.25)
     assert json.loads((path / "config.json").read_text())["excitation_rms"] == 1.25
     again = Vocoder.from_pretrained(path, dtype="fp32")

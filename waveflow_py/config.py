@@ -22,6 +22,11 @@ __all__ = [
     "MelConfig",
     "MEL_PRESETS",
     "mel_preset",
+    "SourceFilterConfig",
+    "SOURCE_FILTER_KEYS",
+    "nest_source_filter",
+    "nest_model_section",
+    "source_filter_of",
     "WaveFlowConfig",
     "WaveGlowConfig",
     "from_dict",
@@ -142,35 +147,93 @@ def mel_preset(name: str, **overrides: Any) -> MelConfig:
     return MelConfig(**{"preset": name, **MEL_PRESETS[name], **overrides})
 
 
-# ----------------------------------------------------------------------------- models
+# ----------------------------------------------------------------------------- source-filter stages
 ENVELOPES = ("none", "gain", "lpc")
 PITCH_PRIORS = ("none", "ltp")
 
 
-def _check_envelope(name: str, envelope: str, lpc_order: int, preemphasis: float, mel: MelConfig) -> None:
-    """Validate the envelope fields shared by the model configs (``name``: the config class)."""
-    if envelope not in ENVELOPES:
-        raise ValueError(f"{name}.envelope: expected one of {ENVELOPES}, got {envelope!r}")
-    if isinstance(lpc_order, bool) or not isinstance(lpc_order, int) or lpc_order < 1:
-        raise ValueError(f"{name}.lpc_order: expected a positive integer, got {lpc_order!r}")
-    if envelope == "lpc" and lpc_order >= mel.n_fft // 2:
+@dataclass
+class SourceFilterConfig:
+    """The fixed, mel-derived source-filter stages in front of the flows (:mod:`waveflow_py.sourcefilter`),
+    one block shared by every model config (``model.source_filter`` in YAML and releases). All off by
+    default: the flows then model the waveform itself."""
+
+    envelope: str = "none"  # "none", "gain" (per-frame RMS) or "lpc": flows model the mel-whitened excitation
+    lpc_order: int = 16  # order of the "lpc" envelope filter
+    preemphasis: float = 0.0  # x[n] - preemphasis * x[n-1] before the envelope (0: off)
+    # "ltp": a mel-derived long-term (pitch) predictor after the envelope (sourcefilter.periodicity); its
+    # gain is strength * (rho - threshold) / (1 - threshold) of the mel's low-band periodicity rho
+    pitch: str = "none"
+    pitch_strength: float = 1.0
+    pitch_threshold: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.envelope not in ENVELOPES:
+            raise ValueError(f"source_filter.envelope: expected one of {ENVELOPES}, got {self.envelope!r}")
+        order = self.lpc_order
+        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+            raise ValueError(f"source_filter.lpc_order: expected a positive integer, got {order!r}")
+        if not 0.0 <= self.preemphasis < 1.0:
+            raise ValueError(
+                f"source_filter.preemphasis: expected 0 <= preemphasis < 1 (0: off), got {self.preemphasis!r}"
+            )
+        if self.pitch not in PITCH_PRIORS:
+            raise ValueError(f"source_filter.pitch: expected one of {PITCH_PRIORS}, got {self.pitch!r}")
+        strength, threshold = self.pitch_strength, self.pitch_threshold
+        if not (isinstance(strength, (int, float)) and strength >= 0):
+            raise ValueError(f"source_filter.pitch_strength: expected a number >= 0, got {strength!r}")
+        if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
+            raise ValueError(
+                f"source_filter.pitch_threshold: expected 0 <= pitch_threshold < 1, got {threshold!r}"
+            )
+
+    def check_mel(self, mel: MelConfig) -> None:
+        """What depends on the mel front end: an LPC order below ``n_fft / 2`` (the autocorrelation lags
+        the mel's window can show)."""
+        if self.envelope == "lpc" and self.lpc_order >= mel.n_fft // 2:
+            raise ValueError(
+                f"source_filter.lpc_order: expected < n_fft / 2 = {mel.n_fft // 2} for envelope 'lpc', "
+                f"got {self.lpc_order}"
+            )
+
+
+# the keys of the block, which model configs held flat (at the top of ``model``) before it existed
+SOURCE_FILTER_KEYS = tuple(f.name for f in dataclasses.fields(SourceFilterConfig))
+
+
+def nest_source_filter(model: Mapping[str, Any], where: str = "model") -> dict[str, Any]:
+    """Plain model data with the old flat source-filter keys (``envelope``, ``pitch_strength``, ...)
+    moved into the ``source_filter`` block; data without them is returned as is. One mapping may use one
+    form: flat keys beside a ``source_filter`` block are a ``ValueError``."""
+    flat = [k for k in SOURCE_FILTER_KEYS if k in model]
+    if not flat:
+        return dict(model)
+    if "source_filter" in model:
         raise ValueError(
-            f"{name}.lpc_order: expected < n_fft / 2 = {mel.n_fft // 2} for envelope 'lpc', got {lpc_order}"
+            f"{where}: flat source-filter key(s) {flat} (the old layout) beside a 'source_filter' block: "
+            "give these settings in one place, inside source_filter"
         )
-    if not 0.0 <= preemphasis < 1.0:
-        raise ValueError(f"{name}.preemphasis: expected 0 <= preemphasis < 1 (0: off), got {preemphasis!r}")
+    out = {k: v for k, v in model.items() if k not in flat}
+    out["source_filter"] = {k: model[k] for k in flat}
+    return out
 
 
-def _check_pitch(name: str, pitch: str, strength: float, threshold: float) -> None:
-    """Validate the pitch-prior fields shared by the model configs."""
-    if pitch not in PITCH_PRIORS:
-        raise ValueError(f"{name}.pitch: expected one of {PITCH_PRIORS}, got {pitch!r}")
-    if not (isinstance(strength, (int, float)) and strength >= 0):
-        raise ValueError(f"{name}.pitch_strength: expected a number >= 0, got {strength!r}")
-    if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
-        raise ValueError(f"{name}.pitch_threshold: expected 0 <= pitch_threshold < 1, got {threshold!r}")
+def nest_model_section(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Experiment data (one YAML file, one set of ``--set`` overrides, a checkpoint's config) with its
+    ``model`` mapping in today's layout (:func:`nest_source_filter`), so the layers merge key by key."""
+    out = dict(data)
+    if isinstance(out.get("model"), Mapping):
+        out["model"] = nest_source_filter(out["model"], f"{where}: model")
+    return out
 
 
+def source_filter_of(config: Any) -> SourceFilterConfig:
+    """The source-filter block of a model config (all stages off for a config without one)."""
+    block = getattr(config, "source_filter", None)
+    return block if isinstance(block, SourceFilterConfig) else SourceFilterConfig()
+
+
+# ----------------------------------------------------------------------------- models
 @dataclass
 class WaveFlowConfig:
     """WaveFlow (Ping et al. 2020). Defaults: the paper's main model (h=16, r=64, 8 flows x 8 layers)."""
@@ -190,18 +253,11 @@ class WaveFlowConfig:
     # "transform": every row is transformed, row 0 from the mel only; "identity": row 0 is copied and
     # row i > 0 is conditioned on rows < i (the authors' Parakeet WaveFlow and L0SG's port)
     first_row: str = "transform"
-    envelope: str = "none"  # "none", "gain" (per-frame RMS) or "lpc": flows model the mel-whitened excitation
-    lpc_order: int = 16  # order of the "lpc" envelope filter
-    preemphasis: float = 0.0  # x[n] - preemphasis * x[n-1] before the envelope (0: off)
-    # "ltp": a mel-derived long-term (pitch) predictor after the envelope (audio.periodicity); its gain is
-    # strength * (rho - threshold) / (1 - threshold) of the mel's low-band periodicity rho
-    pitch: str = "none"
-    pitch_strength: float = 1.0
-    pitch_threshold: float = 0.3
+    # the fixed envelope and pitch stages in front of the flows (off by default)
+    source_filter: SourceFilterConfig = field(default_factory=SourceFilterConfig)
 
     def __post_init__(self) -> None:
-        _check_envelope("WaveFlowConfig", self.envelope, self.lpc_order, self.preemphasis, self.mel)
-        _check_pitch("WaveFlowConfig", self.pitch, self.pitch_strength, self.pitch_threshold)
+        self.source_filter.check_mel(self.mel)
         if self.first_row not in ("transform", "identity"):
             raise ValueError(f"first_row: expected 'transform' or 'identity', got {self.first_row!r}")
         if self.scale_bound is not None and self.scale_bound <= 0:
@@ -238,20 +294,13 @@ class WaveGlowConfig:
     # n_mels * n_group channels) or "pooled" (SqueezeWave-style: averaged over each group, n_mels channels;
     # far fewer conditioning weights and MACs for a large n_group)
     condition: str = "squeeze"
-    envelope: str = "none"  # "none", "gain" (per-frame RMS) or "lpc": flows model the mel-whitened excitation
-    lpc_order: int = 16  # order of the "lpc" envelope filter
-    preemphasis: float = 0.0  # x[n] - preemphasis * x[n-1] before the envelope (0: off)
-    # "ltp": a mel-derived long-term (pitch) predictor after the envelope (audio.periodicity); its gain is
-    # strength * (rho - threshold) / (1 - threshold) of the mel's low-band periodicity rho
-    pitch: str = "none"
-    pitch_strength: float = 1.0
-    pitch_threshold: float = 0.3
+    # the fixed envelope and pitch stages in front of the flows (off by default)
+    source_filter: SourceFilterConfig = field(default_factory=SourceFilterConfig)
 
     def __post_init__(self) -> None:
         if self.condition not in ("squeeze", "pooled"):
             raise ValueError(f"condition: expected 'squeeze' or 'pooled', got {self.condition!r}")
-        _check_envelope("WaveGlowConfig", self.envelope, self.lpc_order, self.preemphasis, self.mel)
-        _check_pitch("WaveGlowConfig", self.pitch, self.pitch_strength, self.pitch_threshold)
+        self.source_filter.check_mel(self.mel)
         if self.upsampler not in ("stack", "nvidia"):
             raise ValueError(f"upsampler: expected 'stack' or 'nvidia', got {self.upsampler!r}")
 
@@ -332,8 +381,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
         raise TypeError(f"{cls} is not a dataclass")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
     where = path or cls.__name__
+    if hints.get("source_filter") is SourceFilterConfig:  # a model config: old flat keys still load
+        data = nest_source_filter(data, where)
+    unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
@@ -391,7 +442,7 @@ def _read_yaml_chain(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ValueError(f"{path}: the config is empty (no settings in it)")
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    data = dict(data)
+    data = nest_model_section(data, str(path))
     parent = data.pop("extends", None)
     if parent is None:
         return data
@@ -422,8 +473,13 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def read_yaml(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The plain data of a YAML/JSON file (following ``extends``) with ``key=value`` overrides applied."""
-    return merge_dicts(_read_yaml_chain(Path(path)), parse_overrides(overrides))
+    """The plain data of a YAML/JSON file (following ``extends``) with ``key=value`` overrides applied.
+
+    Each file and the overrides are one layer each: a layer's old flat ``model`` keys are nested
+    (:func:`nest_model_section`) before the layers merge, so ``--set model.pitch_strength=1.2`` overrides
+    a recipe written with the ``model.source_filter`` block."""
+    overrides_data = nest_model_section(parse_overrides(overrides), "overrides")
+    return merge_dicts(_read_yaml_chain(Path(path)), overrides_data)
 
 
 def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from waveflow_py.audio.conventions import silent_mel
-from waveflow_py.config import MelConfig
+from waveflow_py.config import MelConfig, source_filter_of
 from waveflow_py.dtypes import parse_dtype, resolve_dtype
 from waveflow_py.flows.distributions import check_truncation
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE, check_excitation_rms, check_temperature
@@ -80,7 +80,7 @@ class Vocoder:
         self.denoise_strength = float(denoise)
         if temperature is None:
             temperature = info.temperature if info is not None and info.temperature is not None else None
-            if temperature is None and getattr(getattr(model, "config", None), "envelope", "none") != "none":
+            if temperature is None and source_filter_of(getattr(model, "config", None)).envelope != "none":
                 logger.warning(
                     "%s has an envelope prior but no tuned temperature: sampling at the default %g, which "
                     "makes such models much quieter (tune one: benchmarks/tune_temperature.py --write)",

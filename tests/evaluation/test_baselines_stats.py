@@ -47,7 +47,7 @@ def test_envelope_baseline_likelihood_is_exact_for_its_own_samples() -> None:
     mean log N(e) - mean log g: whitening undoes the synthesis sample for sample."""
     import torch
 
-    from waveflow_py.audio.envelope import SpectralEnvelope
+    from waveflow_py.sourcefilter.envelope import SpectralEnvelope
 
     cfg = mel_preset("16k")
     mel = log_mel(speech_like(SR, 1.0), cfg)

@@ -12,12 +12,17 @@ takes a transform ``t``, an input batch ``x`` and an optional ``context`` and as
   outputs in both directions;
 * :func:`check_bad_inputs`: NaN, wrong size, wrong rank, a missing / unexpected / wrong-batch
   context raise ``ValueError``.
+
+:func:`contract_suite` turns a table of :class:`Case` into the parametrized tests of all five, so every
+package's transforms run the one suite (``tests/flows/test_contract.py``,
+``tests/sourcefilter/test_contract.py``).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -26,6 +31,8 @@ from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
 __all__ = [
+    "Case",
+    "contract_suite",
     "check_bad_inputs",
     "check_gradients",
     "check_invertible",
@@ -187,3 +194,76 @@ def check_bad_inputs(
                     method(x, context[:1])
             with pytest.raises(ValueError):
                 method(x, context.clone().fill_(float("nan")))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One transform of the contract suite: how to build it and the shapes it takes."""
+
+    factory: Callable[[], nn.Module]
+    shape: tuple[int, ...]
+    context: tuple[int, ...] | None = None
+    feature_dim: int = 1
+    vector_only: bool = False
+    context_scale: float = 1.0  # the random context is N(0, context_scale^2) (LPC: keep filters stable)
+    any_length: bool = False  # every length is valid (no "wrong size" input to refuse)
+
+
+def _build(case: Case, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, Tensor, Tensor | None]:
+    """The transform (float32 unless asked), warmed up on the batch (ActNorm's data-dependent init) and
+    with every parameter perturbed (zero-initialised output layers would make it the identity)."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(case.shape, generator=gen).to(dtype)
+    ctx = None
+    if case.context is not None:
+        ctx = case.context_scale * torch.randn(case.context, generator=gen).to(dtype)
+    t = case.factory().to(dtype)
+    with torch.no_grad():
+        t(x, ctx)
+    perturb_parameters(t, std=0.2)
+    return t, x, ctx
+
+
+def contract_suite(cases: dict[str, Case], identity_ok: tuple[str, ...] = ()) -> tuple[Callable, ...]:
+    """The five contract tests over ``cases`` (assign them to ``test_*`` names of a test module).
+    ``identity_ok``: name prefixes of cases that may map the test batch to itself (permutations)."""
+    names = pytest.mark.parametrize("name", list(cases))
+
+    @names
+    def test_invertible_float32(name: str) -> None:
+        t, x, ctx = _build(cases[name])
+        y, _ = check_invertible(t, x, ctx, atol=1e-4)
+        if not name.startswith(identity_ok):
+            assert not torch.allclose(y, x, atol=1e-3), "the perturbed transform should not be the identity"
+
+    @names
+    def test_logdet_matches_autograd_jacobian_float64(name: str) -> None:
+        t, x, ctx = _build(cases[name])
+        t64, x64, ctx64 = to_double(t, x, ctx)
+        check_logdet_jacobian(t64, x64[:2], None if ctx64 is None else ctx64[:2], atol=1e-7)
+
+    @names
+    def test_gradients_reach_every_parameter(name: str) -> None:
+        t, x, ctx = _build(cases[name], torch.float64)
+        check_gradients(t, x, ctx)
+
+    @names
+    def test_state_dict_roundtrip(name: str) -> None:
+        t, x, ctx = _build(cases[name])
+        check_state_dict_roundtrip(cases[name].factory, t, x, ctx)
+
+    @names
+    def test_bad_inputs_raise_value_error(name: str) -> None:
+        case = cases[name]
+        if case.any_length:
+            pytest.skip("every length is valid; its other bad inputs are tested beside the transform")
+        t, x, ctx = _build(case)
+        check_bad_inputs(t, x, ctx, feature_dim=case.feature_dim, vector_only=case.vector_only)
+
+    return (
+        test_invertible_float32,
+        test_logdet_matches_autograd_jacobian_float64,
+        test_gradients_reach_every_parameter,
+        test_state_dict_roundtrip,
+        test_bad_inputs_raise_value_error,
+    )

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.inference.conftest import close_to_peak, mel_and_noise, tiny_waveflow, tiny_waveglow
+from waveflow_py.config import SourceFilterConfig
 from waveflow_py.inference.core import check_excitation_rms, level_frames, run_envelope
 from waveflow_py.inference.cuda import fast_inverse
 from waveflow_py.inference.receptive import context_frames
@@ -41,9 +42,10 @@ def test_level_frames_sets_each_frame_and_keeps_its_shape() -> None:
 @pytest.fixture(params=["waveflow", "waveglow+pitch"])
 def levelled(request: pytest.FixtureRequest) -> torch.nn.Module:
     if request.param == "waveflow":
-        model = tiny_waveflow(envelope="lpc", lpc_order=4, preemphasis=0.5)
+        model = tiny_waveflow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4, preemphasis=0.5))
     else:
-        model = tiny_waveglow(envelope="gain", pitch="ltp", pitch_strength=3.0, pitch_threshold=0.0)
+        stages = SourceFilterConfig(envelope="gain", pitch="ltp", pitch_strength=3.0, pitch_threshold=0.0)
+        model = tiny_waveglow(source_filter=stages)
     model.excitation_rms = RMS
     return model
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from tests.inference.conftest import tiny_waveflow, tiny_waveglow
 from waveflow_py.cli import main
+from waveflow_py.config import SourceFilterConfig
 from waveflow_py.inference.export import ExportableInverse, check_onnx, export_onnx, onnx_inputs
 from waveflow_py.pretrained import save_release
 
@@ -55,7 +56,7 @@ def test_onnx_graph_equals_the_cached_inverse(name: str, tmp_path: Path) -> None
     "stage", [{"envelope": "gain"}, {"pitch": "ltp"}, {"preemphasis": 0.9}], ids=lambda d: next(iter(d))
 )
 def test_fixed_filter_stages_are_refused(tmp_path: Path, stage: dict) -> None:
-    model = tiny_waveflow(**stage)
+    model = tiny_waveflow(source_filter=SourceFilterConfig(**stage))
     with pytest.raises(ValueError, match=f"fixed filter stage \\({next(iter(stage))}"):
         export_onnx(model, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()

@@ -11,6 +11,7 @@ import torch
 from tests.inference.conftest import close_to_peak as _close
 from tests.inference.conftest import mel_and_noise as _inputs
 from tests.inference.conftest import tiny_waveflow, tiny_waveglow
+from waveflow_py.config import SourceFilterConfig
 from waveflow_py.inference.cuda import fast_inverse
 from waveflow_py.inference.receptive import context_frames
 from waveflow_py.inference.streaming import StreamingSynthesizer
@@ -23,7 +24,7 @@ def lpc_model(request: pytest.FixtureRequest) -> torch.nn.Module:
     factory = tiny_waveflow if request.param.startswith("waveflow") else tiny_waveglow
     pitch = {"pitch": "ltp", "pitch_strength": 3.0, "pitch_threshold": 0.0}
     pitch = pitch if "+pitch" in request.param else {}
-    return factory(envelope="lpc", lpc_order=4, preemphasis=0.5, **pitch)
+    return factory(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4, preemphasis=0.5, **pitch))
 
 
 def test_envelope_is_on_and_matters(lpc_model) -> None:
@@ -32,8 +33,9 @@ def test_envelope_is_on_and_matters(lpc_model) -> None:
         audio, _ = lpc_model.inverse(z, mel)
         excitation, _ = lpc_model.inverse_excitation(z, mel)
     assert (audio - excitation).abs().max() > 1e-2 * float(audio.abs().max())
-    if lpc_model.periodicity is not None:  # the pitch filter is on, with gains well above zero
-        assert float(lpc_model.periodicity(mel)[1].max()) > 0.3
+    periodicity = lpc_model.source_filter.periodicity
+    if periodicity is not None:  # the pitch filter is on, with gains well above zero
+        assert float(periodicity(mel)[1].max()) > 0.3
 
 
 def test_streaming_equals_offline_inverse_with_lpc_envelope(lpc_model) -> None:

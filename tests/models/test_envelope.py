@@ -1,6 +1,7 @@
-"""The envelope stage of the vocoders (models/base.py): WaveFlow and WaveGlow with a gain or LPC
-envelope and pre-emphasis: exact inverse, log-det == autograd Jacobian, cached == plain inverse,
-chunked envelope synthesis with state == one pass, calibration, configs old and new."""
+"""The source-filter stages inside the vocoders (models/base.py delegating to sourcefilter.SourceFilter):
+WaveFlow and WaveGlow with a gain or LPC envelope, pre-emphasis and the pitch predictor: exact inverse,
+log-det == autograd Jacobian, cached == plain inverse, chunked envelope synthesis with state == one pass,
+calibration and its state_dict key, configs old and new."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import torch
 from tests.flows.contract import perturb_parameters
 from tests.models.factories import tiny_mel_config, tiny_waveflow_config
 from waveflow_py.audio import MelSpectrogram
-from waveflow_py.config import WaveFlowConfig, WaveGlowConfig, from_dict, to_dict
-from waveflow_py.models.base import EnvelopeState
+from waveflow_py.config import SourceFilterConfig, WaveFlowConfig, WaveGlowConfig, from_dict, to_dict
 from waveflow_py.models.waveflow import WaveFlow
 from waveflow_py.models.waveglow import WaveGlow
+from waveflow_py.sourcefilter import SourceFilterState
 
 # "+ltp": the pitch prior after the envelope (tiny mel: n_fft 64, so every lag is 31 samples)
 VARIANTS = [("gain", 0.0), ("lpc", 0.0), ("lpc", 0.9), ("none", 0.9), ("lpc+ltp", 0.9), ("gain+ltp", 0.0)]
@@ -24,16 +25,16 @@ VARIANTS = [("gain", 0.0), ("lpc", 0.0), ("lpc", 0.9), ("none", 0.9), ("lpc+ltp"
 def tiny(kind: str, envelope: str, preemphasis: float = 0.0, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     envelope, _, pitch = envelope.partition("+")
-    stages = {
-        "envelope": envelope,
-        "lpc_order": 8,
-        "preemphasis": preemphasis,
-        "pitch": pitch or "none",
-        "pitch_strength": 2.0,
-        "pitch_threshold": 0.0,
-    }
+    stages = SourceFilterConfig(
+        envelope=envelope,
+        lpc_order=8,
+        preemphasis=preemphasis,
+        pitch=pitch or "none",
+        pitch_strength=2.0,
+        pitch_threshold=0.0,
+    )
     if kind == "waveflow":
-        cfg = dataclasses.replace(tiny_waveflow_config(8), **stages)
+        cfg = dataclasses.replace(tiny_waveflow_config(8), source_filter=stages)
         model: torch.nn.Module = WaveFlow(cfg)
     else:
         cfg = WaveGlowConfig(
@@ -44,7 +45,7 @@ def tiny(kind: str, envelope: str, preemphasis: float = 0.0, seed: int = 0) -> t
             n_layers=2,
             residual_channels=8,
             mel=tiny_mel_config(),
-            **stages,
+            source_filter=stages,
         )
         model = WaveGlow(cfg)
     perturb_parameters(model, std=0.2, seed=seed + 1)
@@ -77,7 +78,7 @@ def test_inverse_of_forward_is_exact(kind: str, envelope: str, preemphasis: floa
         e, ld_env = model.envelope_analysis(x, mel)
         assert not torch.allclose(e, x) and bool(ld_env.abs().min() > 0)
     if "+ltp" in envelope:  # the pitch stage is active (non-zero gains) and is undone exactly
-        _, gain = model.periodicity(mel, 6)
+        _, gain = model.source_filter.periodicity(mel, 6)
         assert bool((gain > 0.05).any())
 
 
@@ -88,7 +89,7 @@ def test_logdet_matches_autograd_jacobian_float64(kind: str, envelope: str, pree
     x, mel = speech_like(batch=1, frames=3)
     x, mel = x.double(), mel.double()
     with torch.no_grad():
-        model.envelope_log_scale.fill_(0.7)  # the calibration constant enters the log-det too
+        model.source_filter.envelope_log_scale.fill_(0.7)  # the calibration constant enters the log-det too
     _, ld = model(x, mel)
     jac = torch.autograd.functional.jacobian(lambda v: model(v.unsqueeze(0), mel)[0][0], x[0])
     torch.testing.assert_close(ld[0], torch.linalg.slogdet(jac)[1], atol=1e-7, rtol=1e-9)
@@ -123,7 +124,7 @@ def test_envelope_synthesis_in_two_chunks_equals_one_pass(
     hop = model.hop_length
     e = torch.randn(2, 10 * hop, dtype=torch.float64)
     whole, ld, state = model.envelope_synthesis(e, mel)
-    assert isinstance(state, EnvelopeState)
+    assert isinstance(state, SourceFilterState)
     cut = 4  # frames in the first chunk; it is given one mel frame beyond (centred frames)
     first, ld1, s1 = model.envelope_synthesis(e[:, : cut * hop], mel[:, :, : cut + 1])
     second, ld2, s2 = model.envelope_synthesis(e[:, cut * hop :], mel[:, :, cut:], state=s1)
@@ -135,7 +136,7 @@ def test_envelope_synthesis_in_two_chunks_equals_one_pass(
         assert (got is None) == (want is None)
         if got is not None:
             torch.testing.assert_close(got, want)
-    with pytest.raises(ValueError, match="EnvelopeState"):
+    with pytest.raises(ValueError, match="SourceFilterState"):
         model.envelope_synthesis(e, mel, state=torch.zeros(2, 8))
 
 
@@ -144,49 +145,54 @@ def test_calibration_gives_unit_variance_and_is_saved(envelope: str) -> None:
     model = tiny("waveflow", envelope)
     x, mel = speech_like(frames=12)
     log_scale = model.calibrate_envelope(3.0 * x, mel)  # audio louder than its mel says
-    assert log_scale == pytest.approx(float(model.envelope_log_scale))
+    assert log_scale == pytest.approx(float(model.source_filter.envelope_log_scale))
     e, _ = model.envelope_analysis(3.0 * x, mel)
     assert float(e.square().mean()) == pytest.approx(1.0, rel=1e-4)
     state = model.state_dict()
-    assert "envelope_log_scale" in state
+    assert "envelope_log_scale" in state  # at the model's root, where releases store it
     fresh = tiny("waveflow", envelope, seed=5)
     fresh.load_state_dict(state)
-    assert float(fresh.envelope_log_scale) == pytest.approx(log_scale)
+    assert float(fresh.source_filter.envelope_log_scale) == pytest.approx(log_scale)
     assert tiny("waveflow", "none").calibrate_envelope(x, mel) == 0.0
 
 
 def test_configs_new_fields_old_configs_and_errors() -> None:
-    default = WaveFlowConfig()
+    default = WaveFlowConfig().source_filter
     assert (default.envelope, default.lpc_order, default.preemphasis) == ("none", 16, 0.0)
-    assert WaveGlowConfig().envelope == "none"
+    assert WaveGlowConfig().source_filter.envelope == "none"
     # an old release config (no envelope fields) loads with the defaults, and its weights still load
     old = to_dict(tiny_waveflow_config(8))
-    for key in ("envelope", "lpc_order", "preemphasis"):
-        old.pop(key)
+    old.pop("source_filter")
     cfg = from_dict(WaveFlowConfig, old)
-    assert cfg.envelope == "none"
+    assert cfg.source_filter.envelope == "none"
     assert not any("envelope" in k for k in WaveFlow(cfg).state_dict())
-    new = from_dict(WaveGlowConfig, {"envelope": "lpc", "lpc_order": 12, "preemphasis": 0.86})
-    assert (new.envelope, new.lpc_order, new.preemphasis) == ("lpc", 12, 0.86)
-    assert to_dict(new)["envelope"] == "lpc"
+    new = from_dict(
+        WaveGlowConfig, {"source_filter": {"envelope": "lpc", "lpc_order": 12, "preemphasis": 0.86}}
+    )
+    assert (new.source_filter.envelope, new.source_filter.lpc_order) == ("lpc", 12)
+    assert new.source_filter.preemphasis == 0.86
+    assert to_dict(new)["source_filter"]["envelope"] == "lpc"
     with pytest.raises(ValueError, match="envelope"):
-        WaveFlowConfig(envelope="lsp")
+        SourceFilterConfig(envelope="lsp")
     with pytest.raises(ValueError, match="lpc_order"):
-        WaveGlowConfig(lpc_order=0)
-    with pytest.raises(ValueError, match="lpc_order"):
-        WaveFlowConfig(mel=tiny_mel_config(), envelope="lpc", lpc_order=32)  # n_fft 64: at most 31
-    WaveFlowConfig(mel=tiny_mel_config(), lpc_order=32)  # unused without an LPC envelope: accepted
+        SourceFilterConfig(lpc_order=0)
+    with pytest.raises(ValueError, match="lpc_order"):  # n_fft 64: at most 31
+        WaveFlowConfig(mel=tiny_mel_config(), source_filter=SourceFilterConfig(envelope="lpc", lpc_order=32))
+    WaveFlowConfig(mel=tiny_mel_config(), source_filter=SourceFilterConfig(lpc_order=32))  # unused: accepted
     with pytest.raises(ValueError, match="preemphasis"):
-        WaveFlowConfig(preemphasis=1.0)
+        SourceFilterConfig(preemphasis=1.0)
+    with pytest.raises(ValueError, match="pitch_threshold"):
+        from_dict(WaveGlowConfig, {"source_filter": {"pitch": "ltp", "pitch_threshold": 1.0}})
 
 
 def test_fixed_stages_ignore_mixed_precision() -> None:
     """Training under bf16 autocast sees the same envelope and pitch coefficients as float32 synthesis."""
     model = tiny("waveflow", "lpc+ltp").eval()
     x, mel = speech_like(frames=8)
-    want_env = model._envelope_context(mel, x.shape[1])
-    want_pitch = model._pitch_context(mel, x.shape[1])
+    stages = model.source_filter
+    want_env = stages.envelope_context(mel, x.shape[1])
+    want_pitch = stages.pitch_context(mel, x.shape[1])
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-        got_env = model._envelope_context(mel, x.shape[1])
-        got_pitch = model._pitch_context(mel, x.shape[1])
+        got_env = stages.envelope_context(mel, x.shape[1])
+        got_pitch = stages.pitch_context(mel, x.shape[1])
     assert torch.equal(got_env, want_env) and torch.equal(got_pitch, want_pitch)

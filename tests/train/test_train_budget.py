@@ -70,9 +70,9 @@ def test_init_from_release_loads_weights_and_enforces_settings(corpus, tiny_expe
         Trainer(from_dict(ExperimentConfig, d))
     # a stage without weights (the pitch prior) may be added to the release's weights
     d = to_dict(exp)
-    d["model"].update(pitch="ltp", pitch_strength=1.2)
+    d["model"]["source_filter"].update(pitch="ltp", pitch_strength=1.2)
     with_pitch = Trainer(from_dict(ExperimentConfig, d))
-    assert with_pitch.parts.model.pitch_filter is not None
+    assert with_pitch.parts.model.source_filter.pitch_filter is not None
     for name, value in released.state_dict().items():
         torch.testing.assert_close(with_pitch.parts.model.state_dict()[name], value, msg=name)
 

@@ -12,14 +12,18 @@ from waveflow_py.config import ExperimentConfig, load_yaml
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 NAMES = ("tiny", "librispeech-mini", "single-speaker", "ljspeech")
 CONFIGS = sorted(p for name in NAMES for p in (RECIPES / name).glob("*.yaml"))
+BAKEOFF = RECIPES / "librispeech-mini" / "bakeoff"
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path", CONFIGS + sorted(BAKEOFF.glob("*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
 def test_recipe_config_loads(path: Path) -> None:
     exp = load_yaml(ExperimentConfig, path)
     cfg = exp.model_config()
     assert exp.data.segment_length % cfg.mel.hop_length == 0
     expected_rate = {"tiny": 8000, "librispeech-mini": 16000, "single-speaker": 22050, "ljspeech": 22050}
+    expected_rate["bakeoff"] = 16000
     assert cfg.mel.sample_rate == expected_rate[path.parent.name]
 
 
@@ -29,6 +33,15 @@ def test_overlays_change_only_what_they_say() -> None:
     assert gpu.train.precision == "bf16" and gpu.model_config() == base.model_config()
     cpu = load_yaml(ExperimentConfig, RECIPES / "librispeech-mini" / "cpu-smoke.yaml")
     assert cpu.model_config().residual_channels == 16 and cpu.data.root == base.data.root
+
+
+def test_bakeoff_source_filter_blocks_merge_through_extends() -> None:
+    """The pitch overlays add to their base's ``model.source_filter`` block (the envelope stays)."""
+    for name, envelope in (("wf-lpc-ltp-r16", "lpc"), ("wg64-lpc-ltp", "lpc"), ("wf-gain-r16", "gain")):
+        stages = load_yaml(ExperimentConfig, BAKEOFF / f"{name}.yaml").model_config().source_filter
+        pitch = "ltp" if "-ltp" in name else "none"
+        assert (stages.envelope, stages.lpc_order, stages.pitch) == (envelope, 16, pitch), name
+        assert (stages.pitch_strength, stages.pitch_threshold, stages.preemphasis) == (1.0, 0.3, 0.0), name
 
 
 @pytest.mark.slow

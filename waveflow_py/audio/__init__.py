@@ -4,15 +4,12 @@
 
 * :class:`MelSpectrogram` — log-mel features as the named TTS front ends compute them
   (:data:`waveflow_py.config.MEL_PRESETS`), filters and window as buffers.
-* :class:`SpectralEnvelope` — per-segment LPC coefficients and gains from a log-mel (the context of
-  :class:`waveflow_py.flows.LPCFilter`).
 * :func:`load_audio` / :func:`save_audio` — soundfile I/O (wav, flac, ogg, ...) with checks that
   raise :class:`AudioError` (a ``ValueError``) naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
-from waveflow_py.audio.envelope import SpectralEnvelope, levinson_durbin, reflection_coefficients
 from waveflow_py.audio.io import (
     AUDIO_EXTENSIONS,
     AudioError,
@@ -36,9 +33,6 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioError",
     "MelSpectrogram",
-    "SpectralEnvelope",
-    "levinson_durbin",
-    "reflection_coefficients",
     "audio_software",
     "find_audio_files",
     "list_audio_files",

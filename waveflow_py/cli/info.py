@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"model:       {data['model_type']}, {data['parameters']:,} parameters, {data['sample_rate']} Hz")
     if data["untrained"]:
         print("WARNING:     untrained (random) weights: this release shows the pipeline, not quality")
-    print("config:      " + ", ".join(f"{k}={_fmt(v)}" for k, v in data["model"].items()))
+    shown = {k: v for k, v in data["model"].items() if k != "source_filter"} | data["model"]["source_filter"]
+    print("config:      " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
     mel = data["mel"]
     print(
         f"mel:         preset={mel['preset']} n_mels={mel['n_mels']} n_fft={mel['n_fft']} "

@@ -1,7 +1,7 @@
 """Baselines without a learned model: Griffin-Lim, and the zero-parameter envelope model.
 
 **Envelope baseline** (:func:`envelope_noise`): unit Gaussian noise through the time-varying LPC
-synthesis filter and gain that the log-mel itself gives (:class:`~waveflow_py.audio.envelope.
+synthesis filter and gain that the log-mel itself gives (:class:`~waveflow_py.sourcefilter.envelope.
 SpectralEnvelope`, order 16 by default): the formants and the energy contour are right, there is no
 periodicity. It is what a flow with an ``lpc`` envelope prior produces before any training, so a trained
 model must beat it. ``log_scale`` is the global excitation scale (a release's calibrated value; 0 in
@@ -103,7 +103,7 @@ def griffin_lim(
 
 
 def _envelope(log_mel_spec: Any, mel_config: MelConfig, order: int, segments: int | None = None) -> Any:
-    from waveflow_py.audio.envelope import SpectralEnvelope
+    from waveflow_py.sourcefilter.envelope import SpectralEnvelope
 
     mel = torch.as_tensor(np.asarray(log_mel_spec, dtype=np.float32))
     if mel.dim() == 2:
@@ -119,7 +119,7 @@ def envelope_log_prob(
 ) -> float:
     """Mean log-likelihood (nats/sample) of ``audio (T,)`` under the envelope baseline of its log-mel:
     ``e = A(z) x / g`` (per hop segment) is scored as N(0, 1), plus ``-sum log g`` (float64)."""
-    from waveflow_py.flows.lpc import lpc_whiten
+    from waveflow_py.sourcefilter.lpc import lpc_whiten
 
     x = torch.as_tensor(np.asarray(audio, dtype=np.float64)).reshape(1, -1)
     hop = mel_config.hop_length
@@ -141,7 +141,7 @@ def envelope_noise(
 ) -> np.ndarray:
     """Audio ``(T,)`` float32: ``temperature * N(0, 1)`` noise through the log-mel's LPC envelope filter
     (``order`` 0: the frame gain only). ``length`` trims/pads to T samples (default frames * hop)."""
-    from waveflow_py.flows.lpc import lpc_synthesize
+    from waveflow_py.sourcefilter.lpc import lpc_synthesize
 
     a, log_gain = _envelope(log_mel_spec, mel_config, order)
     hop = mel_config.hop_length

@@ -5,9 +5,7 @@
 
 Transforms: :class:`Planar`; NICE / RealNVP couplings (:class:`AdditiveCoupling`,
 :class:`AffineCoupling`, :class:`DiagonalScaling`); Glow's :class:`ActNorm` and :class:`InvConv1x1`;
-permutations; :class:`MADE`-based :class:`MAF` / :class:`IAF`; the continuous :class:`CNF`; fixed
-envelope transforms (time-varying LPC :class:`LPCFilter`, :class:`FrameGain`, :class:`PreEmphasis`) and the
-pitch transform (:class:`LongTermPredictor`).
+permutations; :class:`MADE`-based :class:`MAF` / :class:`IAF`; the continuous :class:`CNF`.
 Conditioner nets live in :mod:`waveflow_py.flows.nets`.
 """
 
@@ -35,8 +33,6 @@ from waveflow_py.flows.coupling import (
 )
 from waveflow_py.flows.distributions import StandardNormal
 from waveflow_py.flows.glow import ActNorm, InvConv1x1
-from waveflow_py.flows.lpc import FrameGain, LPCFilter, PreEmphasis, lpc_context, lpc_synthesize, lpc_whiten
-from waveflow_py.flows.ltp import LongTermPredictor, ltp_context
 from waveflow_py.flows.nets import MLP, ConvNet1d, ConvNet2d, ResidualMLP
 from waveflow_py.flows.permutations import Permutation, RandomPermutation, ReversePermutation
 from waveflow_py.flows.planar import Planar
@@ -62,14 +58,6 @@ __all__ = [
     "log_scale_from_raw",
     "ActNorm",
     "InvConv1x1",
-    "LPCFilter",
-    "LongTermPredictor",
-    "ltp_context",
-    "FrameGain",
-    "PreEmphasis",
-    "lpc_context",
-    "lpc_whiten",
-    "lpc_synthesize",
     "Permutation",
     "ReversePermutation",
     "RandomPermutation",

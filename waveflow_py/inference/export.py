@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from waveflow_py.config import source_filter_of
+
 __all__ = ["ExportableInverse", "export_onnx", "check_onnx", "onnx_inputs", "DEFAULT_OPSET"]
 
 logger = logging.getLogger(__name__)
@@ -53,12 +55,8 @@ def _fold_weight_norm(model: nn.Module) -> nn.Module:
 
 
 def _check_exportable(model: nn.Module) -> None:
-    cfg = getattr(model, "config", None)
-    stages = {
-        "envelope": getattr(cfg, "envelope", "none"),
-        "pitch": getattr(cfg, "pitch", "none"),
-        "preemphasis": getattr(cfg, "preemphasis", 0.0),
-    }
+    cfg = source_filter_of(getattr(model, "config", None))
+    stages = {"envelope": cfg.envelope, "pitch": cfg.pitch, "preemphasis": cfg.preemphasis}
     active = [f"{k} {v!r}" for k, v in stages.items() if v not in (None, "none", 0.0, 0)]
     if active:
         raise ValueError(

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from waveflow_py.config import MODEL_CONFIGS, from_dict
-from waveflow_py.models.base import EnvelopeState, MelFlowVocoder
+from waveflow_py.models.base import MelFlowVocoder
 from waveflow_py.models.waveflow import WaveFlow
 from waveflow_py.models.waveglow import WaveGlow
 
@@ -23,7 +23,6 @@ __all__ = [
     "MODELS",
     "build_model",
     "model_type_of",
-    "EnvelopeState",
     "MelFlowVocoder",
 ]
 

@@ -93,12 +93,7 @@ class WaveFlow(MelFlowVocoder):
             h,
             cfg.upsample_scales,
             cfg.sigma,
-            envelope=cfg.envelope,
-            lpc_order=cfg.lpc_order,
-            preemphasis=cfg.preemphasis,
-            pitch=cfg.pitch,
-            pitch_strength=cfg.pitch_strength,
-            pitch_threshold=cfg.pitch_threshold,
+            cfg.source_filter,
         )
         self.config = cfg
         dil = list(cfg.height_dilations) if cfg.height_dilations else height_dilations(h, cfg.n_layers)

@@ -97,12 +97,7 @@ class WaveGlow(MelFlowVocoder):
             g,
             cfg.upsample_scales,
             cfg.sigma,
-            envelope=cfg.envelope,
-            lpc_order=cfg.lpc_order,
-            preemphasis=cfg.preemphasis,
-            pitch=cfg.pitch,
-            pitch_strength=cfg.pitch_strength,
-            pitch_threshold=cfg.pitch_threshold,
+            cfg.source_filter,
         )
         if cfg.upsampler == "nvidia":  # NVIDIA's single ConvTranspose1d (imported checkpoints)
             self.upsampler = TransposedConv1dUpsampler(cfg.mel.n_mels, cfg.mel.hop_length)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from waveflow_py.atomic import atomic_write, sha256_file
-from waveflow_py.config import MelConfig, from_dict, to_dict
+from waveflow_py.config import MelConfig, from_dict, source_filter_of, to_dict
 from waveflow_py.dtypes import parse_dtype
 from waveflow_py.flows.distributions import check_positive, check_truncation
 from waveflow_py.nn.state import describe_mismatch
@@ -224,7 +224,7 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
 def _excitation_rms(value: Any, where: Path, config: Any) -> float | None:
     """The optional ``"excitation_rms"`` of config.json: a number > 0 or null, for an envelope prior."""
     rms = _positive(value, "excitation_rms", where)
-    envelope = getattr(config, "envelope", "none")
+    envelope = source_filter_of(config).envelope
     if rms is not None and envelope not in ("gain", "lpc"):
         raise ReleaseFormatError(
             f"{where}: excitation_rms is set but the model has envelope {envelope!r} (needs gain or lpc)"

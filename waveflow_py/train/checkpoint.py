@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from waveflow_py.atomic import atomic_write_text, fsync_path, sha256_file
+from waveflow_py.config import nest_model_section
 from waveflow_py.nn.state import describe_mismatch
 
 __all__ = [
@@ -303,8 +304,10 @@ def resolve_checkpoint(path: str | Path, verify: bool = True) -> Path:
 
 
 def read_checkpoint_config(step_dir: str | Path) -> dict[str, Any]:
-    """The experiment config (plain data) saved in a checkpoint's step directory."""
-    return yaml.safe_load((Path(step_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
+    """The experiment config (plain data) saved in a checkpoint's step directory, its ``model`` in
+    today's layout (a run saved before the ``source_filter`` block resumes against today's config)."""
+    path = Path(step_dir) / "config.yaml"
+    return nest_model_section(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, str(path))
 
 
 def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:

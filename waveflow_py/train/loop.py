@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.config import ExperimentConfig, to_dict
+from waveflow_py.config import ExperimentConfig, source_filter_of, to_dict
 from waveflow_py.flows.base import NonFiniteError
 from waveflow_py.train import checkpoint as ckpt
 from waveflow_py.train.distributed import DistInfo, all_gather_objects, any_true, barrier
@@ -182,8 +182,8 @@ class Trainer:
         ours = to_dict(self.exp.model_config())
         theirs = to_dict(info.config)
         # the pitch stage has no weights: a run may add it to (or tune it on) a release's weights
-        added = {k: ours.pop(k, None) for k in PARAMETER_FREE_KEYS}
-        before = {k: theirs.pop(k, None) for k in PARAMETER_FREE_KEYS}
+        added = _pop_parameter_free(ours)
+        before = _pop_parameter_free(theirs)
         if info.model_type != self.exp.model_type or ours != theirs:
             diffs = (
                 _dict_diffs(theirs, ours)
@@ -216,7 +216,7 @@ class Trainer:
         segments (items ``2**61 + j``: the same on every rank, never a training step's data)."""
         model = self.parts.model
         calibrate = getattr(model, "calibrate_envelope", None)
-        if calibrate is None or getattr(model.config, "envelope", "none") == "none":
+        if calibrate is None or source_filter_of(model.config).envelope == "none":
             return
         ds = self.parts.train_set
         audio = torch.stack([ds[2**61 + j] for j in range(segments)]).to(self.device)
@@ -431,8 +431,22 @@ class Trainer:
             return write_release(model.eval(), self.out_dir, provenance, **self.release_sampling)
 
 
-# model keys that configure a stage without weights (may differ between --init-from's release and the run)
-PARAMETER_FREE_KEYS = ("pitch", "pitch_strength", "pitch_threshold")
+# model keys (dotted paths) that configure a stage without weights (may differ between --init-from's
+# release and the run)
+PARAMETER_FREE_KEYS = ("source_filter.pitch", "source_filter.pitch_strength", "source_filter.pitch_threshold")
+
+
+def _pop_parameter_free(model: dict[str, Any]) -> dict[str, Any]:
+    """Remove the :data:`PARAMETER_FREE_KEYS` from plain model data; return ``{dotted key: value}``
+    (``None`` where absent)."""
+    out: dict[str, Any] = {}
+    for key in PARAMETER_FREE_KEYS:
+        *parents, name = key.split(".")
+        node: Any = model
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        out[key] = node.pop(name, None) if isinstance(node, dict) else None
+    return out
 
 
 def _dict_diffs(a: Any, b: Any, path: str = "model") -> list[str]:

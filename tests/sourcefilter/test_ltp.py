@@ -1,6 +1,7 @@
-"""The pitch (long-term prediction) flow, waveflow_py.flows.ltp: numba inverse == torch inverse == the
+"""The pitch (long-term prediction) flow, waveflow_py.sourcefilter.ltp: numba inverse == torch inverse == the
 recursion written out, exact inverse, log-det, chunks with state == one pass, clamping, errors; and the
-mel-derived lag and gain of waveflow_py.audio.periodicity. The flow contract runs in test_contract.py."""
+mel-derived lag and gain of waveflow_py.sourcefilter.periodicity. The flow contract runs in
+test_contract.py."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import pytest
 import torch
 
 from waveflow_py.audio import MelSpectrogram
-from waveflow_py.audio.periodicity import MelPeriodicity, lag_range
 from waveflow_py.config import mel_preset
-from waveflow_py.flows.lpc import numba_available
-from waveflow_py.flows.ltp import LongTermPredictor, ltp_context
+from waveflow_py.sourcefilter.base import numba_available
+from waveflow_py.sourcefilter.ltp import LongTermPredictor, ltp_context
+from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range
 
 needs_numba = pytest.mark.skipif(not numba_available(), reason="numba not installed")
 

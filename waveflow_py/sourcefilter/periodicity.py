@@ -1,11 +1,11 @@
 """Pitch lag and long-term prediction gain from a log-mel (no learned parameters).
 
-The context of :class:`waveflow_py.flows.ltp.LongTermPredictor`: per hop segment a lag ``L`` (samples)
+The context of :class:`waveflow_py.sourcefilter.ltp.LongTermPredictor`: per hop segment a lag ``L`` (samples)
 and a gain ``b`` (how strongly the excitation repeats itself ``L`` samples later). A 16 kHz mel with a
 64 ms window resolves the low harmonics of speech (Slaney mel bands are ~37 Hz wide below 1 kHz), so:
 
 1. the power spectrum of each frame comes from the mel's non-negative pseudo-inverse
-   (:meth:`~waveflow_py.audio.envelope.SpectralEnvelope.frame_power`, more NNLS iterations than the
+   (:meth:`~waveflow_py.sourcefilter.envelope.SpectralEnvelope.frame_power`, more NNLS iterations than the
    envelope uses, to sharpen the harmonics);
 2. it is low-passed (below ``cutoff_hz``, where the harmonics are resolved) and turned into a
    normalised autocorrelation ``rho(L) = r(L) / r(0)`` by an inverse real DFT, divided by the analysis
@@ -30,8 +30,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.audio.envelope import SpectralEnvelope, check_logmel, frames_for_segments
 from waveflow_py.config import MelConfig
+from waveflow_py.sourcefilter.envelope import SpectralEnvelope, check_logmel, frames_for_segments
 
 __all__ = ["MelPeriodicity", "lag_range"]
 

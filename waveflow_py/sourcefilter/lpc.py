@@ -15,26 +15,31 @@ long signal can be processed in chunks. The transform is audio-agnostic: the coe
 the context, packed by :func:`lpc_context` into ``(B, F, 1 + p)`` (``[..., 0]`` log-gain, ``[..., 1:]``
 ``a``), ``F * hop >= T``; extra frames are ignored.
 
-Synthesis backends: ``"numba"`` (a compiled per-sample loop on CPU, compiled on first use and cached
-on disk) and ``"torch"`` (GPU-friendly and differentiable: per segment, one batched unit-triangular
-solve (in sub-blocks of at most 64 samples) gives the zero-state response and the response to the
-incoming state; the state is carried across sub-blocks by a parallel (Hillis-Steele) scan of the affine
-state maps in float64, in blocks of segments so memory is bounded by a block). ``"auto"`` picks numba
-for CPU tensors without autograd, else torch. Both accumulate in at least float32 (numba: float64).
+Synthesis backends (:mod:`waveflow_py.sourcefilter.base`): ``"numba"`` (the per-sample loop) and
+``"torch"`` (GPU-friendly and differentiable: per segment, one batched unit-triangular solve (in
+sub-blocks of at most 64 samples) gives the zero-state response and the response to the incoming state;
+the state is carried across sub-blocks by a parallel (Hillis-Steele) scan of the affine state maps in
+float64, in blocks of segments so memory is bounded by a block). Both accumulate in at least float32
+(numba: float64).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from waveflow_py.flows.base import Transform, check_context, check_tensor
+from waveflow_py.flows.base import check_tensor
+from waveflow_py.sourcefilter.base import (
+    FilterFlow,
+    initial_state,
+    pick_backend,
+    run_compiled,
+    segment_counts,
+    work_dtype,
+)
 
 __all__ = [
     "LPCFilter",
@@ -43,17 +48,10 @@ __all__ = [
     "lpc_context",
     "lpc_whiten",
     "lpc_synthesize",
-    "numba_available",
 ]
 
 _BLOCK_ELEMENTS = 1 << 22  # torch synthesis: matrix elements per block of segments (bounds memory)
 _SUB_BLOCK = 64  # torch synthesis: segments are solved in sub-blocks of at most this many samples
-_BACKENDS = ("auto", "numba", "torch")
-
-
-def numba_available() -> bool:
-    """Whether the compiled CPU synthesis loop can be used (numba importable)."""
-    return importlib.util.find_spec("numba") is not None
 
 
 def lpc_context(a: Tensor, log_gain: Tensor) -> Tensor:
@@ -64,23 +62,6 @@ def lpc_context(a: Tensor, log_gain: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- analysis (whitening)
-def _work_dtype(x: Tensor) -> torch.dtype:
-    """Compute dtype: at least float32 (a recursion in bf16/fp16 would lose the envelope)."""
-    return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-
-
-def _state_or_zeros(state: Tensor | None, x: Tensor, p: int) -> Tensor:
-    if state is None:
-        return x.new_zeros(x.shape[0], p)
-    return state.to(x.dtype)
-
-
-def _frame_counts(t: int, frames: int, hop: int, like: Tensor) -> Tensor:
-    """Samples of a length-``t`` signal falling in each of ``frames`` segments ``(frames,)``."""
-    start = torch.arange(frames, device=like.device, dtype=like.dtype) * hop
-    return (t - start).clamp(0, hop)
-
-
 def lpc_whiten(
     x: Tensor, a: Tensor, log_gain: Tensor, hop: int, state: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -92,9 +73,9 @@ def lpc_whiten(
     b, t = x.shape
     p = a.shape[-1]
     frames = -(-t // hop)
-    work = _work_dtype(x)
+    work = work_dtype(x)
     xw = x.to(work)
-    s0 = _state_or_zeros(state, xw, p)
+    s0 = initial_state(state, xw, p)
     xp = torch.cat([s0, xw, xw.new_zeros(b, frames * hop - t)], dim=1)  # (B, p + F*hop)
     win = xp.unfold(1, hop + p, hop)  # (B, F, hop + p): window f = samples f*hop - p .. (f+1)*hop - 1
     coef = a[:, :frames].to(work)
@@ -103,7 +84,7 @@ def lpc_whiten(
         res = res - coef[:, :, k - 1 : k] * win[:, :, p - k : p - k + hop]
     lg = log_gain[:, :frames].to(work)
     e = (res * torch.exp(-lg).unsqueeze(-1)).reshape(b, frames * hop)[:, :t]
-    logdet = -(lg * _frame_counts(t, frames, hop, lg)).sum(dim=1)
+    logdet = -(lg * segment_counts(t, frames, hop, lg)).sum(dim=1)
     new_state = xp[:, t : t + p]
     return e.to(x.dtype), logdet.to(x.dtype), new_state.to(x.dtype)
 
@@ -202,24 +183,6 @@ def _allpole_loop(e: Any, a: Any, gain: Any, hop: int, state: Any, out: Any) -> 
             state[bi, j] = hist[t + j]
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_kernel() -> Callable[..., None]:
-    """The compiled loop (compiled lazily on first use; ``cache=True`` keeps it on disk)."""
-    import numba
-
-    return numba.njit(cache=True, nogil=True, fastmath=False)(_allpole_loop)
-
-
-def _synthesize_numba(e: Tensor, a: Tensor, gain: Tensor, s0: Tensor, hop: int) -> Tensor:
-    e_np = e.detach().cpu().contiguous().numpy()
-    a_np = np.ascontiguousarray(a.detach().cpu().double().numpy())
-    g_np = np.ascontiguousarray(gain.detach().cpu().double().numpy())
-    state = np.array(s0.detach().cpu().double().numpy(), dtype=np.float64, order="C")  # a copy: written to
-    out = np.empty_like(e_np)
-    _numba_kernel()(e_np, a_np, g_np, int(hop), state, out)
-    return torch.from_numpy(out).to(e.device)
-
-
 def lpc_synthesize(
     e: Tensor,
     a: Tensor,
@@ -230,32 +193,25 @@ def lpc_synthesize(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Synthesis ``e (B, T) -> (x (B, T), log|dx/de| (B,), state (B, p))``, the inverse of
     :func:`lpc_whiten`. ``backend``: ``"auto"``, ``"numba"`` (CPU, no autograd) or ``"torch"``."""
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}")
     b, t = e.shape
     p = a.shape[-1]
     frames = -(-t // hop)
-    work = _work_dtype(e)
+    work = work_dtype(e)
     ew = e.to(work)
     lg = log_gain[:, :frames].to(work)
     coef = a[:, :frames].to(work)
-    s0 = _state_or_zeros(state, ew, p)
-    needs_grad = torch.is_grad_enabled() and any(v.requires_grad for v in (e, a, log_gain, s0))
-    if backend == "auto":
-        backend = "numba" if (ew.device.type == "cpu" and not needs_grad and numba_available()) else "torch"
-    if backend == "numba":
-        if needs_grad:
-            raise ValueError("backend 'numba' does not support autograd; use 'torch' or torch.no_grad()")
-        x = _synthesize_numba(ew, coef, torch.exp(lg), s0, hop)
+    s0 = initial_state(state, ew, p)
+    if pick_backend(backend, ew, (e, a, log_gain, s0)) == "numba":
+        x, _ = run_compiled(_allpole_loop, ew, s0, coef, torch.exp(lg), int(hop))
     else:
         x = _synthesize_torch(ew, coef, torch.exp(lg), s0, hop)
-    logdet = (lg * _frame_counts(t, frames, hop, lg)).sum(dim=1)
+    logdet = (lg * segment_counts(t, frames, hop, lg)).sum(dim=1)
     new_state = torch.cat([s0, x], dim=1)[:, t:]
     return x.to(e.dtype), logdet.to(e.dtype), new_state.to(e.dtype)
 
 
 # ----------------------------------------------------------------------------- transforms
-class LPCFilter(Transform):
+class LPCFilter(FilterFlow):
     """Time-varying LPC whitening ``x (B, T) -> e (B, T)`` conditioned on per-segment coefficients.
 
     Args:
@@ -269,51 +225,33 @@ class LPCFilter(Transform):
     """
 
     def __init__(self, order: int, hop: int, backend: str = "auto") -> None:
-        super().__init__()
         if order < 0 or hop < 1:
             raise ValueError(f"LPCFilter: expected order >= 0 and hop >= 1, got {order}, {hop}")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}")
-        self.order, self.hop, self.backend = order, hop, backend
+        super().__init__(hop, backend, context_width=1 + order)
+        self.order = order
+
+    @property
+    def state_size(self) -> int:
+        return self.order
 
     def extra_repr(self) -> str:
         return f"order={self.order}, hop={self.hop}, backend={self.backend!r}"
 
-    def _check(self, x: Tensor, context: Tensor | None, state: Tensor | None, what: str) -> Tensor:
-        check_tensor(x, name=what, ndims=(2,))
-        check_context(context, expected=True, batch=x.shape[0])
-        assert context is not None
-        check_tensor(context, name="context", ndims=(3,), dim_sizes={2: 1 + self.order})
-        if context.shape[1] * self.hop < x.shape[1]:
-            raise ValueError(
-                f"context: {context.shape[1]} frames x hop {self.hop} cover fewer than the "
-                f"{x.shape[1]} samples of {what}"
-            )
-        if state is not None:
-            check_tensor(state, name="state", ndims=(2,), dim_sizes={0: x.shape[0], 1: self.order})
-        return context
-
     def analysis(
-        self, x: Tensor, context: Tensor | None, state: Tensor | None = None
+        self, x: Tensor, context: Tensor | None = None, state: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``x (B, T) -> (e (B, T), log|de/dx| (B,), state (B, p))``."""
         ctx = self._check(x, context, state, "x")
+        assert ctx is not None
         return lpc_whiten(x, ctx[..., 1:], ctx[..., 0], self.hop, state)
 
     def synthesis(
-        self, e: Tensor, context: Tensor | None, state: Tensor | None = None
+        self, e: Tensor, context: Tensor | None = None, state: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``e (B, T) -> (x (B, T), log|dx/de| (B,), state (B, p))``."""
         ctx = self._check(e, context, state, "e")
+        assert ctx is not None
         return lpc_synthesize(e, ctx[..., 1:], ctx[..., 0], self.hop, state, self.backend)
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        e, logdet, _ = self.analysis(x, context)
-        return e, logdet
-
-    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x, logdet, _ = self.synthesis(y, context)
-        return x, logdet
 
 
 class FrameGain(LPCFilter):
@@ -323,55 +261,45 @@ class FrameGain(LPCFilter):
         super().__init__(0, hop)
 
 
-class PreEmphasis(Transform):
-    """Fixed pre-emphasis ``y[n] = x[n] - alpha x[n-1]`` (``log|det| = 0``); inverse: de-emphasis.
+class PreEmphasis(FilterFlow):
+    """Pre-emphasis ``y[n] = x[n] - alpha x[n-1]`` (``log|det| = 0``); inverse: de-emphasis.
 
     ``x (B, T) <-> y (B, T)``; no context. :meth:`analysis` / :meth:`synthesis` take and return the
     ``state (B, 1)`` (the last sample of ``x`` before the chunk). De-emphasis runs through the same
     all-pole synthesis as :class:`LPCFilter` (order 1, unit gain).
     """
 
-    accepts_context = False
-
-    def __init__(self, alpha: float, hop: int = 256) -> None:
-        super().__init__()
+    def __init__(self, alpha: float, hop: int = 256, backend: str = "auto") -> None:
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"PreEmphasis: expected 0 <= alpha < 1, got {alpha}")
-        self.alpha, self.hop = float(alpha), int(hop)
+        super().__init__(hop, backend)
+        self.alpha = float(alpha)
+
+    @property
+    def state_size(self) -> int:
+        return 1
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
 
     def _coefs(self, x: Tensor) -> tuple[Tensor, Tensor]:
         frames = -(-x.shape[1] // self.hop)
-        work = _work_dtype(x)
+        work = work_dtype(x)
         a = torch.full((1, 1, 1), self.alpha, device=x.device, dtype=work).expand(x.shape[0], frames, 1)
         return a, torch.zeros((1, 1), device=x.device, dtype=work).expand(x.shape[0], frames)
 
-    def _check(self, x: Tensor, context: Tensor | None, state: Tensor | None, what: str) -> None:
-        check_tensor(x, name=what, ndims=(2,))
-        check_context(context, expected=False, batch=x.shape[0])
-        if state is not None:
-            check_tensor(state, name="state", ndims=(2,), dim_sizes={0: x.shape[0], 1: 1})
-
-    def analysis(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def analysis(
+        self, x: Tensor, context: Tensor | None = None, state: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``x (B, T) -> (y (B, T), zeros (B,), state (B, 1))``."""
-        self._check(x, None, state, "x")
+        self._check(x, context, state, "x")
         a, lg = self._coefs(x)
         return lpc_whiten(x, a, lg, self.hop, state)
 
-    def synthesis(self, y: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def synthesis(
+        self, y: Tensor, context: Tensor | None = None, state: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``y (B, T) -> (x (B, T), zeros (B,), state (B, 1))``."""
-        self._check(y, None, state, "y")
+        self._check(y, context, state, "y")
         a, lg = self._coefs(y)
-        return lpc_synthesize(y, a, lg, self.hop, state)
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check(x, context, None, "x")
-        y, logdet, _ = self.analysis(x)
-        return y, logdet
-
-    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check(y, context, None, "y")
-        x, logdet, _ = self.synthesis(y)
-        return x, logdet
+        return lpc_synthesize(y, a, lg, self.hop, state, self.backend)

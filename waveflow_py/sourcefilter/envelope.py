@@ -1,7 +1,7 @@
 """Spectral envelope from a log-mel: per-segment LPC coefficients and gains (no learned parameters).
 
 The mel already gives the spectral envelope and the energy of every frame; :class:`SpectralEnvelope`
-turns it into the context of :class:`waveflow_py.flows.lpc.LPCFilter` (all steps batched over frames):
+turns it into the context of :class:`waveflow_py.sourcefilter.lpc.LPCFilter` (all steps batched over frames):
 
 1. undo the log convention of the :class:`~waveflow_py.config.MelConfig` (stats, ``ln``/``log10``),
    working with each frame divided by its largest band (the scale is carried in the log domain, so

@@ -20,28 +20,33 @@ predictors with high temporal resolution"). The context is ``(B, F, 2)``:
 before the signal come from ``state (B, max_lag + K)`` (the last samples of ``e``, oldest first; zeros
 when ``None``); both directions return the state after the signal, so chunks chain exactly.
 
-Synthesis backends: ``"numba"`` (a compiled per-sample loop on CPU, no autograd) and ``"torch"``
-(differentiable, GPU-friendly: blocks of ``min_lag - K`` samples at once, since every sample of a block
-depends only on samples before it). ``"auto"`` picks numba for CPU tensors without autograd.
+Synthesis backends (:mod:`waveflow_py.sourcefilter.base`): ``"numba"`` (the per-sample loop) and
+``"torch"`` (differentiable, GPU-friendly: blocks of ``min_lag - K`` samples at once, since every sample
+of a block depends only on samples before it).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from waveflow_py.flows.base import Transform, check_context, check_tensor
-from waveflow_py.flows.lpc import numba_available
+from waveflow_py.flows.base import check_tensor
+from waveflow_py.sourcefilter.base import (
+    FilterFlow,
+    initial_state,
+    pick_backend,
+    run_compiled,
+    segment_counts,
+    work_dtype,
+)
 
 __all__ = ["LongTermPredictor", "ltp_context", "DEFAULT_TAPS"]
 
 DEFAULT_TAPS = (0.25, 0.5, 0.25)
-_BACKENDS = ("auto", "numba", "torch")
 
 
 def ltp_context(lag: Tensor, gain: Tensor) -> Tensor:
@@ -49,10 +54,6 @@ def ltp_context(lag: Tensor, gain: Tensor) -> Tensor:
     check_tensor(gain, name="gain", ndims=(2,))
     check_tensor(lag, name="lag", ndims=(2,), dim_sizes={0: gain.shape[0], 1: gain.shape[1]})
     return torch.stack([lag.to(gain.dtype), gain], dim=-1)
-
-
-def _work_dtype(x: Tensor) -> torch.dtype:
-    return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
 
 
 def _per_sample(v: Tensor, t: int, hop: int) -> Tensor:
@@ -89,14 +90,7 @@ def _ltp_loop(  # pragma: no cover
             state[bi, j] = hist[t + j]
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_kernel() -> Callable[..., None]:
-    import numba
-
-    return numba.njit(cache=True, nogil=True, fastmath=False)(_ltp_loop)
-
-
-class LongTermPredictor(Transform):
+class LongTermPredictor(FilterFlow):
     """Time-varying long-term (pitch) prediction ``e (B, T) -> u (B, T)`` (see the module docstring).
 
     Args:
@@ -117,7 +111,6 @@ class LongTermPredictor(Transform):
         taps: Sequence[float] = DEFAULT_TAPS,
         backend: str = "auto",
     ) -> None:
-        super().__init__()
         taps = [float(v) for v in taps]
         k = len(taps) // 2
         if hop < 1 or len(taps) % 2 != 1 or min_lag <= k or max_lag < min_lag:
@@ -127,10 +120,8 @@ class LongTermPredictor(Transform):
             )
         if abs(sum(taps) - 1.0) > 1e-6:
             raise ValueError(f"LongTermPredictor: taps must sum to 1, got {taps} (sum {sum(taps)})")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}")
-        self.hop, self.min_lag, self.max_lag, self.taps, self.backend = hop, min_lag, max_lag, taps, backend
-        self.half = k
+        super().__init__(hop, backend, context_width=2)
+        self.min_lag, self.max_lag, self.taps, self.half = min_lag, max_lag, taps, k
 
     @property
     def state_size(self) -> int:
@@ -141,44 +132,24 @@ class LongTermPredictor(Transform):
         return f"hop={self.hop}, lags={self.min_lag}..{self.max_lag}, taps={self.taps}"
 
     # ------------------------------------------------------------------ helpers
-    def _check(self, x: Tensor, context: Tensor | None, state: Tensor | None, what: str) -> Tensor:
-        check_tensor(x, name=what, ndims=(2,))
-        check_context(context, expected=True, batch=x.shape[0])
-        assert context is not None
-        check_tensor(context, name="context", ndims=(3,), dim_sizes={2: 2})
-        if context.shape[1] * self.hop < x.shape[1]:
-            raise ValueError(
-                f"context: {context.shape[1]} frames x hop {self.hop} cover fewer than the "
-                f"{x.shape[1]} samples of {what}"
-            )
-        if state is not None:
-            check_tensor(state, name="state", ndims=(2,), dim_sizes={0: x.shape[0], 1: self.state_size})
-        return context
-
     def _prepare(
         self, x: Tensor, context: Tensor | None, state: Tensor | None, what: str
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Checked ``(context, x in the work dtype, lag (B, F) long, gain (B, F), state)`` for either
         direction; lags and gains clamped to their ranges, the state zeros when ``None``."""
         ctx = self._check(x, context, state, what)
-        work = _work_dtype(x)
+        assert ctx is not None
+        work = work_dtype(x)
         xw = x.to(work)
         frames = -(-x.shape[1] // self.hop)
         lag = ctx[:, :frames, 0].round().clamp(self.min_lag, self.max_lag).long()
         gain = ctx[:, :frames, 1].to(work).clamp(0.0, 0.999)
-        return ctx, xw, lag, gain, self._state(state, xw)
+        return ctx, xw, lag, gain, initial_state(state, xw, self.state_size)
 
     def _logdet(self, gain: Tensor, t: int) -> Tensor:
         """``sum_n log c`` over the ``t`` samples (per segment: ``log c`` times its sample count)."""
-        frames = gain.shape[1]
-        start = torch.arange(frames, device=gain.device, dtype=gain.dtype) * self.hop
-        counts = (t - start).clamp(0, self.hop)
+        counts = segment_counts(t, gain.shape[1], self.hop, gain)
         return (0.5 * torch.log1p(-gain.square()) * counts).sum(dim=1)
-
-    def _state(self, state: Tensor | None, like: Tensor) -> Tensor:
-        if state is None:
-            return like.new_zeros(like.shape[0], self.state_size)
-        return state.to(like.dtype)
 
     def _prediction(self, hist: Tensor, lag: Tensor, offset: Tensor) -> Tensor:
         """``sum_j h_j hist[offset - L + j - K]`` (``offset``, ``lag``: per-sample ``(B, n)``)."""
@@ -192,7 +163,7 @@ class LongTermPredictor(Transform):
 
     # ------------------------------------------------------------------ the two directions
     def analysis(
-        self, e: Tensor, context: Tensor | None, state: Tensor | None = None
+        self, e: Tensor, context: Tensor | None = None, state: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``e (B, T) -> (u (B, T), log|du/de| (B,), state (B, max_lag + K))``, parallel over time."""
         ctx, ew, lag, gain, s0 = self._prepare(e, context, state, "e")
@@ -206,33 +177,17 @@ class LongTermPredictor(Transform):
         return u.to(e.dtype), (-self._logdet(gain, t)).to(e.dtype), new_state.to(e.dtype)
 
     def synthesis(
-        self, u: Tensor, context: Tensor | None, state: Tensor | None = None
+        self, u: Tensor, context: Tensor | None = None, state: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``u (B, T) -> (e (B, T), log|de/du| (B,), state (B, max_lag + K))``: the recursion."""
         ctx, uw, lag, gain, s0 = self._prepare(u, context, state, "u")
         t = u.shape[1]
-        needs_grad = torch.is_grad_enabled() and any(v.requires_grad for v in (u, ctx, s0))
-        backend = self.backend
-        if backend == "auto":
-            on_cpu = uw.device.type == "cpu" and not needs_grad and numba_available()
-            backend = "numba" if on_cpu else "torch"
-        if backend == "numba":
-            if needs_grad:
-                raise ValueError("backend 'numba' does not support autograd; use 'torch' or torch.no_grad()")
-            e, new_state = self._synthesize_numba(uw, lag, gain, s0)
+        if pick_backend(self.backend, uw, (u, ctx, s0)) == "numba":
+            taps = np.asarray(self.taps, dtype=np.float64)
+            e, new_state = run_compiled(_ltp_loop, uw, s0, lag, gain, taps, self.hop)
         else:
             e, new_state = self._synthesize_torch(uw, lag, gain, s0)
         return e.to(u.dtype), self._logdet(gain, t).to(u.dtype), new_state.to(u.dtype)
-
-    def _synthesize_numba(self, u: Tensor, lag: Tensor, gain: Tensor, s0: Tensor) -> tuple[Tensor, Tensor]:
-        u_np = u.detach().cpu().contiguous().numpy()
-        lag_np = np.ascontiguousarray(lag.cpu().numpy().astype(np.int64))
-        g_np = np.ascontiguousarray(gain.detach().cpu().double().numpy())
-        taps = np.asarray(self.taps, dtype=np.float64)
-        state = np.array(s0.detach().cpu().double().numpy(), dtype=np.float64, order="C")  # written to
-        out = np.empty_like(u_np)
-        _numba_kernel()(u_np, lag_np, g_np, taps, int(self.hop), state, out)
-        return torch.from_numpy(out).to(u.device), torch.from_numpy(state).to(device=u.device, dtype=u.dtype)
 
     def _synthesize_torch(self, u: Tensor, lag: Tensor, gain: Tensor, s0: Tensor) -> tuple[Tensor, Tensor]:
         """Blocks of ``min_lag - K`` samples: each reads only the history before the block."""
@@ -253,12 +208,3 @@ class LongTermPredictor(Transform):
             tail = torch.cat([tail, x], dim=1)[:, -size:]
         e = torch.cat(out, dim=1) if out else u
         return e, tail
-
-    # ------------------------------------------------------------------ the flow contract
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        u, logdet, _ = self.analysis(x, context)
-        return u, logdet
-
-    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        e, logdet, _ = self.synthesis(y, context)
-        return e, logdet

@@ -1,6 +1,6 @@
-"""Time-varying LPC flows (waveflow_py.flows.lpc): numba inverse == torch inverse == the recursion,
+"""Time-varying LPC flows (waveflow_py.sourcefilter.lpc): numba inverse == torch inverse == the recursion,
 state carrying across chunks, pre-emphasis, fp32 on ten minutes of signal. The flow contract itself
-runs in tests/flows/test_contract.py."""
+runs in tests/sourcefilter/test_contract.py."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ import pytest
 import scipy.signal
 import torch
 
-from waveflow_py.flows import lpc as lpc_mod
-from waveflow_py.flows.lpc import (
+from waveflow_py.sourcefilter import base as base_mod
+from waveflow_py.sourcefilter import lpc as lpc_mod
+from waveflow_py.sourcefilter.base import numba_available
+from waveflow_py.sourcefilter.lpc import (
     FrameGain,
     LPCFilter,
     PreEmphasis,
     lpc_context,
     lpc_synthesize,
     lpc_whiten,
-    numba_available,
 )
 
 needs_numba = pytest.mark.skipif(not numba_available(), reason="numba not installed")
@@ -115,8 +116,8 @@ def test_two_chunks_with_state_equal_one_pass(backend: str) -> None:
 def test_torch_backend_is_used_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     e, a, lg, state = _problem()
     called = []
-    monkeypatch.setattr(lpc_mod, "numba_available", lambda: False)
-    monkeypatch.setattr(lpc_mod, "_synthesize_numba", lambda *args: called.append(1))
+    monkeypatch.setattr(base_mod, "numba_available", lambda: False)
+    monkeypatch.setattr(lpc_mod, "run_compiled", lambda *args: called.append(1))
     x, _, _ = lpc_synthesize(e, a, lg, 16, state)
     assert not called
     torch.testing.assert_close(x, reference_synthesis(e, a, lg, 16, state))
@@ -196,7 +197,7 @@ def test_preemphasis_formula_inverse_and_state() -> None:
     assert ld.shape == (2,) and not bool(ld.any())
     torch.testing.assert_close(pe.inverse(y)[0], x)
     x1, _, s1 = pe.synthesis(y[:, :21])
-    x2, _, _ = pe.synthesis(y[:, 21:], s1)
+    x2, _, _ = pe.synthesis(y[:, 21:], state=s1)
     torch.testing.assert_close(torch.cat([x1, x2], 1), x)
     with pytest.raises(ValueError):
         PreEmphasis(1.0)

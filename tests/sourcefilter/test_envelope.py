@@ -1,4 +1,4 @@
-"""Spectral envelope from a log-mel (waveflow_py.audio.envelope): stability on every preset and on
+"""Spectral envelope from a log-mel (waveflow_py.sourcefilter.envelope): stability on every preset and on
 hostile mels, frame/segment alignment, ten minutes in fp32, and on real speech: unit-variance, much
 whiter excitation and the zero-parameter model's likelihood."""
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from waveflow_py.audio import MelSpectrogram, load_audio
-from waveflow_py.audio.envelope import SpectralEnvelope, levinson_durbin, reflection_coefficients
 from waveflow_py.config import MEL_PRESETS, mel_preset
-from waveflow_py.flows.lpc import lpc_synthesize, lpc_whiten
+from waveflow_py.sourcefilter.envelope import SpectralEnvelope, levinson_durbin, reflection_coefficients
+from waveflow_py.sourcefilter.lpc import lpc_synthesize, lpc_whiten
 
 
 def _cfg(name: str, **over: object):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 import warnings
@@ -36,6 +37,7 @@ __all__ = [
     "merge_dicts",
     "DataConfig",
     "TrainConfig",
+    "ObjectiveConfig",
     "ExperimentConfig",
     "MODEL_CONFIGS",
 ]
@@ -527,6 +529,54 @@ class DataConfig:
             raise ValueError(f"data.num_workers: expected >= 0, got {self.num_workers}")
 
 
+DEFAULT_STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+
+
+@dataclass
+class ObjectiveConfig:
+    """``train.objective``: what a training step minimises. The NLL (nats/sample) is always computed and
+    logged, so the model stays an exact-likelihood flow; the spectral terms are computed on audio sampled
+    through the model's own synthesis path, ``inverse(temperature * eps, mel)``, with gradients through the
+    flows and the fixed stages (:mod:`waveflow_py.train.objective`). All weights 0 but ``nll``: plain
+    maximum likelihood (the default; every recipe before this option trains that way)."""
+
+    nll: float = 1.0  # weight of the NLL term (0: the NLL is still computed and logged, not trained)
+    stft: float = 0.0  # weight of the multi-resolution STFT loss (spectral convergence + log-magnitude L1)
+    mel: float = 0.0  # weight of the L1 distance of the model's log-mel (sampled vs reference)
+    every: int = 1  # the sampled terms every k steps (the NLL every step)
+    crop: int = 8192  # samples of each sampled crop (the first samples of a training segment)
+    items: int = 2  # batch items whose crop goes through the sampling path
+    temperature: float | None = None  # noise temperature of the sampled crops (None: the release/val one)
+    resolutions: tuple[tuple[int, int], ...] = DEFAULT_STFT_RESOLUTIONS  # (n_fft, hop) of the STFT loss
+
+    @property
+    def sampled(self) -> bool:
+        """Whether any term needs audio sampled through the inverse."""
+        return self.stft > 0 or self.mel > 0
+
+    def __post_init__(self) -> None:
+        for name in ("nll", "stft", "mel"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"train.objective.{name}: expected a finite weight >= 0, got {value!r}")
+        if self.nll == 0 and not self.sampled:
+            raise ValueError("train.objective: every weight is 0: nothing would be trained")
+        for name in ("every", "crop", "items"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"train.objective.{name}: expected a positive integer, got {getattr(self, name)}"
+                )
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"train.objective.temperature: expected > 0 (or null), got {self.temperature}")
+        res = tuple(tuple(int(v) for v in r) for r in self.resolutions)
+        if not res or any(len(r) != 2 or r[0] < 2 or not 0 < r[1] <= r[0] for r in res):
+            raise ValueError(
+                f"train.objective.resolutions: expected a list of [n_fft, hop] with 0 < hop <= n_fft, "
+                f"got {self.resolutions!r}"
+            )
+        self.resolutions = res
+
+
 @dataclass
 class TrainConfig:
     """Optimisation, precision, logging and checkpointing of one training run."""
@@ -565,6 +615,7 @@ class TrainConfig:
     max_minutes: float | None = None  # time budget: stop cleanly (checkpoint, validate, export) after it
     budget_clock: str = "wall"  # what max_minutes counts: "wall" (elapsed) or "cpu" (this process's CPU time)
     init_from: str | None = None  # a release (name or directory) whose weights start a new run (fine-tuning)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # NLL and sampled spectral terms
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:

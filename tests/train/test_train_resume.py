@@ -31,11 +31,27 @@ WAVEGLOW = {
 }
 
 
+# the NLL plus the spectral terms sampled through the inverse (every other step), on a model with both fixed
+# stages: the sampled noise and crops must replay exactly after a resume
+SPECTRAL = {
+    "stft": 1.0,
+    "mel": 0.5,
+    "every": 2,
+    "crop": 256,
+    "items": 1,
+    "temperature": 0.9,
+    "resolutions": [[128, 32], [256, 64]],
+}
+STAGES = {"envelope": "lpc", "lpc_order": 8, "pitch": "ltp"}
+
+
 def _exp(make, corpus: Path, out: Path, model_type: str, **train_over: Any) -> ExperimentConfig:
     d = to_dict(make(corpus, out, steps=STEPS, val_every=100, ckpt_every=STEPS // 2, **train_over))
-    if model_type == "waveglow":
+    if model_type.startswith("waveglow"):
         d["model_type"] = "waveglow"
         d["model"] = {**WAVEGLOW, "mel": d["model"]["mel"]}
+        if model_type == "waveglow-stages":
+            d["model"].update(STAGES)
     return from_dict(ExperimentConfig, d)
 
 
@@ -68,6 +84,11 @@ CASES = {
     ),
     "waveglow": ("waveglow", {"lr_schedule": "step", "lr_step_size": 2, "lr_gamma": 0.5}, "explicit-step-3"),
     "grad scaler state": ("waveflow", {}, "explicit-step-3"),
+    "spectral objective": (
+        "waveglow-stages",
+        {"objective": SPECTRAL, "lr_schedule": "cosine", "warmup_steps": 1},
+        "explicit-step-3",
+    ),
 }
 
 

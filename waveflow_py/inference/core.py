@@ -25,6 +25,7 @@ from waveflow_py.flows.distributions import check_temperature
 from waveflow_py.models.base import check_excitation_rms
 
 __all__ = [
+    "full_precision",
     "DEFAULT_TEMPERATURE",
     "check_temperature",
     "model_param",
@@ -32,6 +33,7 @@ __all__ = [
     "run_excitation",
     "run_envelope",
     "run_inverse",
+    "sample_path",
     "level_frames",
     "check_excitation_rms",
     "draw_noise",
@@ -140,6 +142,28 @@ def _scale_to(frames: Tensor, rms: float) -> Tensor:
     power = frames.square().mean(dim=-1, keepdim=True)
     gain = torch.where(power > _SILENT_FRAME, rms / power.clamp_min(_SILENT_FRAME).sqrt(), 1.0)
     return frames * gain
+
+
+def sample_path(
+    model: nn.Module, z: Tensor, mel: Tensor, *, excitation_rms: float | None = None, cache: Any = None
+) -> Tensor:
+    """The synthesis path with autograd (training through the sampler): the flows' inverse
+    (``model.inverse_excitation``; the reference inverse when ``cache`` is None), the excitation levelled
+    frame by frame when ``excitation_rms`` is set (:func:`level_frames`), then the fixed stages
+    (``model.envelope_synthesis``, in float32 or float64 outside autocast, their differentiable torch
+    recursions when gradients are needed). Returns the audio ``(B, T)``; ``run_inverse`` is this path
+    without gradients."""
+    x, _ = model.inverse_excitation(z, mel, cache=cache)
+    if excitation_rms is not None:
+        x = level_frames(x, int(model.hop_length), excitation_rms)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        audio, _, _ = model.envelope_synthesis(full_precision(x), full_precision(mel))
+    return audio
+
+
+def full_precision(x: Tensor) -> Tensor:
+    """``x`` in float32 unless it is float32 or float64 already (bf16/fp16 from autocast)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 @torch.no_grad()

@@ -101,6 +101,11 @@ class Trainer:
             prior.truncation = self.release_sampling["truncation"]
         if hasattr(self.parts.model, "excitation_rms"):
             self.parts.model.excitation_rms = self.release_sampling["excitation_rms"]
+        # the sampled objective terms listen as the release will: its temperature and levelling
+        objective = self.parts.objective
+        if self.exp.train.objective.temperature is None:
+            objective.temperature = self._sampling_temperature()
+        objective.excitation_rms = self.release_sampling["excitation_rms"]
         self.metrics = MetricsLogger(
             self.out_dir, enabled=self.dist.is_main, tensorboard=self.cfg.tensorboard
         )
@@ -211,6 +216,14 @@ class Trainer:
         (None: the package default)."""
         return self.release_temperature if self.cfg.val_temperature is None else self.cfg.val_temperature
 
+    def _sampling_temperature(self) -> float:
+        """The temperature the run's model will be sampled at: ``train.val_temperature``, else the
+        release's, else the package default."""
+        from waveflow_py.inference.core import DEFAULT_TEMPERATURE
+
+        t = self._val_temperature()
+        return DEFAULT_TEMPERATURE if t is None else float(t)
+
     def _calibrate_envelope(self, segments: int = 32) -> None:
         """A new run with an envelope prior: scale the excitation to unit variance on ``segments`` training
         segments (items ``2**61 + j``: the same on every rank, never a training step's data)."""
@@ -228,8 +241,10 @@ class Trainer:
         logger.info("envelope calibrated on %d training segments (excitation scale %.4g)", segments, scale)
 
     # ------------------------------------------------------------------ one step
-    def _train_step(self, audio: Tensor) -> tuple[float, float | None]:
-        """One optimizer step; returns ``(loss, grad_norm)``, grad_norm None when the step was skipped."""
+    def _train_step(self, audio: Tensor) -> tuple[dict[str, float], float | None]:
+        """One optimizer step; returns ``(terms, grad_norm)``: the objective's terms (``"loss"``, the
+        minimised sum, and ``"nll"`` always; the sampled terms on their steps), grad_norm None when the
+        step was skipped."""
         p, cfg = self.parts, self.cfg
         for group in p.optimizer.param_groups:
             group["lr"] = lr_at(self.step, cfg)
@@ -239,13 +254,14 @@ class Trainer:
         p.optimizer.zero_grad(set_to_none=True)
         try:
             with p.autocast():
-                loss = -p.train_module(audio, mel).float().mean()
-            loss_value = float(loss.detach())
+                terms = p.train_module(audio, mel, self.step)
+                loss = terms.loss(cfg.objective).float()
+            values = {"loss": float(loss.detach()), **terms.scalars()}
         except NonFiniteError as e:  # an intermediate overflowed (e.g. an unbounded exp scale): the same
             logger.debug("step %d: %s", self.step, e)  # event as a non-finite loss, on this rank only
-            loss_value = math.inf
-        if any_true(self.dist, not math.isfinite(loss_value), self.device):
-            return loss_value, None
+            values = {"loss": math.inf, "nll": math.inf}
+        if any_true(self.dist, not math.isfinite(values["loss"]), self.device):
+            return values, None
         if p.scaler is not None:
             p.scaler.scale(loss).backward()
             p.scaler.unscale_(p.optimizer)
@@ -257,12 +273,12 @@ class Trainer:
             p.scaler.step(p.optimizer)
             p.scaler.update()
         elif not math.isfinite(grad_norm):
-            return loss_value, None
+            return values, None
         else:
             p.optimizer.step()
         if p.ema is not None:
             p.ema.update(p.model)
-        return loss_value, grad_norm
+        return values, grad_norm
 
     def _note_nonfinite(self, loss: float) -> None:
         self.consecutive_nonfinite += 1
@@ -342,32 +358,34 @@ class Trainer:
         )
         p.model.train()
         t0, s0 = time.perf_counter(), self.step
-        window: list[float] = []  # finite losses since the last log line (their mean is logged)
+        window: dict[str, list[float]] = {}  # finite steps' terms since the last log line (means logged)
         if self.step == 0 and cfg.val_at_start:
             self._validate()
         budget = _Budget(cfg.max_minutes, cfg.budget_clock, self.clock)
         self.clock.start()
         try:
             for audio in loader:
-                loss, grad_norm = self._train_step(audio)
+                terms, grad_norm = self._train_step(audio)
                 if grad_norm is None:
-                    self._note_nonfinite(loss)
+                    self._note_nonfinite(terms["loss"])
                 else:
                     self.consecutive_nonfinite = 0
-                    window.append(loss)
+                    for key, value in terms.items():
+                        window.setdefault(key, []).append(value)
                 self.step += 1
-                self.result.losses.append((self.step, loss))
+                self.result.losses.append((self.step, terms["loss"]))
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     dt = max(time.perf_counter() - t0, 1e-9)
                     rate = (self.step - s0) / dt
-                    mean = sum(window) / len(window) if window else float("nan")
-                    self._log_train(mean, grad_norm, rate, rate * samples_per_step)
+                    means = {k: sum(v) / len(v) for k, v in window.items()}
+                    self._log_train(means, grad_norm, rate, rate * samples_per_step)
+                    mean = means.get("nll", float("nan"))
                     bar.set_postfix(
                         nll=f"{mean:.3f}",
                         steps_s=f"{rate:.2f}",
                         ksamples_s=f"{rate * samples_per_step / 1e3:.1f}",
                     )
-                    t0, s0, window = time.perf_counter(), self.step, []
+                    t0, s0, window = time.perf_counter(), self.step, {}
                 bar.update(1)
                 self.clock.tick()
                 out_of_time = self.step < cfg.steps and budget.spent()
@@ -396,9 +414,14 @@ class Trainer:
             self.result.release = self._export()
         return self.result
 
-    def _log_train(self, loss: float, grad_norm: float | None, steps_s: float, samples_s: float) -> None:
-        """``loss``: mean NLL over the steps since the last log line; ``grad_norm``: of the last step."""
+    def _log_train(
+        self, means: dict[str, float], grad_norm: float | None, steps_s: float, samples_s: float
+    ) -> None:
+        """``means``: each objective term's mean over the finite steps since the last log line (``nll``
+        NaN when there was none); ``grad_norm``: of the last step."""
+        loss = means.get("nll", float("nan"))
         values = {
+            **means,
             "nll": loss,
             "bits_per_sample": bits_per_sample(loss) if math.isfinite(loss) else loss,
             "lr": self.parts.optimizer.param_groups[0]["lr"],

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader
 
 from waveflow_py.config import ExperimentConfig
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 from waveflow_py.train.data import (
     DevSet,
     SegmentDataset,
@@ -25,21 +26,11 @@ from waveflow_py.train.data import (
 )
 from waveflow_py.train.distributed import DistInfo, cleanup_distributed, init_distributed
 from waveflow_py.train.ema import EMA
+from waveflow_py.train.objective import TrainingObjective
 
 __all__ = ["RunParts", "build_parts", "resolve_device"]
 
 logger = logging.getLogger(__name__)
-
-
-class _NLL(nn.Module):
-    """Wraps the model so DDP / compile see one forward: ``(audio (B,T), mel) -> log_prob (B,)``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, audio: Tensor, mel: Tensor) -> Tensor:
-        return self.model.log_prob(audio, mel)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -56,13 +47,15 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 @dataclass
 class RunParts:
-    """Everything the loop needs; ``train_module(audio, mel) -> log_prob (B,)`` is the DDP/compiled model."""
+    """Everything the loop needs; ``train_module(audio, mel, step) -> ObjectiveTerms`` is the DDP/compiled
+    :class:`~waveflow_py.train.objective.TrainingObjective` (``objective``, unwrapped)."""
 
     exp: ExperimentConfig
     dist: DistInfo
     device: torch.device
     model: nn.Module
     train_module: nn.Module
+    objective: TrainingObjective
     mel_fn: nn.Module
     optimizer: torch.optim.Optimizer
     ema: EMA | None
@@ -172,9 +165,10 @@ def _cpu_has_amx() -> bool:
         return False
 
 
-def _wrap(model: nn.Module, dist: DistInfo, device: torch.device, compile: bool) -> nn.Module:
-    """``_NLL(model)``, in DistributedDataParallel when distributed, compiled when asked."""
-    module: nn.Module = _NLL(model)
+def _wrap(objective: TrainingObjective, dist: DistInfo, device: torch.device, compile: bool) -> nn.Module:
+    """The objective module, in DistributedDataParallel when distributed, compiled when asked (one forward
+    holds the NLL and the sampled terms, so DDP sees every gradient)."""
+    module: nn.Module = objective
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -209,7 +203,10 @@ def build_parts(
         )
         ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         amp_dtype, scaler = _precision(exp, device)
-        train_module = _wrap(model, dist, device, cfg.compile)
+        # the sampling settings (temperature, excitation levelling) are the run's: the Trainer sets them
+        objective = TrainingObjective(model, cfg.objective, mel_fn, DEFAULT_TEMPERATURE, seed=cfg.seed)
+        objective.check_segment(exp.data.segment_length, exp.model_config().mel.hop_length)
+        train_module = _wrap(objective, dist, device, cfg.compile)
         n_params = sum(p.numel() for p in model.parameters())
         logger.info(
             "model %s: %.3fM parameters on %s (%s)",
@@ -219,7 +216,19 @@ def build_parts(
             "fp32" if amp_dtype is None and scaler is None else cfg.precision,
         )
         return RunParts(
-            exp, dist, device, model, train_module, mel_fn, optimizer, ema, scaler, amp_dtype, train_set, dev
+            exp,
+            dist,
+            device,
+            model,
+            train_module,
+            objective,
+            mel_fn,
+            optimizer,
+            ema,
+            scaler,
+            amp_dtype,
+            train_set,
+            dev,
         )
     except BaseException:
         cleanup_distributed(dist)

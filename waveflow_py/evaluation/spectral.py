@@ -31,7 +31,7 @@ import scipy.fft
 import torch
 
 from waveflow_py.audio import MelSpectrogram, log_decompress
-from waveflow_py.config import MelConfig, from_dict, to_dict
+from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS, MelConfig, from_dict, to_dict
 from waveflow_py.evaluation._signal import align_pair, check_sample_rate
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "mel_cepstral_distortion",
 ]
 
-MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = DEFAULT_STFT_RESOLUTIONS  # the training loss's too
 # (n_fft, hop) pairs a spectral training loss on MRSTFT_RESOLUTIONS does not use: 4x finer and 2x coarser
 MRSTFT_UNSEEN_RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 64), (4096, 1024))
 MCD_COEFFICIENTS: int = 24  # c1..c24 (fewer for mels with fewer than 25 bins: see mcd_coefficients)

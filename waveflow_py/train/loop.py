@@ -299,7 +299,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
-        from waveflow_py.train.validate import ValidationResult, dev_nll, vocode_clips
+        from waveflow_py.train.validate import ValidationResult, clips_mrstft, dev_nll, vocode_clips
 
         p = self.parts
         if self.dist.is_main and p.dev is not None and len(p.dev) > 0:
@@ -319,7 +319,7 @@ class Trainer:
                     self.cfg.seed,
                 )
             model.train(was_training)
-            res = ValidationResult(nll, l1, clips)
+            res = ValidationResult(nll, l1, clips, mrstft=clips_mrstft(clips))
             self.metrics.scalars(self.step, "dev", {**res.scalars(), **self.clock.minutes()})
             self.result.dev.append((self.step, res.scalars()))
             logger.info(

@@ -3,7 +3,9 @@
 NLL is reported in nats per sample (the models' ``log_prob`` unit) and in bits per sample (nats / ln 2).
 Mel L1 is the mean absolute difference between the log-mels of a clip vocoded from its reference mel
 (through the one sampler, :func:`waveflow_py.inference.synthesize`, at ``temperature``) and of the
-reference audio, over the same frames.
+reference audio, over the same frames; MR-STFT is the multi-resolution STFT distance of the same pair
+(spectral convergence + log-magnitude L1 at the evaluation's three resolutions,
+:func:`waveflow_py.train.objective.mrstft_terms`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 from waveflow_py.inference.synthesis import synthesize
 from waveflow_py.train.data import DevSet
 from waveflow_py.train.logging import bits_per_sample
+from waveflow_py.train.objective import mrstft_terms
 
-__all__ = ["VocodedClip", "ValidationResult", "dev_nll", "vocode_clips"]
+__all__ = ["VocodedClip", "ValidationResult", "dev_nll", "vocode_clips", "clips_mrstft"]
 
 
 @dataclass
@@ -37,11 +41,14 @@ class ValidationResult:
     nll: float
     mel_l1: float | None
     clips: list[VocodedClip] = field(default_factory=list)
+    mrstft: float | None = None
 
     def scalars(self) -> dict[str, float]:
         out = {"nll": self.nll, "bits_per_sample": bits_per_sample(self.nll)}
         if self.mel_l1 is not None:
             out["mel_l1"] = self.mel_l1
+        if self.mrstft is not None:
+            out["mrstft"] = self.mrstft
         return out
 
 
@@ -88,3 +95,19 @@ def vocode_clips(
         errors.append(float((gen_mel[..., :frames] - ref_mel[..., :frames]).abs().mean()))
         clips.append(VocodedClip(name, audio.cpu(), out[0].cpu(), ref_mel[0].cpu(), gen_mel[0].cpu()))
     return (sum(errors) / len(errors) if errors else None), clips
+
+
+@torch.no_grad()
+def clips_mrstft(clips: list[VocodedClip]) -> float | None:
+    """Mean multi-resolution STFT distance (SC + log-magnitude L1) of the vocoded clips to their references
+    (``None`` without clips); clips shorter than the longest window are skipped."""
+    values = []
+    for c in clips:
+        n = min(c.reference.shape[-1], c.generated.shape[-1])
+        if n <= DEFAULT_STFT_RESOLUTIONS[-1][0] // 2:
+            continue
+        sc, lm = mrstft_terms(
+            c.generated[None, :n].double(), c.reference[None, :n].double(), DEFAULT_STFT_RESOLUTIONS
+        )
+        values.append(float(sc + lm))
+    return sum(values) / len(values) if values else None

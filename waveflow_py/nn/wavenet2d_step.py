@@ -7,9 +7,9 @@ row of every layer is computed exactly once, for any height ``h`` and any height
 are stored channel-first and already unfolded along the width, so that a row of the ``(kh, kw)``
 convolution, *together with* the mel conditioning (1x1 conv) and the biases, is ONE GEMM
 ``[2C x (kh*kw*C + n_mels + 1)] x [(kh*kw*C + n_mels + 1) x B*W]`` on a contiguous view (for r = 64 at
-1 s of 22.05 kHz audio: [128 x 657] x [657 x 1386]). The GEMM shape is what makes CPUs fast here, far
-faster than ``conv2d`` on a single row, especially in bfloat16. The residual 1x1 conv is one more small
-GEMM per layer and row; the skips of all layers and the end conv are one GEMM per row.
+1 s of 22.05 kHz audio: [128 x 657] x [657 x 1386]). The GEMM shape is what makes CPUs fast here: a
+large GEMM instead of ``conv2d`` on a single row (docs/implementation-notes.md). The residual 1x1 conv
+is one more small GEMM per layer and row; the skips of all layers and the end conv are one GEMM per row.
 
 :func:`start_rows` folds weight norm (and everything else, see its docstring) into plain tensors of the
 compute dtype without touching the module, so there is nothing to go stale: a new ``start`` reads the
@@ -109,7 +109,8 @@ def _with_bias(w: Tensor, b: Tensor) -> Tensor:
 
 class _Pool:
     """Buffers of a finished state, handed out again by shape: fresh large allocations cost page faults
-    that showed up as ~40% of ``start`` in profiles, and every flow of a model has the same shapes."""
+    (a large share of ``start``, docs/implementation-notes.md), and every flow of a model has the same
+    shapes."""
 
     def __init__(self, old: object, device: torch.device, dtype: torch.dtype) -> None:
         self.device, self.dtype = device, dtype
@@ -144,8 +145,8 @@ def start_rows(
 
     Folding (in the parameters' dtype, cast once to ``dtype``): weight norm; the conditioning 1x1 conv
     and both biases into the dilated conv's GEMM as ``A + 1`` extra columns (one GEMM per layer and row
-    computes ``conv + cond + bias``; measured faster than an up-front fused 1x1 conv of all layers,
-    whose K = n_mels GEMM runs at a fraction of the speed and writes a large intermediate); the end 1x1
+    computes ``conv + cond + bias``, instead of an up-front fused 1x1 conv of all layers, whose
+    K = n_mels GEMM is slow and writes a large intermediate: docs/implementation-notes.md); the end 1x1
     conv into every layer's skip weights (the skips are only ever summed and projected, so
     ``end(sum_l skip_l) = sum_l (W_end @ W_skip_l) @ gate_l`` + biases); and a factor -2 into the tanh
     half of the gate so that one sigmoid serves both halves: ``tanh(a) = 1 - 2 sigmoid(-2a)``, so

@@ -11,7 +11,7 @@ from torch import nn
 
 from tests.inference.conftest import tiny_waveflow, tiny_waveglow
 from waveflow_py.cli import main
-from waveflow_py.inference.export import ExportableInverse, check_onnx, export_onnx, onnx_inputs
+from waveflow_py.inference.onnx_export import ExportableInverse, check_onnx, export_onnx, onnx_inputs
 from waveflow_py.pretrained import save_release
 
 pytest.importorskip("onnx")

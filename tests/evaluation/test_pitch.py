@@ -1,4 +1,4 @@
-"""pYIN-based F0 RMSE (cents), periodicity RMSE and V/UV F1 on known cases."""
+"""pYIN-based F0 RMSE (cents), gross pitch error, periodicity RMSE and V/UV F1 on known cases."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import soxr
 
 from tests.evaluation.signals import harmonic_tone
 from waveflow_py.evaluation import PitchConfig, pitch_metrics, track_pitch
-from waveflow_py.evaluation.pitch import PitchTrack, f0_rmse_cents, periodicity_rmse, vuv_f1
+from waveflow_py.evaluation.pitch import (
+    NO_SHARED_VOICING,
+    PitchTrack,
+    f0_rmse_cents,
+    gross_pitch_error,
+    periodicity_rmse,
+    pitch_metrics_from_tracks,
+    vuv_f1,
+)
 
 SR = 16000
 
@@ -16,7 +24,7 @@ SR = 16000
 def test_identical_signals_give_the_ceilings() -> None:
     tone = harmonic_tone(180, SR, 1.0)
     m = pitch_metrics(tone, tone, SR)
-    assert m == {"f0_rmse_cents": 0.0, "periodicity_rmse": 0.0, "vuv_f1": 1.0}
+    assert m == {"f0_rmse_cents": 0.0, "gpe": 0.0, "periodicity_rmse": 0.0, "vuv_f1": 1.0}
 
 
 def test_a_tone_100_cents_up_gives_100_cents_error() -> None:
@@ -71,3 +79,50 @@ def test_bad_pitch_settings_are_value_errors() -> None:
         PitchConfig(fmin=20.0)
     with pytest.raises(ValueError, match="fmin < fmax"):
         PitchConfig(fmin=300.0, fmax=200.0)
+
+
+def _track(f0: list[float], voiced: list[int]) -> PitchTrack:
+    on = np.array(voiced, dtype=bool)
+    return PitchTrack(np.array(f0, dtype=float), on, np.where(on, 0.9, 0.1))
+
+
+def test_gpe_counts_octave_and_large_errors_but_not_19_percent() -> None:
+    nan = np.nan
+    # frame:          0 octave up, 1 octave down, 2 +19 %, 3 -19 %, 4 +21 %, 5 exact, 6 unvoiced ref,
+    #                 7 unvoiced output, 8 NaN F0 marked voiced in the output (left out)
+    ref = _track([100, 100, 100, 100, 100, 100, nan, 100, 100], [1, 1, 1, 1, 1, 1, 0, 1, 1])
+    deg = _track([200, 50, 119, 81, 121, 100, 300, nan, nan], [1, 1, 1, 1, 1, 1, 1, 0, 1])
+    both = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0], bool)
+    direct = np.mean(np.abs(deg.f0[both] / ref.f0[both] - 1) > 0.2)
+    assert direct == pytest.approx(3 / 6)  # frames 0, 1 and 4 of the six voiced in both
+    assert gross_pitch_error(ref, deg) == direct
+    assert pitch_metrics_from_tracks(ref, deg)["gpe"] == direct
+    assert gross_pitch_error(ref, deg, threshold=0.18) == pytest.approx(5 / 6)  # now +-19 % count too
+    assert gross_pitch_error(ref, ref) == 0.0
+    with pytest.raises(ValueError, match="threshold"):
+        gross_pitch_error(ref, deg, threshold=0.0)
+
+
+def test_gpe_is_nan_when_no_frame_is_voiced_in_both() -> None:
+    ref = _track([100, 100, np.nan], [1, 1, 0])
+    deg = _track([np.nan, np.nan, 100], [0, 0, 1])
+    assert np.isnan(gross_pitch_error(ref, deg)) and np.isnan(f0_rmse_cents(ref, deg))
+
+
+def test_compute_metrics_gives_gpe_from_the_cached_reference_track_and_names_why_it_is_missing() -> None:
+    from waveflow_py.config import mel_preset
+    from waveflow_py.evaluation.metrics import compute_metrics
+
+    cfg = mel_preset("16k")
+    tone = harmonic_tone(180, SR, 0.5)
+    track = track_pitch(tone, SR)
+    assert track.voiced.mean() > 0.5
+    # a cached reference track one octave above the tone: every frame voiced in both is a gross error,
+    # which only happens when GPE reads the cache rather than tracking the reference again
+    octave = PitchTrack(2 * track.f0, track.voiced, track.voiced_prob)
+    off = compute_metrics(tone, 0.9 * tone, SR, cfg, reference_tracks={tone.size: octave})
+    assert off.values["gpe"] == 1.0 and "gpe" not in off.errors
+    silent = compute_metrics(tone, np.zeros_like(tone), SR, cfg, reference_tracks={tone.size: track})
+    assert np.isnan(silent.values["gpe"]) and np.isnan(silent.values["f0_rmse_cents"])
+    assert silent.errors["gpe"] == NO_SHARED_VOICING == silent.errors["f0_rmse_cents"]
+    assert "no frame is voiced" in NO_SHARED_VOICING

@@ -100,8 +100,10 @@ def _check_report(out: Path, n_clips: int, n_failed: int) -> dict:
         assert set(METRIC_KEYS) <= set(data["summary"][system])
     text = (out / "report.md").read_text()
     assert "| metric | better |" in text and "## Per clip" in text and "## Failed clips" in text
+    assert "## Per speaker" in text and "## Warnings" in text and "| GPE |" in text
+    assert set(data["per_speaker"]) == {c["speaker"] for c in data["clips"]}
     pngs = sorted((out / "figures").glob("*.png"))
-    assert {p.name for p in pngs} >= {"distributions.png", "spectrogram_0.png"}
+    assert {p.name for p in pngs} >= {"distributions.png", "speakers.png", "spectrogram_0.png"}
     import matplotlib.image
 
     for p in pngs:
@@ -116,6 +118,7 @@ def test_evaluate_with_a_callable_model_writes_the_report(corpus: Path, tmp_path
     out = tmp_path / "report"
     result = evaluate(_callable_model(), corpus, out, split="dev", gl_iters=8, n_figures=1)
     assert [c.clip_id for c in result.clips] == ["dev/clip0.wav", "dev/clip1.wav"]
+    assert [c.speaker for c in result.clips] == ["1", "2"]  # the speaker column, carried through
     assert result.failed[0]["clip"] == "dev/broken.wav" and result.failed[0]["reason"]
     data = _check_report(out, n_clips=2, n_failed=1)
     ref = data["summary"]["reference"]
@@ -130,7 +133,38 @@ def test_evaluate_with_a_callable_model_writes_the_report(corpus: Path, tmp_path
     assert data["clips"][0]["nll_bits"] == pytest.approx(nats / math.log(2), rel=1e-4)
     text = (out / "report.md").read_text()
     assert "`dev/broken.wav`" in text and "Untrained" not in text
+    assert "None: no clip's NLL is above 0 nats/sample" in text and data["warnings"] == []
+    assert all(c.warnings == [] for c in result.clips)
     assert (out / "audio" / "0_vocoder.wav").is_file()
+
+
+def test_an_exploding_nll_is_logged_once_and_listed_under_warnings(
+    corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NLL = -log-likelihood per sample: -4.9 is a sane clip, +18,613 (log-likelihood below 0) explodes."""
+    model = _callable_model()
+    model.log_prob = lambda audio, mel: -18613.25 if audio.size == SR else 4.9  # clip0 is 1 s, clip1 1.25 s
+    out = tmp_path / "report"
+    with caplog.at_level("WARNING", logger="waveflow_py.evaluation.runner"):
+        result = evaluate(model, corpus, out, split="dev", gl_iters=4, n_figures=0)
+    assert [c.nll_nats for c in result.clips] == [18613.25, -4.9]
+    assert len(result.clips[0].warnings) == 1 and result.clips[1].warnings == []
+    logged = [r.getMessage() for r in caplog.records if "exploding likelihood" in r.getMessage()]
+    assert len(logged) == 1 and "dev/clip0.wav" in logged[0] and "+18,613.250 nats/sample" in logged[0]
+    text = (out / "report.md").read_text()
+    warnings = text.split("## Warnings")[1].split("## Failed clips")[0]
+    assert "| `dev/clip0.wav` | 1 | 18613.250 |" in warnings and "dev/clip1.wav" not in warnings
+    assert "log-likelihood is below 0" in warnings
+    data = json.loads((out / "metrics.json").read_text())
+    assert [(w["clip"], w["speaker"]) for w in data["warnings"]] == [("dev/clip0.wav", "1")]
+
+
+def test_nll_warning_rule() -> None:
+    from waveflow_py.evaluation.system import nll_warning
+
+    assert nll_warning(-4.9) is None and nll_warning(0.0) is None
+    assert "+0.001 nats/sample > 0" in str(nll_warning(0.001))
+    assert "not finite" in str(nll_warning(math.nan)) and "not finite" in str(nll_warning(math.inf))
 
 
 def test_cli_eval_on_a_tiny_random_release(corpus: Path, tmp_path: Path) -> None:

@@ -124,8 +124,8 @@ def test_metrics_and_report_of_a_small_mel_state_the_mcd_range(speech: np.ndarra
     """The tiny recipe's 16-bin mel: compute_metrics gives a finite MCD (not NaN + "n_coeffs: expected
     1..15, got 24") and the report's settings say which coefficients were used."""
     from waveflow_py.config import to_dict
+    from waveflow_py.evaluation.markdown import _settings_lines
     from waveflow_py.evaluation.metrics import compute_metrics
-    from waveflow_py.evaluation.report import _settings_lines
 
     cfg = mel_preset("16k", n_mels=16)
     result = compute_metrics(speech, add_noise(speech, 10), SR, cfg)
@@ -150,3 +150,18 @@ def test_metrics_and_report_of_a_small_mel_state_the_mcd_range(speech: np.ndarra
     assert "noise truncated to +-2.5 standard deviations, excitation frames set to RMS 1.25" in text
     _Result.settings["mel"] = to_dict(CFG)
     assert "c1..c24," in "\n".join(_settings_lines(_Result()))  # type: ignore[arg-type]
+
+
+def test_unseen_mrstft_is_the_same_distance_at_256_64_and_4096_1024(speech: np.ndarray) -> None:
+    from waveflow_py.evaluation.metrics import compute_metrics
+    from waveflow_py.evaluation.spectral import MRSTFT_RESOLUTIONS, MRSTFT_UNSEEN_RESOLUTIONS
+
+    assert MRSTFT_RESOLUTIONS == ((512, 128), (1024, 256), (2048, 512))  # unchanged: old numbers compare
+    assert MRSTFT_UNSEEN_RESOLUTIONS == ((256, 64), (4096, 1024))
+    ref = speech[:SR]
+    noisy = add_noise(ref, 10)
+    values = compute_metrics(ref, noisy, SR, CFG).values
+    unseen = multi_resolution_stft(ref, noisy, ((256, 64), (4096, 1024)))
+    assert values["mrstft_unseen"] == unseen["total"]
+    assert values["mrstft"] == multi_resolution_stft(ref, noisy, MRSTFT_RESOLUTIONS)["total"]
+    assert values["mrstft_unseen"] != values["mrstft"]

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from waveflow_py.evaluation import evaluate
-    from waveflow_py.evaluation.report import summaries
+    from waveflow_py.evaluation.report import speaker_overview, summaries
 
     if args.gl_iters < 1:
         raise ValueError(f"--gl-iters: expected a positive integer, got {args.gl_iters}")
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             f"STOI {gl['stoi'].mean:.3f}; envelope baseline PESQ {env['pesq_wb'].mean:.2f}, "
             f"NLL {env['nll_nats'].mean:.3f} nats/sample"
         )
+        print("\n".join(speaker_overview(result)))
     print(f"report: {args.output}/report.md")
     if not result.clips:
         logger.error("no clip could be evaluated; see the failed clips in the report")

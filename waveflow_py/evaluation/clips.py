@@ -5,12 +5,16 @@
 * A directory without ``metadata.csv``: every audio file below it (sorted), or below ``DIR/split``
   when ``split`` is given.
 
-Clip ids are the paths relative to the data root, so reports name files unambiguously.
+Clip ids are the paths relative to the data root, so reports name files unambiguously. Each clip's
+speaker is the CSV's ``speaker`` column where it has one (and the row a value), else the file name's
+prefix before the first ``-`` or ``_`` (:func:`speaker_from_name`: LibriSpeech ``103-1240-0000.flac`` ->
+``103``, VCTK ``p225_001.wav`` -> ``p225``; a name without either is its own speaker).
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,17 +22,29 @@ import numpy as np
 
 from waveflow_py.audio import AUDIO_EXTENSIONS, list_audio_files
 
-__all__ = ["EvalClip", "METADATA_FILE", "find_clips", "read_clip"]
+__all__ = ["EvalClip", "METADATA_FILE", "find_clips", "read_clip", "speaker_from_name"]
 
 METADATA_FILE = "metadata.csv"
 
 
+def speaker_from_name(path: str | Path) -> str:
+    """The speaker a file name implies: its stem up to the first ``-`` or ``_`` (the whole stem if none)."""
+    stem = Path(path).stem
+    return re.split(r"[-_]", stem, maxsplit=1)[0] or stem
+
+
 @dataclass(frozen=True)
 class EvalClip:
-    """One reference clip: ``clip_id`` (path relative to the data root) and the file's path."""
+    """One reference clip: ``clip_id`` (path relative to the data root), the file's path and its speaker
+    (given, else :func:`speaker_from_name` of the path)."""
 
     clip_id: str
     path: Path
+    speaker: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.speaker:
+            object.__setattr__(self, "speaker", speaker_from_name(self.path))
 
 
 def _from_metadata(csv_path: Path, split: str | None) -> list[EvalClip]:
@@ -41,7 +57,7 @@ def _from_metadata(csv_path: Path, split: str | None) -> list[EvalClip]:
             raise ValueError(f"{csv_path}: --split {split!r} given but the CSV has no 'split' column")
         rows = list(reader)
     clips = [
-        EvalClip(row["path"], csv_path.parent / row["path"])
+        EvalClip(row["path"], csv_path.parent / row["path"], (row.get("speaker") or "").strip())
         for row in rows
         if split is None or row.get("split") == split
     ]

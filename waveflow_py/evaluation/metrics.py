@@ -1,10 +1,11 @@
 """All evaluation metrics of one degraded/vocoded signal against its reference, in one call.
 
 The individual metrics live by concept in :mod:`.perceptual` (PESQ-WB, STOI), :mod:`.spectral`
-(multi-resolution STFT, log-mel L1, MCD) and :mod:`.pitch` (F0 RMSE, periodicity, V/UV F1); their
-docstrings state every parameter. :data:`METRICS` describes each result key (unit, direction) for
-reports. A metric that cannot be computed for a pair (e.g. PESQ finds no speech) gives NaN and
-its reason in :attr:`MetricResult.errors` instead of stopping an evaluation run.
+(multi-resolution STFT at the usual and at unseen resolutions, log-mel L1, MCD) and :mod:`.pitch`
+(F0 RMSE, GPE, periodicity, V/UV F1); their docstrings state every parameter. :data:`METRICS`
+describes each result key (unit, direction) for reports. A metric that cannot be computed for a pair
+(e.g. PESQ finds no speech) gives NaN and its reason in :attr:`MetricResult.errors` instead of stopping
+an evaluation run.
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ from waveflow_py.config import MelConfig
 from waveflow_py.evaluation._signal import align_pair, check_sample_rate
 from waveflow_py.evaluation.perceptual import pesq_wb, stoi
 from waveflow_py.evaluation.pitch import (
+    NO_SHARED_VOICING,
     PitchConfig,
     PitchTrack,
     pitch_metrics,
     pitch_metrics_from_tracks,
     track_pitch,
 )
-from waveflow_py.evaluation.spectral import log_mel_l1, mel_cepstral_distortion, multi_resolution_stft
+from waveflow_py.evaluation.spectral import (
+    MRSTFT_UNSEEN_RESOLUTIONS,
+    log_mel_l1,
+    mel_cepstral_distortion,
+    multi_resolution_stft,
+)
 
 __all__ = ["MetricSpec", "METRICS", "METRIC_KEYS", "MetricResult", "compute_metrics"]
 
@@ -50,6 +57,14 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("mrstft", "MR-STFT", "", False, "multi-resolution STFT: spectral convergence + log-mag L1"),
     MetricSpec("mrstft_sc", "MR-STFT SC", "", False, "spectral convergence, mean of 3 resolutions"),
     MetricSpec("mrstft_logmag", "MR-STFT logmag", "ln", False, "log-magnitude L1, mean of 3 resolutions"),
+    MetricSpec(
+        "mrstft_unseen",
+        "MR-STFT unseen",
+        "",
+        False,
+        "MR-STFT (SC + log-mag L1) at FFT/hop 256/64 and 4096/1024, resolutions a spectral loss on the "
+        "usual three does not use",
+    ),
     MetricSpec("log_mel_l1", "log-mel L1", "model log units", False, "L1 of the model's log-mel"),
     MetricSpec(
         "mcd",
@@ -60,10 +75,18 @@ METRICS: tuple[MetricSpec, ...] = (
         "mels under 25 bins; the report's settings name the range), frames 1:1",
     ),
     MetricSpec("f0_rmse_cents", "F0 RMSE", "cents", False, "over frames voiced in both (pYIN)"),
+    MetricSpec(
+        "gpe",
+        "GPE",
+        "",
+        False,
+        "gross pitch error: share of frames voiced in both with F0 off by > 20 % (pYIN)",
+    ),
     MetricSpec("periodicity_rmse", "periodicity RMSE", "", False, "RMSE of pYIN voiced probability"),
     MetricSpec("vuv_f1", "V/UV F1", "", True, "voicing decisions vs the reference's (pYIN)"),
 )
 METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
+PITCH_KEYS: tuple[str, ...] = ("f0_rmse_cents", "gpe", "periodicity_rmse", "vuv_f1")  # one pYIN pass
 
 
 @dataclass
@@ -120,6 +143,11 @@ def compute_metrics(
         return {"mrstft": d["total"], "mrstft_sc": d["sc"], "mrstft_logmag": d["log_mag"]}
 
     _attempt(result, ("mrstft", "mrstft_sc", "mrstft_logmag"), mrstft)
+    _attempt(
+        result,
+        ("mrstft_unseen",),
+        lambda: multi_resolution_stft(ref, deg, MRSTFT_UNSEEN_RESOLUTIONS)["total"],
+    )
     _attempt(result, ("log_mel_l1",), lambda: log_mel_l1(ref, deg, sr, mel_config))
     _attempt(result, ("mcd",), lambda: mel_cepstral_distortion(ref, deg, sr, mel_config))
 
@@ -132,5 +160,8 @@ def compute_metrics(
             return pitch_metrics_from_tracks(track, track)
         return pitch_metrics(ref, deg, sr, pitch_config, reference_track=track)
 
-    _attempt(result, ("f0_rmse_cents", "periodicity_rmse", "vuv_f1"), pitch)
+    _attempt(result, PITCH_KEYS, pitch)
+    for key in ("f0_rmse_cents", "gpe"):  # NaN only when no frame is voiced in both: say so
+        if np.isnan(result.values[key]) and key not in result.errors:
+            result.errors[key] = NO_SHARED_VOICING
     return result

@@ -7,6 +7,9 @@ switch probability 0.01). Then, with the reference's track as ground truth:
 
 * **F0 RMSE (cents)**: ``sqrt(mean((1200 * log2(f0_d / f0_r))^2))`` over frames that pYIN marks voiced
   in *both* signals (NaN when there are none).
+* **Gross pitch error (GPE)**: the share of those frames voiced in both whose F0 is off by more than
+  20 %, ``|f0_d / f0_r - 1| > 0.2`` (octave errors count, a 19 % deviation does not; NaN when no frame
+  is voiced in both).
 * **Periodicity RMSE**: RMSE over all frames between the two pYIN voiced probabilities. This follows
   the periodicity error of CARGAN (Morrison et al. 2022), which uses torchcrepe's periodicity; here
   pYIN's voiced probability stands in for it (range 0..1).
@@ -27,11 +30,19 @@ __all__ = [
     "PitchConfig",
     "PitchTrack",
     "track_pitch",
+    "GPE_THRESHOLD",
+    "NO_SHARED_VOICING",
     "f0_rmse_cents",
+    "gross_pitch_error",
     "periodicity_rmse",
     "vuv_f1",
     "pitch_metrics",
+    "pitch_metrics_from_tracks",
 ]
+
+GPE_THRESHOLD = 0.2  # relative F0 deviation above which a frame is a gross pitch error
+# why F0 RMSE and GPE are NaN: the only case in which they are
+NO_SHARED_VOICING = "no frame is voiced (pYIN) in both the reference and the output"
 
 
 @dataclass(frozen=True)
@@ -115,14 +126,31 @@ def _paired(reference: PitchTrack, degraded: PitchTrack) -> tuple[PitchTrack, Pi
     return cut(reference), cut(degraded)
 
 
-def f0_rmse_cents(reference: PitchTrack, degraded: PitchTrack) -> float:
-    """RMSE of the F0 difference in cents over frames voiced in both tracks; NaN if there are none."""
+def _voiced_in_both(reference: PitchTrack, degraded: PitchTrack) -> tuple[np.ndarray, np.ndarray]:
+    """F0 (reference, degraded) of the frames voiced in both tracks with a finite F0 in both."""
     ref, deg = _paired(reference, degraded)
     both = ref.voiced & deg.voiced & np.isfinite(ref.f0) & np.isfinite(deg.f0)
-    if not np.any(both):
+    return ref.f0[both], deg.f0[both]
+
+
+def f0_rmse_cents(reference: PitchTrack, degraded: PitchTrack) -> float:
+    """RMSE of the F0 difference in cents over frames voiced in both tracks; NaN if there are none."""
+    f_r, f_d = _voiced_in_both(reference, degraded)
+    if not f_r.size:
         return float("nan")
-    cents = 1200.0 * np.log2(deg.f0[both] / ref.f0[both])
+    cents = 1200.0 * np.log2(f_d / f_r)
     return float(np.sqrt(np.mean(cents**2)))
+
+
+def gross_pitch_error(reference: PitchTrack, degraded: PitchTrack, threshold: float = GPE_THRESHOLD) -> float:
+    """Share of the frames voiced in both tracks whose F0 is off by more than ``threshold`` (relative to
+    the reference's F0); NaN if no frame is voiced in both."""
+    if not threshold > 0:
+        raise ValueError(f"threshold: expected a relative deviation > 0, got {threshold}")
+    f_r, f_d = _voiced_in_both(reference, degraded)
+    if not f_r.size:
+        return float("nan")
+    return float(np.mean(np.abs(f_d / f_r - 1.0) > threshold))
 
 
 def periodicity_rmse(reference: PitchTrack, degraded: PitchTrack) -> float:
@@ -149,7 +177,7 @@ def pitch_metrics(
     config: PitchConfig | None = None,
     reference_track: PitchTrack | None = None,
 ) -> dict[str, float]:
-    """``{"f0_rmse_cents", "periodicity_rmse", "vuv_f1"}``; signals trimmed to the shorter first.
+    """``{"f0_rmse_cents", "gpe", "periodicity_rmse", "vuv_f1"}``; signals trimmed to the shorter first.
 
     ``reference_track`` (from :func:`track_pitch` on the same trimmed reference) skips re-tracking it.
     """
@@ -159,9 +187,10 @@ def pitch_metrics(
 
 
 def pitch_metrics_from_tracks(ref_track: PitchTrack, deg_track: PitchTrack) -> dict[str, float]:
-    """``{"f0_rmse_cents", "periodicity_rmse", "vuv_f1"}`` of two tracks of the same length."""
+    """``{"f0_rmse_cents", "gpe", "periodicity_rmse", "vuv_f1"}`` of two tracks of the same length."""
     return {
         "f0_rmse_cents": f0_rmse_cents(ref_track, deg_track),
+        "gpe": gross_pitch_error(ref_track, deg_track),
         "periodicity_rmse": periodicity_rmse(ref_track, deg_track),
         "vuv_f1": vuv_f1(ref_track, deg_track),
     }

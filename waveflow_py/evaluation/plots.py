@@ -4,6 +4,8 @@
   panel each on the reference's colour scale (the model's mel settings).
 * :func:`plot_distributions`: per-clip values of every metric, one panel per metric, a box per system
   with the individual clips overlaid as points.
+* :func:`plot_speakers`: per-speaker means of a few metrics (e.g. GPE and V/UV F1), one panel per
+  metric, a group of bars (one per system) for each speaker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_spectrograms", "plot_distributions"]
+__all__ = ["plot_spectrograms", "plot_distributions", "plot_speakers"]
 
 
 def _figure(width: float, height: float):  # -> matplotlib.figure.Figure
@@ -100,6 +102,42 @@ def plot_distributions(
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(metrics) :]:
         ax.set_visible(False)
+    out = Path(path)
+    fig.savefig(out)
+    return out
+
+
+def plot_speakers(
+    path: str | Path,
+    speakers: Sequence[str],
+    panels: Sequence[tuple[str, Mapping[str, Sequence[float]]]],
+    labels: Mapping[str, str],
+    title: str,
+) -> Path:
+    """Grouped bars: ``panels`` = [(axis label, {system: [value per speaker]})], one panel each, a bar per
+    system for each of ``speakers`` (tick labels), its value written on top (so a 0 is seen; NaN is
+    written "n/a" without a bar). Returns the PNG path."""
+    fig = _figure(max(7.0, 1.2 * len(speakers) + 2.5), 2.8 * len(panels) + 0.6)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    x = np.arange(len(speakers))
+    for ax, (label, values) in zip(axes, panels, strict=True):
+        systems = list(values)
+        width = 0.8 / max(len(systems), 1)
+        for i, system in enumerate(systems):
+            v = np.asarray(values[system], dtype=float)
+            shown = np.isfinite(v)
+            offset = (i - (len(systems) - 1) / 2) * width
+            bars = ax.bar(x[shown] + offset, v[shown], width=width, label=labels.get(system, system))
+            ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+            for xi in x[~shown]:
+                ax.text(xi + offset, 0, "n/a", ha="center", va="bottom", fontsize=6)
+        ax.set_ylabel(label)
+        ax.set_ylim(0, max(1.0, float(np.nanmax([np.nanmax(np.r_[v, 0.0]) for v in values.values()]))) * 1.15)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[-1].set_xticks(x, list(speakers), rotation=30 if len(speakers) > 8 else 0, fontsize=8)
+    axes[-1].set_xlabel("speaker")
+    fig.suptitle(title, fontsize=11)
     out = Path(path)
     fig.savefig(out)
     return out

@@ -1,7 +1,7 @@
 """``evaluate``: vocode every reference clip from its own mel and score it against the reference.
 
 For each clip (see :func:`~waveflow_py.evaluation.clips.find_clips`): load it at the model's sample
-rate (resampled when the file's rate differs), compute the model's log-mel, then score three systems
+rate (resampled when the file's rate differs), compute the model's log-mel, then score four systems
 with :func:`~waveflow_py.evaluation.metrics.compute_metrics`:
 
 * ``reference``: the clip against itself, the ceiling of each metric (computed, not assumed);
@@ -14,9 +14,13 @@ with :func:`~waveflow_py.evaluation.metrics.compute_metrics`:
 
 The model's negative log-likelihood of the reference given its mel is recorded in nats and bits per
 sample, and so is the envelope baseline's (:func:`~waveflow_py.evaluation.baselines.envelope_log_prob`),
-the floor a trained model has to beat. A clip that cannot be loaded or processed is listed with its
+the floor a trained model has to beat. A clip whose model NLL is above 0 nats/sample (its log-likelihood
+below 0; :func:`~waveflow_py.evaluation.system.nll_warning`) is logged once and kept in its
+``warnings``. Each clip carries its speaker (:class:`~waveflow_py.evaluation.clips.EvalClip`).
+A clip that cannot be loaded or processed is listed with its
 reason in ``failed`` (and in the report), never silently dropped.
-:func:`~waveflow_py.evaluation.report.write_report` writes the files.
+:func:`~waveflow_py.evaluation.report.write_report` writes the files (the runner imports the report, never
+the reverse: both share the result types of :mod:`.results`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,43 +44,14 @@ from waveflow_py.evaluation.clips import EvalClip, find_clips
 from waveflow_py.evaluation.metrics import compute_metrics
 from waveflow_py.evaluation.perceptual import require
 from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack
-from waveflow_py.evaluation.system import EvalModel, nll_from_log_prob
+from waveflow_py.evaluation.report import write_report
+from waveflow_py.evaluation.results import SYSTEMS, ClipResult, EvalResult
+from waveflow_py.evaluation.system import EvalModel, nll_from_log_prob, nll_warning
 
+# SYSTEMS, ClipResult and EvalResult live in .results (shared with .report); still importable from here
 __all__ = ["SYSTEMS", "ClipResult", "EvalResult", "evaluate_clips", "evaluate"]
 
 logger = logging.getLogger(__name__)
-
-SYSTEMS: tuple[str, ...] = ("reference", "vocoder", "griffin_lim", "envelope")
-
-
-@dataclass
-class ClipResult:
-    """Scores of one clip: ``values[system][metric]`` (NaN where a metric failed, reason in ``errors``)."""
-
-    clip_id: str
-    path: str
-    seconds: float
-    values: dict[str, dict[str, float]]
-    errors: dict[str, dict[str, str]]
-    nll_nats: float = float("nan")
-    nll_bits: float = float("nan")
-    envelope_nll_nats: float = float("nan")
-    envelope_nll_bits: float = float("nan")
-    vocode_seconds: float = float("nan")
-    # kept in memory for figures/audio of the first few clips only (not serialised)
-    audio: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    mels: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class EvalResult:
-    """Everything a report needs: settings, per-clip results, failed clips and timing."""
-
-    model: dict[str, Any]
-    settings: dict[str, Any]
-    clips: list[ClipResult]
-    failed: list[dict[str, str]]
-    wall_seconds: float = 0.0
 
 
 def _versions() -> dict[str, str]:
@@ -140,10 +114,20 @@ def _evaluate_one(
         )
         values[system], errors[system] = res.values, res.errors
     result = ClipResult(
-        clip.clip_id, str(clip.path), n / model.sample_rate, values, errors, vocode_seconds=vocode_seconds
+        clip.clip_id,
+        str(clip.path),
+        n / model.sample_rate,
+        values,
+        errors,
+        vocode_seconds=vocode_seconds,
+        speaker=clip.speaker,
     )
     if model.log_prob is not None:
         result.nll_nats, result.nll_bits = nll_from_log_prob(float(model.log_prob(audio, mel)))
+        warning = nll_warning(result.nll_nats)
+        if warning is not None:
+            logger.warning("clip %s (speaker %s): %s", clip.clip_id, clip.speaker, warning)
+            result.warnings.append(warning)
     env_ll = envelope_log_prob(audio, mel, model.mel_config, ENVELOPE_ORDER)
     result.envelope_nll_nats, result.envelope_nll_bits = nll_from_log_prob(env_ll)
     if keep:
@@ -275,7 +259,5 @@ def evaluate(
         data_description=desc,
     )
     if out_dir is not None:
-        from waveflow_py.evaluation.report import write_report
-
         write_report(result, out_dir)
     return result

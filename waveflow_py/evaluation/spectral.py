@@ -5,6 +5,8 @@
   Hann window of length ``n_fft`` and centred (reflect-padded) frames, the spectral convergence
   ``||S_r - S_d||_F / ||S_r||_F`` and the log-magnitude L1 ``mean |ln max(S_r, 1e-7) - ln max(S_d, 1e-7)|``
   of the magnitude spectrograms; each is averaged over the resolutions and the distance is their sum.
+  The same distance over :data:`MRSTFT_UNSEEN_RESOLUTIONS` = (256, 64), (4096, 1024) grades a model
+  trained with a spectral loss on the usual three resolutions at resolutions that loss never saw.
 * Log-mel L1: ``mean |M_r - M_d|`` of the model's own log-mel spectrogram (the model's
   :class:`~waveflow_py.config.MelConfig`, its log base and clamp), so it is in that mel's log units.
 * Mel-cepstral distortion (Kubichek 1993), MFCC-style: the log-mel is first converted to the natural
@@ -34,6 +36,7 @@ from waveflow_py.evaluation._signal import align_pair, check_sample_rate
 
 __all__ = [
     "MRSTFT_RESOLUTIONS",
+    "MRSTFT_UNSEEN_RESOLUTIONS",
     "MCD_COEFFICIENTS",
     "stft_magnitude",
     "multi_resolution_stft",
@@ -46,6 +49,8 @@ __all__ = [
 ]
 
 MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+# (n_fft, hop) pairs a spectral training loss on MRSTFT_RESOLUTIONS does not use: 4x finer and 2x coarser
+MRSTFT_UNSEEN_RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 64), (4096, 1024))
 MCD_COEFFICIENTS: int = 24  # c1..c24 (fewer for mels with fewer than 25 bins: see mcd_coefficients)
 _LOG_FLOOR = 1e-7
 _MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)

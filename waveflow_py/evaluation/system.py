@@ -22,7 +22,12 @@ import torch
 from waveflow_py.config import MelConfig
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 
-__all__ = ["EvalModel", "nll_from_log_prob"]
+__all__ = ["EvalModel", "NLL_WARNING_NATS", "nll_from_log_prob", "nll_warning"]
+
+# NLL (nats per sample) above which a clip's likelihood is reported as exploding: a model that has learnt
+# speech at all scores well below 0 (pretrained/universal-16k-preview/eval-dev24.json: mean -4.9, worst clip
+# -3.8; the zero-parameter envelope baseline -4.8), while an overflowing coupling scale gave +18,613
+NLL_WARNING_NATS = 0.0
 
 MelFn = Callable[[np.ndarray], np.ndarray]  # audio (T,) -> log-mel (n_mels, F)
 VocodeFn = Callable[[np.ndarray, float, int], np.ndarray]  # (log-mel, temperature, seed) -> audio (>= T,)
@@ -154,3 +159,16 @@ class EvalModel:
 def nll_from_log_prob(log_prob_nats: float) -> tuple[float, float]:
     """(NLL in nats per sample, NLL in bits per sample) from an average log-likelihood in nats."""
     return -log_prob_nats, -log_prob_nats / math.log(2.0)
+
+
+def nll_warning(nll_nats: float) -> str | None:
+    """The warning for a clip whose NLL (``-log p(audio | mel)`` per sample, nats) exceeds
+    :data:`NLL_WARNING_NATS`, i.e. whose log-likelihood is below 0, or is not finite; else ``None``."""
+    if not math.isfinite(nll_nats):
+        return f"exploding likelihood: NLL {nll_nats} nats/sample (not finite)"
+    if nll_nats <= NLL_WARNING_NATS:
+        return None
+    return (
+        f"exploding likelihood: NLL {nll_nats:+,.3f} nats/sample > {NLL_WARNING_NATS:g} "
+        "(the model's log-likelihood of the reference is below 0)"
+    )

@@ -1,0 +1,39 @@
+"""Releases written before a change load and sample as they did: the audio of two committed releases (the
+bundled WaveGlow preview with its excitation levelling, and the WaveFlow resume point) from a fixed mel
+and noise seed, against fixtures made with the code of b351f6d.
+
+The fixtures were written on the development machine; the tolerance (1e-4 of the peak) only allows for
+float32 GEMM kernels that differ between CPUs; on the machine that wrote them the audio is identical."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from waveflow_py.inference import synthesize
+from waveflow_py.pretrained import load_release
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "release_samples.npz"
+RELEASES = [
+    "pretrained/universal-16k-preview",
+    "recipes/librispeech-mini/bakeoff/resume/universal-16k-pitch-latest",
+]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_old_release_samples_as_before(release: str) -> None:
+    data = np.load(FIXTURES)
+    key = release.split("/")[-1]
+    model, info = load_release(ROOT / release)
+    mel = torch.from_numpy(data[f"{key}/mel"])[None]
+    temperature = float(data[f"{key}/temperature"])
+    assert (info.temperature if info.temperature is not None else 0.6) == temperature
+    audio, _ = synthesize(model, mel, temperature=temperature, generator=torch.Generator().manual_seed(7))
+    expected = data[f"{key}/audio"]
+    peak = float(np.abs(expected).max())
+    assert peak > 0
+    np.testing.assert_allclose(audio[0].numpy(), expected, rtol=0, atol=1e-4 * peak)

@@ -14,13 +14,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Known circles, each to be removed when its fix merges. Nothing else may be added here.
-KNOWN_CIRCLES: list[set[str]] = [
-    # TEMPORARY: another branch makes evaluation report -> runner one-way (issue 20, section 3);
-    # delete this entry when it merges, so the test guards that pair too.
-    {"waveflow_py.evaluation.report", "waveflow_py.evaluation.runner"},
-]
-
 
 def module_files(root: Path, package: str) -> dict[str, Path]:
     """Dotted module name -> file, for every ``.py`` under ``root / package``."""
@@ -102,16 +95,10 @@ def circles(graph: dict[str, set[str]]) -> list[set[str]]:
 
 
 def test_no_module_imports_another_that_imports_it_back() -> None:
-    found = circles(import_graph(ROOT, "waveflow_py"))
-    new = [sorted(c) for c in found if c not in KNOWN_CIRCLES]
-    assert not new, f"import circles (make each one-way): {new}"
-
-
-def test_known_circles_are_still_circles() -> None:
-    """An entry of KNOWN_CIRCLES whose circle is gone must be deleted, so the test guards it again."""
-    found = circles(import_graph(ROOT, "waveflow_py"))
-    stale = [sorted(c) for c in KNOWN_CIRCLES if c not in found]
-    assert not stale, f"these circles are gone: delete them from KNOWN_CIRCLES: {stale}"
+    graph = import_graph(ROOT, "waveflow_py")
+    assert graph["waveflow_py.nn.wavenet2d"] >= {"waveflow_py.nn.wavenet2d_step"}  # the graph is read
+    found = circles(graph)
+    assert not found, f"import circles (make each one-way): {[sorted(c) for c in found]}"
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -45,7 +45,7 @@ def _row(model: str, method: str, sec: float, samples: int, sr: int, err: float 
 def _onnx_runner(model: torch.nn.Module, tmp: Path, threads: int) -> Callable[..., torch.Tensor]:
     import onnxruntime as ort
 
-    from waveflow_py.inference.export import export_onnx
+    from waveflow_py.inference.onnx_export import export_onnx
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

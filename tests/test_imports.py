@@ -1,9 +1,10 @@
 """Peer checkpoint imports: synthetic checkpoints in each peer's layout (names and shapes only), the
 restricted unpickler refusing code, and one-line errors for every bad input.
 
-Exactness against the peers' own code is checked by scripts/verify_peer_import.py (it needs their
-checkouts); here the round trip is: import -> our model -> forward/inverse consistent, weights where
-they belong, unmapped and missing tensors reported by name.
+Exactness against the peers' own code (their audio, forward z and log-likelihood) is checked by
+tests/test_peer_import_numbers.py on fixtures made with their code by scripts/verify_peer_import.py;
+here: import -> our model -> forward/inverse consistent, weights where they belong, unmapped and
+missing tensors reported by name, every checkpoint format and bad input.
 """
 
 from __future__ import annotations

@@ -156,11 +156,20 @@ def test_resynthesize_files_and_rates(vocoder: Vocoder, tmp_path: Path) -> None:
     assert vocoder.resynthesize(speechlike(0.4, 16000), sample_rate=16000, resample=True).numel() > 0
 
 
-def test_denoise_option_keeps_shape(release: Path) -> None:
-    vocoder = Vocoder.from_pretrained(release, denoise=0.05)
+def test_denoise_option_is_applied_with_its_strength(release: Path) -> None:
+    vocoder = Vocoder.from_pretrained(release, denoise=0.05, dtype="fp32")
     mel = vocoder.mel(speechlike(0.3))
-    out = vocoder.vocode(mel, temperature=0.3)
-    assert out.shape == (mel.shape[-1] * HOP,) and torch.isfinite(out).all()
+    seeded = lambda: torch.Generator().manual_seed(3)  # noqa: E731 -- the same noise for every call
+    out = vocoder.vocode(mel, temperature=0.3, generator=seeded())
+    plain = vocoder.vocode(mel, temperature=0.3, denoise=0, generator=seeded())
+    stronger = vocoder.vocode(mel, temperature=0.3, denoise=0.5, generator=seeded())
+    assert out.shape == plain.shape == (mel.shape[-1] * HOP,) and torch.isfinite(out).all()
+    # the default strength is applied to the synthesised audio, and a per-call strength overrides it
+    torch.testing.assert_close(out, vocoder.denoise(plain, 0.05))
+    torch.testing.assert_close(stronger, vocoder.denoise(plain, 0.5))
+    # and it removes something: the bias spectrum is subtracted, more of it at a higher strength
+    energy = [x.square().sum().item() for x in (plain, out, stronger)]
+    assert energy[0] > energy[1] > energy[2], energy
     with pytest.raises(ValueError, match="denoise"):
         Vocoder(vocoder.model, denoise=-1)
 

@@ -2,10 +2,11 @@
 faster than float32 (never a slower one).
 
 Why per device: WaveFlow's cached inverse is matmul/conv bound. On CPUs with Intel AMX (``amx_bf16`` in
-``/proc/cpuinfo``, Sapphire Rapids and later) oneDNN runs bfloat16 on the AMX tiles, measured 2.5x
-faster than float32 (benchmarks/RESULTS.md); without AMX bfloat16 is converted around float32 kernels
-and measured 1.6x *slower*. So ``auto`` is bfloat16 only with AMX. On CUDA devices of compute capability
-8.0 and later (bf16 tensor cores) it is bfloat16, else float32. Other devices get float32.
+``/proc/cpuinfo``, Sapphire Rapids and later) oneDNN runs bfloat16 on the AMX tiles, faster than
+float32; without AMX bfloat16 is converted around float32 kernels, which costs more than it saves. So
+``auto`` is bfloat16 only with AMX (the measurements: docs/implementation-notes.md). On CUDA devices
+of compute capability 8.0 and later (bf16 tensor cores) it is bfloat16, else float32. Other devices get
+float32.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class Vocoder:
             if temperature is None and source_filter_of(getattr(model, "config", None)).envelope != "none":
                 logger.warning(
                     "%s has an envelope prior but no tuned temperature: sampling at the default %g, which "
-                    "makes such models much quieter (tune one: benchmarks/tune_temperature.py --write)",
+                    "makes such models much quieter (tune one: experiments/tune_sampling.py --write)",
                     "the release" if info is None else info.path,
                     DEFAULT_TEMPERATURE,
                 )

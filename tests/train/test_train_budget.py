@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from waveflow_py.cli import main
 from waveflow_py.config import to_dict
@@ -77,15 +78,37 @@ def test_init_from_release_loads_weights_and_enforces_settings(corpus, tiny_expe
         torch.testing.assert_close(with_pitch.parts.model.state_dict()[name], value, msg=name)
 
 
-def test_cli_minutes_and_init_from_are_exclusive_with_resume(corpus, tmp_path, capsys) -> None:
+def test_cli_minutes_sets_the_budget_of_each_invocation(corpus, tiny_experiment, tmp_path) -> None:
+    """``--minutes N`` is ``train.max_minutes`` of this invocation: it stops cleanly with a checkpoint long
+    before the configured steps, and ``--resume`` with a new budget continues from there. (6 ms of budget
+    against 200 steps: no machine runs a step in 30 us, so without the budget all 200 would run.)"""
+    steps = 200
+    exp = tiny_experiment(corpus, tmp_path / "unused", steps=steps, val_every=1000, ckpt_every=1000)
+    d = to_dict(exp)
+    d["train"].pop("out_dir")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(d), encoding="utf-8")
+    out = tmp_path / "run"
+    # 0.0001, not 1e-4: --minutes becomes an override parsed as YAML, which reads 1e-04 as a string
+    assert main(["train", str(cfg), "--out", str(out), "--minutes", "0.0001"]) == 0
+    first = load_checkpoint(out)
+    assert first["config"]["train"]["max_minutes"] == 0.0001
+    assert 1 <= first["state"]["step"] < steps
+    assert main(["train", str(cfg), "--out", str(out), "--resume", "--minutes", "0.0001"]) == 0
+    assert first["state"]["step"] < load_checkpoint(out)["state"]["step"] < steps
+
+
+def test_cli_init_from_and_resume_are_exclusive(corpus, tmp_path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         f"model: {{n_group: 4, n_flows: 1, n_layers: 1, residual_channels: 4}}\ndata: {{root: {corpus}}}\n",
         encoding="utf-8",
     )
-    code = main(["train", str(cfg), "--init-from", "x", "--resume"])
+    out = tmp_path / "run"
+    code = main(["train", str(cfg), "--init-from", "x", "--resume", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code != 0 and "--init-from" in err and "Traceback" not in err
+    assert code != 0 and "--init-from" in err and "--resume" in err and "give only one" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_experiment, tmp_path) -> None:

@@ -371,7 +371,7 @@ def _format_hint(x: Tensor, cfg: MelConfig) -> tuple[str, bool]:
 def _looks_compressed(x: Tensor, low: float, high: float) -> bool:
     """Speech in ln has its median in the lower half of [log(clamp), full scale] and a 5-95 %
     spread of more than ~0.38 of that range; log10 and Coqui-dB encodings of the same speech sit
-    higher and narrower (measured on LibriSpeech and a 44.1 kHz single-speaker set). A hint only:
+    higher and narrower (where these thresholds come from: docs/implementation-notes.md). A hint only:
     loud broadband noise looks the same, so this warns and never raises."""
     values = x.flatten()
     if values.numel() < 1000:

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-    from waveflow_py.inference.export import check_onnx, export_onnx
+    from waveflow_py.inference.onnx_export import check_onnx, export_onnx
     from waveflow_py.pretrained import load_release
 
     out = Path(args.output)

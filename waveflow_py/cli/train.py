@@ -51,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from waveflow_py.config import ExperimentConfig, TrainConfig, from_dict, read_yaml
-    from waveflow_py.train.export import export_checkpoint
     from waveflow_py.train.loop import train
+    from waveflow_py.train.release_writer import export_checkpoint
 
     log = logging.getLogger("waveflow.train")
     overrides = list(args.overrides)

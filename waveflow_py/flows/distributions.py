@@ -23,7 +23,7 @@ class StandardNormal(nn.Module):
     ``1 / truncated_std(c)``, so the temperature alone sets the loudness), then scaled by
     ``temperature * sigma``. It removes the rare large draws that a vocoder can turn into clipped peaks;
     ``log_prob`` ignores it (training is unchanged). Releases store a tuned value
-    (``benchmarks/tune_temperature.py``); not part of ``state_dict``.
+    (``experiments/tune_sampling.py``); not part of ``state_dict``.
     """
 
     def __init__(

@@ -118,10 +118,10 @@ def level_frames(excitation: Tensor, hop: int, rms: float) -> Tensor:
     so a signal cut on frame boundaries gives the same frames piece by piece (streaming == offline).
 
     Why: the envelope priors (``gain``, ``lpc``) calibrate the excitation to unit variance, and the mel
-    fixes each frame's envelope and energy; the flows add the fine structure. Their inverse is a strong
-    level amplifier, though (measured on the bundled preview: its excitation's RMS per noise RMS grows
-    from 0.08 to 2.1 between temperatures 0.85 and 1.05), so the frame energies it produces wander. This
-    puts the frame energies back where the prior says they are and keeps each frame's shape.
+    fixes each frame's envelope and energy; the flows add the fine structure. Their inverse can be a
+    steep level amplifier, though (docs/quality-per-compute.md, section 10), so the frame energies it
+    produces wander. This puts the frame energies back where the prior says they are and keeps each
+    frame's shape.
     """
     b, t = excitation.shape
     if t == 0:

@@ -15,8 +15,8 @@ runs the inverse eagerly, so the fast path never breaks synthesis. :func:`fast_i
 available path: CUDA -> graph (cached per shape and dtype), otherwise the plain cached inverse.
 
 Fused element-wise kernels for the row step live in :mod:`waveflow_py.inference.triton_kernels`
-(selected by :func:`~waveflow_py.inference.ops.select_gate_ops`). GPU speed has not been measured in
-this repository's development environment (no GPU); ``waveflow bench`` measures it where CUDA exists.
+(selected by :func:`~waveflow_py.inference.ops.select_gate_ops`). ``waveflow bench`` measures their speed
+where CUDA exists (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

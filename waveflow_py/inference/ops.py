@@ -24,6 +24,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from waveflow_py.inference.gate_checks import check_gate_input, check_residual_skip
+
 __all__ = ["GateOps", "TorchGateOps", "select_gate_ops", "triton_available"]
 
 log = logging.getLogger(__name__)
@@ -47,30 +49,13 @@ class GateOps(Protocol):
         ...
 
 
-def _check_gate_input(h: Tensor) -> None:
-    if h.dim() < 2 or h.shape[1] % 2:
-        raise ValueError(f"gate: expected (B, 2C, ...) with an even channel count, got {tuple(h.shape)}")
-
-
-def _check_residual_skip(x: Tensor, o: Tensor, skip: Tensor | None) -> None:
-    c = x.shape[1]
-    c_skip = 0 if skip is None else skip.shape[1]
-    if o.shape[0] != x.shape[0] or o.shape[2:] != x.shape[2:] or o.shape[1] < c + c_skip:
-        raise ValueError(
-            f"residual_skip: o must be (B, C + C_skip, ...) = ({x.shape[0]}, >= {c + c_skip}, "
-            f"{', '.join(str(s) for s in x.shape[2:])}), got {tuple(o.shape)}"
-        )
-    if skip is not None and (skip.shape[0] != x.shape[0] or skip.shape[2:] != x.shape[2:]):
-        raise ValueError(f"residual_skip: skip {tuple(skip.shape)} does not match x {tuple(x.shape)}")
-
-
 class TorchGateOps:
     """Reference implementation in plain PyTorch: any device, any floating dtype."""
 
     name = "torch"
 
     def gate(self, h: Tensor, out: Tensor | None = None) -> Tensor:
-        _check_gate_input(h)
+        check_gate_input(h)
         a, b = h.chunk(2, dim=1)
         if out is None:
             return torch.tanh(a) * torch.sigmoid(b)
@@ -80,7 +65,7 @@ class TorchGateOps:
     def residual_skip(
         self, x: Tensor, o: Tensor, skip: Tensor | None, scale: float, inplace: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        _check_residual_skip(x, o, skip)
+        check_residual_skip(x, o, skip)
         c = x.shape[1]
         res = o[:, :c]
         sk = None if skip is None else o[:, c : c + skip.shape[1]]

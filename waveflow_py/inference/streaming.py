@@ -11,8 +11,8 @@ from the past, the right one a fixed lookahead), so work and memory per step are
 :func:`~waveflow_py.inference.receptive.receptive_field`). With ``context_frames >= ceil(R / hop)`` (the
 default) the emitted audio equals offline :func:`~waveflow_py.inference.synthesis.synthesize` with the
 same noise **up to float rounding**, not bit for bit: the windows are different GEMM/conv shapes, so
-sums are accumulated in different orders (measured max difference at the 1e-6 level in float32, see
-tests/inference/test_streaming.py). A smaller ``context_frames`` trades accuracy for latency and speed;
+sums are accumulated in different orders (tests/inference/test_streaming.py bounds the difference in
+float32). A smaller ``context_frames`` trades accuracy for latency and speed;
 the error then depends on the weights (it is not bounded by this module). The lookahead (latency) is
 ``context_frames`` frames: 131 frames (1.5 s at 22.05 kHz) for the default WaveFlow (h=16, width
 dilations 1..128), 514 for h=64, 99 for WaveGlow. Compute per emitted frame is

@@ -8,8 +8,8 @@ of ``2 C`` frames ending at the item's true end (``C = ceil(R / hop)``), whose l
 free of both the padding and the window's left edge. Windows of equal length are batched together.
 
 **Guarantee**: item ``i``'s audio equals synthesising ``mels[i][:, :lengths[i]]`` alone with the noise
-``z[i, :lengths[i] * hop]``, up to float rounding (different GEMM shapes; measured differences are at
-the 1e-6 level in float32, see tests/inference/test_synthesis.py), and nothing of a neighbour or of the
+``z[i, :lengths[i] * hop]``, up to float rounding (different GEMM shapes; tests/inference/test_synthesis.py
+bounds the difference in float32), and nothing of a neighbour or of the
 padding reaches it (batch rows never mix). With ``exact=False`` only samples further than ``R`` from
 the item's end are guaranteed; the tail may depend on the padding. Samples past the end are zero.
 
@@ -64,9 +64,8 @@ log = logging.getLogger(__name__)
 
 # Inputs longer than this many frames are synthesised in chunks of this many frames (plus the exact
 # context on both sides), so the working memory does not grow with the input. 768 frames (8.9 s at
-# 22.05 kHz, hop 256): the paper's WaveFlow (C = 131 frames) needs about 4 kB per sample of a window
-# (its conditioning projections), so a 1030-frame window is about 1.1 GB; the contexts cost 1.34x the
-# compute of one-shot synthesis (benchmarks/RESULTS.md, "Peak memory vs input length").
+# 22.05 kHz, hop 256) balance a window's memory (the paper's WaveFlow keeps conditioning projections per
+# sample of a window) against the recomputed contexts' compute (docs/implementation-notes.md).
 DEFAULT_MAX_FRAMES = 768
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from waveflow_py.inference.ops import _check_gate_input, _check_residual_skip
+from waveflow_py.inference.gate_checks import check_gate_input, check_residual_skip
 
 __all__ = ["TritonGateOps"]
 
@@ -79,7 +79,7 @@ class TritonGateOps:
     name = "triton"
 
     def gate(self, h: Tensor, out: Tensor | None = None) -> Tensor:
-        _check_gate_input(h)
+        check_gate_input(h)
         h = h.contiguous()
         c = h.shape[1] // 2
         shape = (h.shape[0], c, *h.shape[2:])
@@ -96,7 +96,7 @@ class TritonGateOps:
     def residual_skip(
         self, x: Tensor, o: Tensor, skip: Tensor | None, scale: float, inplace: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        _check_residual_skip(x, o, skip)
+        check_residual_skip(x, o, skip)
         if inplace and not (x.is_contiguous() and (skip is None or skip.is_contiguous())):
             raise ValueError("residual_skip(inplace=True): x and skip must be contiguous")
         x, o = x.contiguous(), o.contiguous()

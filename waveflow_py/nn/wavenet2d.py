@@ -11,9 +11,9 @@ summed skips, zero-initialised so that a flow built on it starts as the identity
 
 The network is *causal-inclusive* along the height: output row ``i`` depends on input rows ``<= i``.
 For the row-by-row inverse it also implements the incremental protocol of
-:class:`waveflow_py.flows.causal.AffineAutoregressive`: :meth:`start` (fold weights, compute every
-layer's conditioning with one fused 1x1 conv, allocate ring buffers) and :meth:`step` (one row). See
-:mod:`waveflow_py.nn.wavenet2d_step`.
+:class:`waveflow_py.flows.causal.AffineAutoregressive`: :meth:`start` (fold the weights, the
+conditioning 1x1 convs and the biases into one GEMM per layer and row, allocate ring buffers) and
+:meth:`step` (one row). See :mod:`waveflow_py.nn.wavenet2d_step`.
 """
 
 from __future__ import annotations
@@ -151,8 +151,8 @@ class WaveNet2D(nn.Module):
         dtype: torch.dtype | None = None,
         reuse: object = None,
     ) -> WaveNet2DState:
-        """Fold the weights (weight norm) into plain ``dtype`` tensors, compute the conditioning of every
-        layer for every row with one fused 1x1 conv, and allocate the ring buffers and work buffers.
+        """Fold the weights (weight norm, the conditioning 1x1 convs, the biases) into plain ``dtype``
+        tensors and allocate the ring buffers and work buffers (:func:`start_rows`).
         Nothing of the module is modified; call again after the weights change. ``reuse``: a finished
         state whose buffers may be recycled (it must not be stepped afterwards)."""
         return start_rows(self, aux, batch=batch, width=width, dtype=dtype, reuse=reuse)

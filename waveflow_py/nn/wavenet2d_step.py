@@ -7,9 +7,9 @@ row of every layer is computed exactly once, for any height ``h`` and any height
 are stored channel-first and already unfolded along the width, so that a row of the ``(kh, kw)``
 convolution, *together with* the mel conditioning (1x1 conv) and the biases, is ONE GEMM
 ``[2C x (kh*kw*C + n_mels + 1)] x [(kh*kw*C + n_mels + 1) x B*W]`` on a contiguous view (for r = 64 at
-1 s of 22.05 kHz audio: [128 x 657] x [657 x 1386]). The GEMM shape is what makes CPUs fast here, far
-faster than ``conv2d`` on a single row, especially in bfloat16. The residual 1x1 conv is one more small
-GEMM per layer and row; the skips of all layers and the end conv are one GEMM per row.
+1 s of 22.05 kHz audio: [128 x 657] x [657 x 1386]). The GEMM shape is what makes CPUs fast here: a
+large GEMM instead of ``conv2d`` on a single row (docs/implementation-notes.md). The residual 1x1 conv
+is one more small GEMM per layer and row; the skips of all layers and the end conv are one GEMM per row.
 
 :func:`start_rows` folds weight norm (and everything else, see its docstring) into plain tensors of the
 compute dtype without touching the module, so there is nothing to go stale: a new ``start`` reads the
@@ -20,17 +20,32 @@ current weights. It preallocates every buffer (recycling those of a finished sta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from waveflow_py.nn.weight_norm import folded_weight
 
-if TYPE_CHECKING:  # pragma: no cover
-    from waveflow_py.nn.wavenet2d import WaveNet2D
+__all__ = ["RowNet", "WaveNet2DState", "start_rows", "step_row"]
 
-__all__ = ["WaveNet2DState", "start_rows", "step_row"]
+
+class RowNet(Protocol):
+    """What :func:`start_rows` reads of a 2-D WaveNet (:class:`~waveflow_py.nn.wavenet2d.WaveNet2D`
+    provides it; this module does not import it, so the dependency runs one way).
+
+    Each of ``layers`` has ``conv``, ``cond``, ``res_skip`` (weight-normed convs), ``residual_channels``,
+    ``kernel_size``, ``dilation`` ``(dh, dw)`` and ``padding`` (``F.pad`` order, width left first).
+    """
+
+    in_channels: int
+    residual_channels: int
+    aux_channels: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    layers: Any  # an nn.ModuleList of layers as described above
+    start_conv: Any  # weight-normed 1x1 convs
+    end_conv: Any
 
 
 @dataclass
@@ -109,7 +124,8 @@ def _with_bias(w: Tensor, b: Tensor) -> Tensor:
 
 class _Pool:
     """Buffers of a finished state, handed out again by shape: fresh large allocations cost page faults
-    that showed up as ~40% of ``start`` in profiles, and every flow of a model has the same shapes."""
+    (a large share of ``start``, docs/implementation-notes.md), and every flow of a model has the same
+    shapes."""
 
     def __init__(self, old: object, device: torch.device, dtype: torch.dtype) -> None:
         self.device, self.dtype = device, dtype
@@ -129,7 +145,7 @@ class _Pool:
 
 
 def start_rows(
-    net: WaveNet2D,
+    net: RowNet,
     aux: Tensor | None,
     *,
     batch: int,
@@ -144,19 +160,50 @@ def start_rows(
 
     Folding (in the parameters' dtype, cast once to ``dtype``): weight norm; the conditioning 1x1 conv
     and both biases into the dilated conv's GEMM as ``A + 1`` extra columns (one GEMM per layer and row
-    computes ``conv + cond + bias``; measured faster than an up-front fused 1x1 conv of all layers,
-    whose K = n_mels GEMM runs at a fraction of the speed and writes a large intermediate); the end 1x1
+    computes ``conv + cond + bias``, instead of an up-front fused 1x1 conv of all layers, whose
+    K = n_mels GEMM is slow and writes a large intermediate: docs/implementation-notes.md); the end 1x1
     conv into every layer's skip weights (the skips are only ever summed and projected, so
     ``end(sum_l skip_l) = sum_l (W_end @ W_skip_l) @ gate_l`` + biases); and a factor -2 into the tanh
     half of the gate so that one sigmoid serves both halves: ``tanh(a) = 1 - 2 sigmoid(-2a)``, so
     ``gate = sb - 2 * sigmoid(-2a) * sb`` is one ``addcmul`` (scaling by a power of two is exact).
     """
+    aux = _checked_aux(net, aux, batch, width)
     ref = net.end_conv.weight
     dtype = dtype or ref.dtype
-    device = ref.device
-    c, m = net.residual_channels, batch * width
-    kh, kw = net.kernel_size
-    n_layers = len(net.layers)
+    c, m, n_layers = net.residual_channels, batch * width, len(net.layers)
+    pool = _Pool(reuse, ref.device, dtype)
+    with torch.no_grad():
+        aux_rows = pool.empty(aux.shape[2], net.aux_channels, m)
+        aux_rows.view(aux.shape[2], net.aux_channels, batch, width).copy_(aux.permute(2, 1, 0, 3))
+        x_in, h, gates = (
+            pool.empty(net.in_channels + 1, m),
+            pool.empty(c, m),
+            pool.empty(n_layers * (c + 1), m),
+        )
+        x_in[-1] = 1.0
+        gates.view(n_layers, c + 1, m)[:, -1] = 1.0
+        plans, skip_w = _layer_plans(net, pool, h, gates, batch, width, dtype)
+        start_w = _with_bias(folded_weight(net.start_conv).flatten(1), net.start_conv.bias).to(dtype)
+    return WaveNet2DState(
+        batch=batch,
+        width=width,
+        height=aux.shape[2],
+        dtype=dtype,
+        aux=aux_rows,
+        start_w=start_w,
+        layers=plans,
+        skip_w=skip_w,
+        x_in=x_in,
+        h=h,
+        pre=pool.empty(2 * c, m),
+        sig=pool.empty(2 * c, m),
+        gates=gates,
+        out=pool.empty(net.out_channels, m),
+        kernel_size=net.kernel_size,
+    )
+
+
+def _checked_aux(net: RowNet, aux: Tensor | None, batch: int, width: int) -> Tensor:
     if aux is None:
         raise ValueError("WaveNet2D.start: expected the conditioning aux (B, A, H, W), got None")
     if aux.dim() != 4 or aux.shape[0] != batch or aux.shape[1] != net.aux_channels or aux.shape[3] != width:
@@ -164,72 +211,74 @@ def start_rows(
             f"WaveNet2D.start: expected aux of shape ({batch}, {net.aux_channels}, H, {width}), "
             f"got {tuple(aux.shape)}"
         )
-    height = aux.shape[2]
-    gate_scale = torch.ones(2 * c, 1, device=device, dtype=ref.dtype)
-    gate_scale[:c] = -2.0
-    k_conv, a = kh * kw * c, net.aux_channels
-    pool = _Pool(reuse, device, dtype)
-    new = lambda n: pool.empty(n, m)  # noqa: E731
-    with torch.no_grad():
-        aux_rows = pool.empty(height, a, m)
-        aux_rows.view(height, a, batch, width).copy_(aux.permute(2, 1, 0, 3))
-        end_w = folded_weight(net.end_conv).flatten(1)  # (out, C)
-        x_in, h, gates = new(net.in_channels + 1), new(c), new(n_layers * (c + 1))
-        x_in[-1] = 1.0
-        gates.view(n_layers, c + 1, m)[:, -1] = 1.0
-        h3 = h.view(c, batch, width)
-        plans, skips = [], []
-        for idx, layer in enumerate(net.layers):
-            w = folded_weight(layer.conv) * gate_scale[:, :, None, None]  # (2C, C, kh, kw)
-            cond = _with_bias(folded_weight(layer.cond).flatten(1), layer.cond.bias + layer.conv.bias)
-            weights = pool.empty(kh, 2 * c, k_conv + a + 1)
-            _rotated_into(weights, w)
-            weights[:, :, k_conv:] = cond * gate_scale
-            ring = pool.empty(layer.dilation[0], k_conv + a + 1, m)
-            ring[:, :k_conv].zero_()  # the conditioning rows are overwritten every row
-            ring[:, -1] = 1.0
-            rs_w = folded_weight(layer.res_skip).flatten(1)  # (2C, C): [residual ; skip]
-            rs_b = layer.res_skip.bias.detach()
-            skip_b = end_w @ rs_b[c:] + (net.end_conv.bias if idx == 0 else 0.0)
-            skips.append(_with_bias(end_w @ rs_w[c:], skip_b))
-            copies = _width_copies(width, kw, layer.dilation[1], layer.padding[0])
-            views = []
-            for p in range(layer.dilation[0]):
-                cols = ring[p]
-                per_rotation = []
-                for r in range(kh):
-                    slot = cols[r * kw * c : (r + 1) * kw * c].view(kw, c, batch, width)
-                    pairs = [(slot[t, :, :, lo:hi], h3[:, :, slo:shi]) for t, lo, hi, slo, shi in copies]
-                    per_rotation.append((cols, weights[r], pairs, cols[k_conv:-1]))
-                views.append(per_rotation)
-            plans.append(
-                _LayerPlan(
-                    weights=weights,
-                    res_w=None if idx == n_layers - 1 else _with_bias(rs_w[:c], rs_b[:c]).to(dtype),
-                    dh=layer.dilation[0],
-                    ring=ring,
-                    gate=gates[idx * (c + 1) : (idx + 1) * (c + 1)],
-                    views=views,
-                )
+    return aux
+
+
+def _layer_plans(
+    net: RowNet, pool: _Pool, h: Tensor, gates: Tensor, batch: int, width: int, dtype: torch.dtype
+) -> tuple[list[_LayerPlan], Tensor]:
+    """Every layer's folded weights, ring and views, and the skip weights of all layers (with the end
+    conv folded in) as one ``(out, L * (C + 1))`` matrix in ``dtype``."""
+    c, n_layers = net.residual_channels, len(net.layers)
+    end_w = folded_weight(net.end_conv).flatten(1)  # (out, C)
+    gate_scale = torch.ones(2 * c, 1, device=end_w.device, dtype=end_w.dtype)
+    gate_scale[:c] = -2.0  # the tanh half: tanh(a) = 1 - 2 sigmoid(-2a)
+    plans, skips = [], []
+    for idx, layer in enumerate(net.layers):
+        weights, ring = _folded_conv(layer, gate_scale, pool, net.aux_channels, batch * width)
+        rs_w = folded_weight(layer.res_skip).flatten(1)  # (2C, C): [residual ; skip]
+        rs_b = layer.res_skip.bias.detach()
+        skip_b = end_w @ rs_b[c:] + (net.end_conv.bias if idx == 0 else 0.0)
+        skips.append(_with_bias(end_w @ rs_w[c:], skip_b))
+        plans.append(
+            _LayerPlan(
+                weights=weights,
+                res_w=None if idx == n_layers - 1 else _with_bias(rs_w[:c], rs_b[:c]).to(dtype),
+                dh=layer.dilation[0],
+                ring=ring,
+                gate=gates[idx * (c + 1) : (idx + 1) * (c + 1)],
+                views=_ring_views(layer, ring, weights, h.view(c, batch, width)),
             )
-        start_w = _with_bias(folded_weight(net.start_conv).flatten(1), net.start_conv.bias).to(dtype)
-    return WaveNet2DState(
-        batch=batch,
-        width=width,
-        height=height,
-        dtype=dtype,
-        aux=aux_rows,
-        start_w=start_w,
-        layers=plans,
-        skip_w=torch.cat(skips, dim=1).to(dtype),
-        x_in=x_in,
-        h=h,
-        pre=new(2 * c),
-        sig=new(2 * c),
-        gates=gates,
-        out=new(net.out_channels),
-        kernel_size=(kh, kw),
-    )
+        )
+    return plans, torch.cat(skips, dim=1).to(dtype)
+
+
+def _folded_conv(layer: Any, gate_scale: Tensor, pool: _Pool, a: int, m: int) -> tuple[Tensor, Tensor]:
+    """A layer's ``(kh, 2C, kh*kw*C + A + 1)`` weights ``[rotated conv taps | cond 1x1 | bias]`` (gate
+    scale folded in) and its ring ``(dh, kh*kw*C + A + 1, m)`` (conv rows zero, last row ones)."""
+    c = layer.residual_channels
+    kh, kw = layer.kernel_size
+    k_conv = kh * kw * c
+    w = folded_weight(layer.conv) * gate_scale[:, :, None, None]  # (2C, C, kh, kw)
+    cond = _with_bias(folded_weight(layer.cond).flatten(1), layer.cond.bias + layer.conv.bias)
+    weights = pool.empty(kh, 2 * c, k_conv + a + 1)
+    _rotated_into(weights, w)
+    weights[:, :, k_conv:] = cond * gate_scale
+    ring = pool.empty(layer.dilation[0], k_conv + a + 1, m)
+    ring[:, :k_conv].zero_()  # the conditioning rows are overwritten every row
+    ring[:, -1] = 1.0
+    return weights, ring
+
+
+def _ring_views(
+    layer: Any, ring: Tensor, weights: Tensor, h3: Tensor
+) -> list[list[tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]], Tensor]]]:
+    """``views[p][s]`` for height phase ``p`` and ring rotation ``s``: (im2col matrix, weight, the
+    ``(dst, src)`` copies of the input row ``h3 (C, B, W)`` into the ring, the conditioning rows)."""
+    c = layer.residual_channels
+    kh, kw = layer.kernel_size
+    k_conv = kh * kw * c
+    copies = _width_copies(h3.shape[2], kw, layer.dilation[1], layer.padding[0])
+    views = []
+    for p in range(layer.dilation[0]):
+        cols = ring[p]
+        per_rotation = []
+        for r in range(kh):
+            slot = cols[r * kw * c : (r + 1) * kw * c].view(kw, c, h3.shape[1], h3.shape[2])
+            pairs = [(slot[t, :, :, lo:hi], h3[:, :, slo:shi]) for t, lo, hi, slo, shi in copies]
+            per_rotation.append((cols, weights[r], pairs, cols[k_conv:-1]))
+        views.append(per_rotation)
+    return views
 
 
 def step_row(state: WaveNet2DState, row: Tensor) -> Tensor:

@@ -7,8 +7,8 @@ Entry points: :func:`train` (``waveflow train CONFIG``), :class:`Trainer`, and t
 from __future__ import annotations
 
 from waveflow_py.train.checkpoint import CheckpointMismatch, load_checkpoint, resolve_checkpoint
-from waveflow_py.train.export import export_checkpoint
 from waveflow_py.train.loop import NonFiniteLossError, Trainer, TrainResult, train
+from waveflow_py.train.release_writer import export_checkpoint
 
 __all__ = [
     "train",

@@ -90,7 +90,7 @@ class Trainer:
 
             cleanup_distributed(self.dist)
             raise
-        from waveflow_py.train.export import inherited_sampling
+        from waveflow_py.train.release_writer import inherited_sampling
 
         # a fine-tuning run keeps its release's tuned sampling (temperature, truncation, excitation
         # RMS): in its validation and its release
@@ -436,7 +436,7 @@ class Trainer:
         logger.debug("step %d: nll %.4f grad %s", self.step, loss, grad_norm)
 
     def _export(self) -> Path | None:
-        from waveflow_py.train.export import run_provenance, write_release
+        from waveflow_py.train.release_writer import run_provenance, write_release
 
         p = self.parts
         provenance = {

@@ -104,7 +104,31 @@ def import_l0sg_waveflow(
     from waveflow_py.models.waveflow import WaveFlow
 
     where = str(checkpoint)
-    path = Path(checkpoint)
+    state, steps = _load_l0sg_state(Path(checkpoint), where)
+    cfg = _l0sg_config(state, config, where)
+    model = WaveFlow(cfg)
+    report = ImportReport(source=where, peer="l0sg-waveflow", steps=steps)
+    m = StateMapper(state, model, report)
+    net = "flows.{k}.coupling.net"
+    for s in range(2):  # upsample_conv: ConvTranspose2d, LeakyReLU, ConvTranspose2d, LeakyReLU
+        m.weight_norm(f"upsample_conv.{2 * s}", f"upsampler.stages.{s}")
+    _map_flows(
+        m,
+        cfg,
+        {
+            "start": net + ".front_conv.0.conv",
+            "end": "flows.{k}.coupling.proj_log_s_t.conv",
+            "conv": net + ".res_blocks.{i}.filter_gate_conv.conv",
+            "res_skip": net + ".res_blocks.{i}.res_skip_conv",
+            "cond": net + ".res_blocks.{i}.filter_gate_conv_c",
+            "fused": net + ".fused_filter_gate_conv_c",
+        },
+    )
+    return m.finish(allow_unmapped), report
+
+
+def _load_l0sg_state(path: Path, where: str) -> tuple[dict[str, Tensor], int | None]:
+    """Their checkpoint (tensors and containers only) -> (the model's state dict, training steps)."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
@@ -126,6 +150,11 @@ def import_l0sg_waveflow(
             f"{where}: no L0SG WaveFlow tensors (flows.k.coupling.*): not an L0SG WaveFlow checkpoint "
             f"(first keys {sorted(state)[:4]})"
         )
+    return state, steps
+
+
+def _l0sg_config(state: dict[str, Tensor], config: str | Path | None, where: str) -> WaveFlowConfig:
+    """Our config from their config JSON (height, cycle, coupling, mel) and the checkpoint's shapes."""
     theirs = read_json_config(config, "L0SG WaveFlow")
     if theirs is None:
         raise CheckpointImportError(
@@ -133,13 +162,32 @@ def import_l0sg_waveflow(
             "pass their config JSON with --config (e.g. configs/waveflow-h16-r64-bipartize.json)"
         )
     wf = theirs.get("waveflow_config", theirs)
-    data = theirs.get("data_config", {})
     need = ("n_height", "n_flow", "n_layer", "res_channels", "n_layer_per_cycle", "coupling_type")
     lacking = [k for k in need if k not in wf]
     if lacking:
         raise CheckpointImportError(f"{config}: not an L0SG WaveFlow config: missing {lacking}")
     if wf["coupling_type"] not in ("waveflow", "waveflow_bipartize"):
         raise CheckpointImportError(f"{config}: unsupported coupling_type {wf['coupling_type']!r}")
+    derived = _l0sg_shapes(state, wf, where)
+    bad = [f"{k}: config {wf[k]} vs checkpoint {v}" for k, v in derived.items() if k in wf and wf[k] != v]
+    if bad:
+        raise CheckpointImportError(f"{where}: the config does not match the checkpoint ({'; '.join(bad)})")
+    cycle, n_layers = int(wf["n_layer_per_cycle"]), derived["n_layer"]
+    return _config(
+        where,
+        n_group=int(wf["n_height"]),
+        n_flows=derived["n_flow"],
+        n_layers=n_layers,
+        residual_channels=derived["res_channels"],
+        height_dilations=[2 ** (i % cycle) for i in range(n_layers)],
+        permutation="bipartition" if wf["coupling_type"] == "waveflow_bipartize" else "reverse",
+        mel=mel_preset("tacotron2", n_mels=derived["cin_channels"], **_l0sg_mel(theirs, config)),
+        upsample_scales=[16, 16],
+    )
+
+
+def _l0sg_shapes(state: dict[str, Tensor], wf: dict[str, Any], where: str) -> dict[str, int]:
+    """``n_flow``, ``n_layer``, ``res_channels`` and ``cin_channels`` as the checkpoint's tensors say."""
     n_flows = _count(state, r"flows\.(\d+)\.coupling\.")
     n_layers = _count(state, r"flows\.0\.coupling\.net\.res_blocks\.(\d+)\.")
     res = _shape(state, "flows.0.coupling.net.front_conv.0.conv", where)[0]
@@ -148,11 +196,12 @@ def import_l0sg_waveflow(
         if n_layers and any("filter_gate_conv_c" in k and "fused" not in k for k in state)
         else int(wf.get("cin_channels", 80))
     )
-    derived = {"n_flow": n_flows, "n_layer": n_layers, "res_channels": res, "cin_channels": n_mels}
-    bad = [f"{k}: config {wf[k]} vs checkpoint {v}" for k, v in derived.items() if k in wf and wf[k] != v]
-    if bad:
-        raise CheckpointImportError(f"{where}: the config does not match the checkpoint ({'; '.join(bad)})")
-    cycle = int(wf["n_layer_per_cycle"])
+    return {"n_flow": n_flows, "n_layer": n_layers, "res_channels": res, "cin_channels": n_mels}
+
+
+def _l0sg_mel(theirs: dict[str, Any], config: str | Path | None) -> dict[str, Any]:
+    """The mel settings of their ``data_config`` under our names (hop 256: their upsampler's)."""
+    data = theirs.get("data_config", {})
     names = {
         "sampling_rate": "sample_rate",
         "filter_length": "n_fft",
@@ -164,36 +213,7 @@ def import_l0sg_waveflow(
     mel_kw = {ours: data[t] for t, ours in names.items() if t in data}
     if mel_kw.get("hop_length", 256) != 256:
         raise CheckpointImportError(f"{config}: L0SG's upsampler is fixed at hop 256, config says {mel_kw}")
-    cfg = _config(
-        where,
-        n_group=int(wf["n_height"]),
-        n_flows=n_flows,
-        n_layers=n_layers,
-        residual_channels=res,
-        height_dilations=[2 ** (i % cycle) for i in range(n_layers)],
-        permutation="bipartition" if wf["coupling_type"] == "waveflow_bipartize" else "reverse",
-        mel=mel_preset("tacotron2", n_mels=n_mels, **mel_kw),
-        upsample_scales=[16, 16],
-    )
-    model = WaveFlow(cfg)
-    report = ImportReport(source=where, peer="l0sg-waveflow", steps=steps)
-    m = StateMapper(state, model, report)
-    net = "flows.{k}.coupling.net"
-    for s in range(2):  # upsample_conv: ConvTranspose2d, LeakyReLU, ConvTranspose2d, LeakyReLU
-        m.weight_norm(f"upsample_conv.{2 * s}", f"upsampler.stages.{s}")
-    _map_flows(
-        m,
-        cfg,
-        {
-            "start": net + ".front_conv.0.conv",
-            "end": "flows.{k}.coupling.proj_log_s_t.conv",
-            "conv": net + ".res_blocks.{i}.filter_gate_conv.conv",
-            "res_skip": net + ".res_blocks.{i}.res_skip_conv",
-            "cond": net + ".res_blocks.{i}.filter_gate_conv_c",
-            "fused": net + ".fused_filter_gate_conv_c",
-        },
-    )
-    return m.finish(allow_unmapped), report
+    return mel_kw
 
 
 def _unsupported(text: str) -> str:
@@ -233,18 +253,48 @@ def import_parakeet_waveflow(
             f"{where}: no Parakeet WaveFlow tensors (decoder.k.resnet.*): not a Parakeet WaveFlow checkpoint "
             f"(first keys {sorted(state)[:4]})"
         )
-    theirs = _parakeet_config(config)
+    perms = {
+        k: v
+        for k, v in state.items()
+        if k.startswith("decoder.") and v.dim() == 1 and not v.is_floating_point()
+    }
+    cfg = _parakeet_waveflow_config(state, _parakeet_config(config), perms, where)
+    model = WaveFlow(cfg)
+    report = ImportReport(source=where, peer="parakeet-waveflow")
+    m = StateMapper(state, model, report)
+    ours_perms = [list(p) for p in model.perms]
+    for key, value in perms.items():
+        if value.tolist() not in ours_perms:
+            raise CheckpointImportError(
+                f"{where}: permutation buffer {key} = {value.tolist()} is not WaveFlow's"
+            )
+        m.ignore(key)
+    for s in range(len(cfg.upsample_scales or ())):
+        m.weight_norm(f"encoder.{s}", f"upsampler.stages.{s}")
+    _map_flows(
+        m,
+        cfg,
+        {
+            "start": "decoder.{k}.input_proj",
+            "end": "decoder.{k}.output_proj",
+            "conv": "decoder.{k}.resnet.{i}.conv",
+            "res_skip": "decoder.{k}.resnet.{i}.out_proj",
+            "cond": "decoder.{k}.resnet.{i}.condition_proj",
+        },
+    )
+    return m.finish(allow_unmapped), report
+
+
+def _parakeet_waveflow_config(
+    state: dict[str, Tensor], theirs: dict[str, Any], perms: dict[str, Tensor], where: str
+) -> WaveFlowConfig:
+    """Our config from the checkpoint's shapes and permutation buffers, checked against their config."""
     model_cfg, data = theirs["model"], theirs["data"]
     n_flows = _count(state, r"decoder\.(\d+)\.")
     n_layers = _count(state, r"decoder\.0\.resnet\.(\d+)\.")
     channels = _shape(state, "decoder.0.input_proj", where)[0]
     kh, kw = _shape(state, "decoder.0.resnet.0.conv", where)[2:]
     n_mels = _shape(state, "decoder.0.resnet.0.condition_proj", where)[1]
-    perms = {
-        k: v
-        for k, v in state.items()
-        if k.startswith("decoder.") and v.dim() == 1 and not v.is_floating_point()
-    }
     heights = {int(v.numel()) for v in perms.values()}
     n_group = int(model_cfg.get("n_group", heights.pop() if len(heights) == 1 else 16))
     derived = {"n_flows": n_flows, "n_layers": n_layers, "channels": channels, "kernel_size": [kh, kw]}
@@ -259,20 +309,9 @@ def import_parakeet_waveflow(
         raise CheckpointImportError(f"{where}: the config does not match the checkpoint ({'; '.join(bad)})")
     if n_group not in PARAKEET_HEIGHT_DILATIONS:
         raise CheckpointImportError(f"{where}: Parakeet has no height dilations for n_group {n_group}")
-    scales = [int(s) for s in model_cfg.get("upsample_factors", [16, 16])]
-    names = {
-        "sample_rate": "sample_rate",
-        "n_fft": "n_fft",
-        "hop_length": "hop_length",
-        "win_length": "win_length",
-        "fmin": "fmin",
-        "fmax": "fmax",
-    }
-    mel_kw = {ours: data[t] for t, ours in names.items() if t in data}
-    # Parakeet's preprocess pads (n_fft - hop) // 2 on both sides, stft(center=False), |X|,
-    # slaney mels, ln(max(x, 1e-5)): the hifigan framing without its 1e-9 magnitude epsilon
-    mel = mel_preset("hifigan", mag_eps=0.0, n_mels=n_mels, **mel_kw)
-    cfg = _config(
+    names = ("sample_rate", "n_fft", "hop_length", "win_length", "fmin", "fmax")  # the same as ours
+    mel_kw = {name: data[name] for name in names if name in data}
+    return _config(
         where,
         n_group=n_group,
         n_flows=n_flows,
@@ -281,30 +320,8 @@ def import_parakeet_waveflow(
         kernel_size=(kh, kw),
         height_dilations=PARAKEET_HEIGHT_DILATIONS[n_group][:n_layers],
         permutation="bipartition",
-        mel=mel,
-        upsample_scales=scales,
+        # Parakeet's preprocess pads (n_fft - hop) // 2 on both sides, stft(center=False), |X|,
+        # slaney mels, ln(max(x, 1e-5)): the hifigan framing without its 1e-9 magnitude epsilon
+        mel=mel_preset("hifigan", mag_eps=0.0, n_mels=n_mels, **mel_kw),
+        upsample_scales=[int(s) for s in model_cfg.get("upsample_factors", [16, 16])],
     )
-    model = WaveFlow(cfg)
-    report = ImportReport(source=where, peer="parakeet-waveflow")
-    m = StateMapper(state, model, report)
-    ours_perms = [list(p) for p in model.perms]
-    for key, value in perms.items():
-        if value.tolist() not in ours_perms:
-            raise CheckpointImportError(
-                f"{where}: permutation buffer {key} = {value.tolist()} is not WaveFlow's"
-            )
-        m.ignore(key)
-    for s in range(len(scales)):
-        m.weight_norm(f"encoder.{s}", f"upsampler.stages.{s}")
-    _map_flows(
-        m,
-        cfg,
-        {
-            "start": "decoder.{k}.input_proj",
-            "end": "decoder.{k}.output_proj",
-            "conv": "decoder.{k}.resnet.{i}.conv",
-            "res_skip": "decoder.{k}.resnet.{i}.out_proj",
-            "cond": "decoder.{k}.resnet.{i}.condition_proj",
-        },
-    )
-    return m.finish(allow_unmapped), report

@@ -1,5 +1,11 @@
 """Tune a release's sampling settings on dev clips, side by side, and optionally store them in the release.
 
+Tunes four settings together: temperature, noise truncation, excitation RMS and pitch strength (it was
+``benchmarks/tune_temperature.py``, named for the first only). What it measured and chose for the
+bundled preview is written up in docs/quality-per-compute.md: section 3 (the temperature grid of the
+bake-off weights), 9 (truncation and the temperature cliff), 10 (excitation RMS) and 11 (pitch strength,
+the settings stored in ``universal-16k-preview``).
+
 The grid: temperature x noise truncation x excitation level (``excitation_rms``, envelope priors) and,
 for a release with the pitch prior, its strength (``pitch_strength``: the pitch stage has no weights, so
 it can be set at synthesis; it also changes the model's likelihood, which ``waveflow eval`` reports).
@@ -16,7 +22,7 @@ truncated to +-C standard deviations, at unit variance; the excitation RMS
 (``inference.core.level_frames``) sets every frame of the generated excitation to that level; ``none``
 turns either off.
 
-    python benchmarks/tune_temperature.py RELEASE --data ../shared/data/librispeech-mini/metadata.csv \\
+    python experiments/tune_sampling.py RELEASE --data ../shared/data/librispeech-mini/metadata.csv \\
         --split dev --max-clips 12 --temperatures 0.98 1.0 1.02 --excitation-rms none 1.0 \\
         --pitch-strengths 1.0 1.25 1.5 [--max-peak 1.0] [--min-vuv-f1 0.84] [--write]
 """

@@ -10,10 +10,15 @@ For each setting of the mel-derived long-term predictor (:mod:`waveflow_py.sourc
 * ``V/UV F1``, ``F0 RMSE`` (cents) and ``MR-STFT`` of unit noise through the same filters (what the
   prior sounds like before a flow is trained on it) against the reference, as ``waveflow eval`` scores.
 
-    python benchmarks/pitch_prior.py ../shared/data/librispeech-mini --clips 8 --seconds 4 \\
+    python experiments/pitch_prior.py ../shared/data/librispeech-mini --clips 8 --seconds 4 \\
         --settings none 1.0:0.3 1.2:0.3 1.5:0.4
 
 A setting is ``strength:threshold``; ``none`` is the LPC envelope alone.
+
+What it measured (likelihood and voicing pull apart: the likelihood peaks at a weak gain, noise through
+the filters only sounds voiced from strength 1.0; the defaults 1.0:0.3 come from it) is written up in
+docs/quality-per-compute.md, section 7 ("At zero parameters", and the 24-clip baseline of the trained
+comparison).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from torch import nn
 from tests.inference.conftest import tiny_waveflow, tiny_waveglow
 from waveflow_py.cli import main
 from waveflow_py.config import SourceFilterConfig
-from waveflow_py.inference.export import ExportableInverse, check_onnx, export_onnx, onnx_inputs
+from waveflow_py.inference.onnx_export import ExportableInverse, check_onnx, export_onnx, onnx_inputs
 from waveflow_py.pretrained import save_release
 
 pytest.importorskip("onnx")
@@ -72,7 +72,8 @@ def test_cli_export_and_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture
     before = out.read_bytes()
     for argv, message in [
         ([str(release), "-o", str(out)], "exists; use --force"),
-        ([str(tmp_path / "none"), "-o", str(tmp_path / "n.onnx")], "none"),
+        # the message names the problem, not only the path (which alone would match any error about it)
+        ([str(tmp_path / "missing"), "-o", str(tmp_path / "n.onnx")], "release directory not found: "),
         ([str(release), "-o", str(tmp_path / "n.onnx"), "--frames", "0"], "--frames >= 1"),
     ]:
         assert main(["export-onnx", *argv]) == 2

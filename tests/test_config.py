@@ -160,3 +160,17 @@ def test_yaml_layers_mix_flat_and_nested_keys(tmp_path: Path) -> None:
     (tmp_path / "both.yaml").write_text("model:\n  envelope: gain\n  source_filter:\n    pitch: ltp\n")
     with pytest.raises(ValueError, match=r"both\.yaml: model: flat source-filter key\(s\) \['envelope'\]"):
         load_yaml(ExperimentConfig, tmp_path / "both.yaml")
+
+
+def test_exponent_numbers_without_a_dot_are_numbers() -> None:
+    """PyYAML (YAML 1.1) reads ``1e-4`` as a string; float fields accept it (``--set train.lr=1e-4``, the
+    CLI's own help example, and ``lr: 1e-4`` in a recipe), other strings stay refused."""
+    from waveflow_py.config import TrainConfig, from_dict, parse_overrides
+
+    over = parse_overrides(["train.lr=1e-4", "train.max_minutes=2E+1"])["train"]
+    cfg = from_dict(TrainConfig, over)
+    assert cfg.lr == 1e-4 and cfg.max_minutes == 20.0
+    with pytest.raises(ValueError, match=r"TrainConfig.lr: expected a number, got 'fast'"):
+        from_dict(TrainConfig, {"lr": "fast"})
+    with pytest.raises(ValueError, match="expected an integer"):
+        from_dict(TrainConfig, {"steps": "1e3"})

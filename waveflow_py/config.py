@@ -153,6 +153,8 @@ def mel_preset(name: str, **overrides: Any) -> MelConfig:
 # ----------------------------------------------------------------------------- source-filter stages
 ENVELOPES = ("none", "gain", "lpc")
 PITCH_PRIORS = ("none", "ltp")
+SOURCES = ("none", "harmonic")
+PITCH_LAGS = ("highest", "first")
 
 
 @dataclass
@@ -169,8 +171,31 @@ class SourceFilterConfig:
     pitch: str = "none"
     pitch_strength: float = 1.0
     pitch_threshold: float = 0.3
+    # which peak of the mel's periodicity is the pitch lag: "highest" (the argmax over the lag range; what
+    # releases before this option used) or "first" (the shortest lag whose peak is within 15 % of the
+    # highest, parabolic, fractional: no octave errors towards long lags; sourcefilter.periodicity)
+    pitch_lag: str = "highest"
+    # "harmonic": a learnable, mel-conditioned harmonic source added to the excitation before the envelope
+    # filter (sourcefilter.harmonic): harmonics of the mel's F0 with per-band amplitudes and a noise gain
+    # from a small per-frame network; the amplitudes are trained by the spectral objective (train.objective)
+    source: str = "none"
+    source_bands: int = 8  # harmonic amplitude bands (mel-spaced centres over 0 .. Nyquist)
+    source_hidden: int = 64  # width of the per-frame control network
+    source_threshold: float = 0.45  # periodicity peak below which a frame is unvoiced (no harmonics)
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source_filter.source: expected one of {SOURCES}, got {self.source!r}")
+        if self.pitch_lag not in PITCH_LAGS:
+            raise ValueError(f"source_filter.pitch_lag: expected one of {PITCH_LAGS}, got {self.pitch_lag!r}")
+        for name in ("source_bands", "source_hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"source_filter.{name}: expected a positive integer, got {value!r}")
+        if not (isinstance(self.source_threshold, (int, float)) and 0 <= self.source_threshold < 1):
+            raise ValueError(
+                f"source_filter.source_threshold: expected 0 <= threshold < 1, got {self.source_threshold!r}"
+            )
         if self.envelope not in ENVELOPES:
             raise ValueError(f"source_filter.envelope: expected one of {ENVELOPES}, got {self.envelope!r}")
         order = self.lpc_order
@@ -200,8 +225,9 @@ class SourceFilterConfig:
             )
 
 
-# the keys of the block, which model configs held flat (at the top of ``model``) before it existed
-SOURCE_FILTER_KEYS = tuple(f.name for f in dataclasses.fields(SourceFilterConfig))
+# the keys of the block that model configs held flat (at the top of ``model``) before it existed; later
+# keys exist only inside the block
+SOURCE_FILTER_KEYS = ("envelope", "lpc_order", "preemphasis", "pitch", "pitch_strength", "pitch_threshold")
 
 
 def nest_source_filter(model: Mapping[str, Any], where: str = "model") -> dict[str, Any]:
@@ -299,10 +325,15 @@ class WaveGlowConfig:
     condition: str = "squeeze"
     # the fixed envelope and pitch stages in front of the flows (off by default)
     source_filter: SourceFilterConfig = field(default_factory=SourceFilterConfig)
+    # soft bound b of the couplings' log-scale, log s = b tanh(raw / b) (the identity near 0, so exp(log s)
+    # cannot overflow); null: WaveGlow's unbounded exp(raw), which releases written before this option use
+    scale_bound: float | None = None
 
     def __post_init__(self) -> None:
         if self.condition not in ("squeeze", "pooled"):
             raise ValueError(f"condition: expected 'squeeze' or 'pooled', got {self.condition!r}")
+        if self.scale_bound is not None and not (math.isfinite(self.scale_bound) and self.scale_bound > 0):
+            raise ValueError(f"scale_bound: expected a positive number or null, got {self.scale_bound!r}")
         self.source_filter.check_mel(self.mel)
         if self.upsampler not in ("stack", "nvidia"):
             raise ValueError(f"upsampler: expected 'stack' or 'nvidia', got {self.upsampler!r}")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from waveflow_py.config import MelConfig, WaveGlowConfig
+from waveflow_py.flows.base import NonFiniteError
 from waveflow_py.models.waveglow import WaveGlow, WaveGlowCache, early_channels
 
 
@@ -53,6 +54,30 @@ def test_inverse_of_forward_is_identity(length: int) -> None:
     torch.testing.assert_close(x2[:, length:], torch.zeros(3, 64 - length), atol=1e-5, rtol=0)
     torch.testing.assert_close(ld + ld2, torch.zeros(3), atol=1e-4, rtol=0)
     assert not torch.allclose(z, x2)  # the flow is not the identity
+
+
+def test_bounded_scale_keeps_the_inverse_exact_where_exp_would_overflow() -> None:
+    """``scale_bound``: log-scales are ``b tanh(raw / b)``; with couplings that output huge raw scales the
+    bounded model stays finite and exactly invertible, the unbounded one (old releases) overflows."""
+    x, mel = torch.randn(2, 64), torch.randn(2, 5, 8)
+    for bound in (None, 2.0):
+        model = tiny_model(scale_bound=bound)
+        with torch.no_grad():
+            for flow in model.flows:
+                flow.transforms[1].conditioner.end_conv.bias.fill_(60.0)  # raw log-scale ~60: exp overflows
+        if bound is None:
+            with pytest.raises(NonFiniteError):
+                model(x, mel)
+            continue
+        z, ld = model(x, mel)
+        assert bool(torch.isfinite(z).all()) and bool(torch.isfinite(ld).all())
+        # every coupling scales by at most exp(bound) per sample
+        assert float(ld.max()) <= bound * 64 * len(model.flows) + 1e-3
+        x2, ld2 = model.inverse(z, mel)
+        torch.testing.assert_close(x2, x, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ld + ld2, torch.zeros(2), atol=1e-2, rtol=0)
+    with pytest.raises(ValueError, match="scale_bound: expected a positive number or null"):
+        tiny_config(scale_bound=0.0)
 
 
 def test_logdet_matches_autograd_jacobian_float64() -> None:

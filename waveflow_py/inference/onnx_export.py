@@ -56,13 +56,18 @@ def _fold_weight_norm(model: nn.Module) -> nn.Module:
 
 def _check_exportable(model: nn.Module) -> None:
     cfg = source_filter_of(getattr(model, "config", None))
-    stages = {"envelope": cfg.envelope, "pitch": cfg.pitch, "preemphasis": cfg.preemphasis}
+    stages = {
+        "envelope": cfg.envelope,
+        "pitch": cfg.pitch,
+        "preemphasis": cfg.preemphasis,
+        "source": cfg.source,
+    }
     active = [f"{k} {v!r}" for k, v in stages.items() if v not in (None, "none", 0.0, 0)]
     if active:
         raise ValueError(
             f"export: the model has a fixed filter stage ({', '.join(active)}); only models without one "
-            "(envelope 'none', pitch 'none', no pre-emphasis) are exported: the recursive filters are not "
-            "part of the graph"
+            "(envelope 'none', pitch 'none', source 'none', no pre-emphasis) are exported: the recursive "
+            "filters are not part of the graph"
         )
 
 

@@ -120,7 +120,11 @@ class WaveGlow(MelFlowVocoder):
             cfg.n_layers,
             cfg.kernel_size,
         )
-        return AffineCoupling(c, net, mask="half", scale="exp", conditional=True)
+        if cfg.scale_bound is None:  # WaveGlow's unbounded exp scale (releases before scale_bound)
+            return AffineCoupling(c, net, mask="half", scale="exp", conditional=True)
+        return AffineCoupling(
+            c, net, mask="half", scale="tanh", scale_bound=cfg.scale_bound, conditional=True
+        )
 
     # ------------------------------------------------------------------ shapes
     def _squeeze(self, x: Tensor) -> Tensor:

@@ -12,6 +12,9 @@ point down: ``flows``, ``audio`` and ``config`` below, ``models`` above):
 * the exact filter flows (the flow contract, plus chunked analysis/synthesis with a filter state):
   :mod:`~waveflow_py.sourcefilter.lpc` (:class:`LPCFilter`, :class:`FrameGain`, :class:`PreEmphasis`)
   and :mod:`~waveflow_py.sourcefilter.ltp` (:class:`LongTermPredictor`);
+* the one learnable stage, :mod:`~waveflow_py.sourcefilter.harmonic` (:class:`HarmonicSource`: harmonics
+  of the mel's F0 with amplitudes and a noise gain from a small per-frame network, an exact shift and
+  scale of the excitation);
 * their shared base, :mod:`~waveflow_py.sourcefilter.base` (:class:`FilterFlow`: checks and the flow
   contract; the numba/torch synthesis dispatch and the compiled-loop call);
 * the assembly a model owns, :mod:`~waveflow_py.sourcefilter.stages` (:class:`SourceFilter`:
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from waveflow_py.sourcefilter.base import FilterFlow, numba_available
 from waveflow_py.sourcefilter.envelope import SpectralEnvelope, levinson_durbin, reflection_coefficients
+from waveflow_py.sourcefilter.harmonic import HarmonicSource
 from waveflow_py.sourcefilter.lpc import (
     FrameGain,
     LPCFilter,
@@ -39,6 +43,7 @@ __all__ = [
     "DEFAULT_TAPS",
     "FilterFlow",
     "FrameGain",
+    "HarmonicSource",
     "LPCFilter",
     "LongTermPredictor",
     "MelPeriodicity",

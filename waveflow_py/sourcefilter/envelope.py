@@ -112,20 +112,19 @@ class SpectralEnvelope(nn.Module):
         order: LPC order ``p`` (0: the gain only, i.e. the frame RMS from the spectrum).
         preemphasis: the envelope of ``x[n] - alpha x[n-1]`` instead of ``x`` (0: none).
         nnls_iters: multiplicative-update iterations of the filter-bank pseudo-inverse (each one brings
-            ``W S`` closer to the mel; on librispeech dev the likelihood of the whitened signal is flat in
-            it, 0-64 iterations within 0.005 nats/sample, so 2 keeps an hour of frames in seconds).
+            ``W S`` closer to the mel; few keep long inputs fast: docs/implementation-notes.md).
         lag_window_hz: Gaussian lag-window bandwidth (smooths sharp peaks; 0: none).
         noise_floor: white-noise correction ``r[0] *= 1 + noise_floor`` (-40 dB by default: it caps the
             prediction gain, so poles cannot crowd the unit circle, where a direct-form filter of order
-            16 is numerically unstable even in float64; 1e-5 gains ~0.03 nats/sample on speech but
-            lets hostile mels through).
+            16 is numerically unstable even in float64; a lower floor trades that safety for a little
+            likelihood: docs/implementation-notes.md).
         gamma: bandwidth expansion ``a_k *= gamma^k``.
         max_reflection: clamp of the reflection coefficients.
         chunk_frames: frames per step of the NNLS (bounds memory).
         magnitude_correction: ``power=1`` mels only: factor from the squared mean magnitude to the mean
-            power (``4 / pi`` for Rayleigh-distributed bins; 1 measured closer on speech, where the
-            smoothing of the mel already spreads energy: the whitened excitation of librispeech dev then
-            has a variance of about 0.85-0.93 (LPC) and 1.03 (gain); the model's calibration absorbs it).
+            power (``4 / pi`` for Rayleigh-distributed bins; 1 by default, closer on speech, where the
+            smoothing of the mel already spreads energy: docs/implementation-notes.md; the model's
+            calibration absorbs the rest).
 
     Filters are plain tensors (a pure function of ``cfg``, kept per device, out of state dicts and
     untouched by a model's ``.half()``). The output is in the mel's dtype

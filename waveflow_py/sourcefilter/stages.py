@@ -2,7 +2,8 @@
 
 :class:`SourceFilter` builds the stages a :class:`~waveflow_py.config.SourceFilterConfig` asks for and
 runs them in order. Analysis (training, parallel over time): pre-emphasis, then the envelope whitening
-(a per-segment gain or LPC filter whose coefficients come from the mel), then the pitch predictor
+(a per-segment gain or LPC filter whose coefficients come from the mel), then the harmonic source
+(learnable: subtracts the mel's harmonics and divides by a noise gain), then the pitch predictor
 (lag and gain from the mel). Synthesis runs the inverses in the reverse order; each stage's filter
 memory travels in a :class:`SourceFilterState`, so chunked synthesis equals one pass. Every stage is a
 :class:`~waveflow_py.sourcefilter.base.FilterFlow` with a context computed from the mel (fixed stages:
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from waveflow_py.config import MelConfig, SourceFilterConfig
 from waveflow_py.sourcefilter.base import FilterFlow
 from waveflow_py.sourcefilter.envelope import SpectralEnvelope
+from waveflow_py.sourcefilter.harmonic import HarmonicSource
 from waveflow_py.sourcefilter.lpc import LPCFilter, PreEmphasis, lpc_context
 from waveflow_py.sourcefilter.ltp import LongTermPredictor, ltp_context
 from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range
@@ -42,13 +44,14 @@ class SourceFilterState:
     ``lpc``: ``(B, p)`` the last ``p`` outputs of the envelope filter (pre-emphasised domain), oldest
     first (``p = 0`` for the gain envelope; ``None`` without an envelope). ``preemphasis``: ``(B, 1)``
     the last audio sample (de-emphasis memory; ``None`` without pre-emphasis). ``ltp``: ``(B, max_lag + K)``
-    the last outputs of the pitch filter (``None`` without a pitch prior). ``None`` fields at the start
-    of a signal mean zeros.
+    the last outputs of the pitch filter (``None`` without a pitch prior). ``harmonic``: ``(B, 1)`` the
+    harmonic source's phase (``None`` without it). ``None`` fields at the start of a signal mean zeros.
     """
 
     lpc: Tensor | None = None
     preemphasis: Tensor | None = None
     ltp: Tensor | None = None
+    harmonic: Tensor | None = None
 
 
 def _full_precision(like: Tensor) -> Any:
@@ -90,8 +93,15 @@ class SourceFilter(nn.Module):
         if config.pitch == "ltp":
             lo, hi = lag_range(mel)
             strength, threshold = config.pitch_strength, config.pitch_threshold
-            self.periodicity = MelPeriodicity(mel, lo, hi, strength=strength, threshold=threshold)
+            self.periodicity = MelPeriodicity(
+                mel, lo, hi, strength=strength, threshold=threshold, lag=config.pitch_lag
+            )
             self.pitch_filter = LongTermPredictor(mel.hop_length, lo, hi)
+        self.harmonic: HarmonicSource | None = None
+        if config.source == "harmonic":
+            self.harmonic = HarmonicSource(
+                mel, config.source_bands, config.source_hidden, config.source_threshold
+            )
 
     def _stages(self) -> list[tuple[str, FilterFlow, Context]]:
         """The active stages in analysis order: ``(state field, flow, context of (mel, samples))``."""
@@ -100,6 +110,8 @@ class SourceFilter(nn.Module):
             stages.append(("preemphasis", self.preemphasis, lambda mel, length: None))
         if self.envelope_filter is not None:
             stages.append(("lpc", self.envelope_filter, self.envelope_context))
+        if self.harmonic is not None:  # learnable: its controls keep their gradients
+            stages.append(("harmonic", self.harmonic, self.harmonic.context))
         if self.pitch_filter is not None:
             stages.append(("ltp", self.pitch_filter, self.pitch_context))
         return stages

@@ -1,0 +1,240 @@
+"""A learnable, mel-conditioned harmonic source: an exact stage of the excitation (NSF-style).
+
+The mel fixes each frame's spectral envelope (the LPC stage) and, roughly, its pitch lag (the periodicity
+analysis), but not the phase of the harmonics, so noise through the fixed stages is only weakly periodic:
+on low voices a pitch tracker hears the first formant's ringing as the pitch. This stage adds the periodic
+part explicitly, as the neural source-filter models do (Wang, Takaki & Yamagishi 2019, "Neural
+source-filter waveform models for statistical parametric speech synthesis", IEEE/ACM TASLP 28):
+
+* per frame, the mel gives the F0 (``sample_rate / lag`` of the periodicity's first peak,
+  :func:`~waveflow_py.sourcefilter.periodicity.pick_lag`) and a voicing ``v = clamp((peak - threshold) /
+  (1 - threshold), 0, 1)``;
+* a small per-frame network (:class:`SourceControls`) on ``[log-mel - its maximum, the maximum, log F0, v,
+  peak]`` gives ``bands`` harmonic amplitudes ``A_b = sqrt(v) exp(a_b)`` (band centres equally spaced on
+  the mel scale; in between, linear in frequency) and a noise log-gain ``log g = 0.5 log(1 - 0.9 v) + c``
+  (the network's last layer starts at zero: at initialisation harmonics and noise share unit power as
+  ``v`` says);
+* synthesis: ``e[n] = g[n] w[n] + h[n]``, ``w`` the excitation from the flows (after the pitch filter),
+  ``h[n] = sum_k A(k f0[n], n) cos(k phi[n]) / sqrt(N[n] / 2)`` with ``phi`` the running phase of the
+  per-sample F0 and ``N`` the number of harmonics below Nyquist (tapered over the top 500 Hz), so flat
+  amplitudes of 1 give unit power;
+* analysis: ``w = (e - h) / g`` and ``log|det dw/de| = -sum_n log g[n]``: ``h`` is a function of the mel
+  only (a shift, log-det 0), so the model keeps an exact likelihood.
+
+Frame values are defined at segment boundaries (boundary ``i`` is sample ``i * hop``, mel frame ``i``:
+the frame centred there for ``padding="center"``) and interpolated linearly within a segment; the F0 of a
+segment with one unvoiced boundary is the voiced boundary's (no glide into a meaningless lag). So a
+segment depends on two mel frames only, and chunked synthesis with the phase carried in the state equals
+one pass.
+
+The harmonics' phase is not in the mel, so a harmonic ``h`` out of phase with a recording only costs
+likelihood: the amplitudes enter the likelihood as constants (analysis uses them detached) and are trained
+by the spectral objective through the sampling path (:mod:`waveflow_py.train.objective`); the noise gain
+is a scale like any flow's, trained by both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from waveflow_py.config import MelConfig
+from waveflow_py.sourcefilter.base import FilterFlow, work_dtype
+from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range
+
+__all__ = ["HarmonicSource", "SourceControls", "harmonic_sum", "mel_band_centres", "per_sample"]
+
+_TAPER_HZ = 500.0  # harmonics fade out over the last 500 Hz below Nyquist
+_BLOCK = 4096  # samples per block of the harmonic sum (bounds memory: block x harmonics)
+_NOISE_FLOOR = 0.9  # at v = 1 the noise starts at sqrt(1 - 0.9) of its power
+
+
+def mel_band_centres(bands: int, sample_rate: int) -> Tensor:
+    """``bands`` centre frequencies (Hz, float64) equally spaced on the HTK mel scale over (0, Nyquist)."""
+    top = 2595.0 * math.log10(1.0 + sample_rate / 2 / 700.0)
+    mels = (torch.arange(bands, dtype=torch.float64) + 0.5) * top / bands
+    return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+
+
+def per_sample(values: Tensor, length: int, hop: int) -> Tensor:
+    """Boundary values ``(..., S + 1)`` (value ``i`` at sample ``i * hop``) -> ``(..., length)``, linear
+    within each segment (``length <= S * hop``)."""
+    weight = torch.arange(hop, device=values.device, dtype=values.dtype) / hop
+    a, b = values[..., :-1, None], values[..., 1:, None]
+    return (a + (b - a) * weight).reshape(*values.shape[:-1], -1)[..., :length]
+
+
+def _harmonics(f0: Tensor, nyquist: float, f0_floor: float) -> int:
+    """How many harmonics a block needs: up to Nyquist for its lowest F0 (a host sync), or for ``f0_floor``
+    while a CUDA graph is captured (no sync allowed)."""
+    if f0.is_cuda and torch.cuda.is_current_stream_capturing():
+        lowest = f0_floor
+    else:
+        lowest = max(float(f0.detach().min()), f0_floor)
+    return max(1, math.ceil(nyquist / lowest))
+
+
+def harmonic_sum(
+    f0: Tensor, amp: Tensor, centres: Tensor, phase0: Tensor, sample_rate: int, f0_floor: float = 20.0
+) -> tuple[Tensor, Tensor]:
+    """``sum_k A(k f0) cos(k phi) / sqrt(N / 2)`` for per-sample ``f0 (B, T)`` (Hz, float64) and band
+    amplitudes ``amp (B, bands, T)`` at ``centres (bands,)`` Hz. ``phase0 (B,)`` (float64): the phase before
+    the first sample; ``f0_floor``: the lowest F0 the caller produces (bounds the harmonic count). Returns
+    the signal ``(B, T)`` in ``amp``'s dtype and the phase after the last sample ``(B,)`` (float64, in
+    ``[0, 2 pi)``)."""
+    nyquist = sample_rate / 2
+    phase = phase0[:, None] + torch.cumsum(f0 * (2 * math.pi / sample_rate), dim=1)
+    out = []
+    for s in range(0, f0.shape[1], _BLOCK):
+        f, a, ph = f0[:, s : s + _BLOCK], amp[..., s : s + _BLOCK], phase[:, s : s + _BLOCK]
+        k_max = _harmonics(f, nyquist, f0_floor)
+        k = torch.arange(1, k_max + 1, device=f.device, dtype=f.dtype)
+        fk = f[..., None] * k  # (B, t, K)
+        taper = ((nyquist - fk) / _TAPER_HZ).clamp(0.0, 1.0)
+        # each harmonic's amplitude: linear in frequency between the band centres, constant beyond
+        pos = torch.searchsorted(centres, fk.reshape(-1)).reshape(fk.shape).clamp(1, len(centres) - 1)
+        lo, hi = centres[pos - 1], centres[pos]
+        w = ((fk - lo) / (hi - lo)).clamp(0.0, 1.0).to(a.dtype)
+        at = a.transpose(1, 2)
+        ak = torch.gather(at, 2, pos - 1) * (1 - w) + torch.gather(at, 2, pos) * w
+        count = taper.sum(-1).clamp_min(1.0)
+        waves = (taper * torch.cos(ph[..., None] * k)).to(a.dtype)
+        out.append((ak * waves).sum(-1) * torch.rsqrt(count / 2).to(a.dtype))
+    h = torch.cat(out, dim=1) if out else amp.new_zeros(f0.shape)
+    end = phase[:, -1] if phase.shape[1] else phase0
+    return h, torch.remainder(end, 2 * math.pi)
+
+
+class SourceControls(nn.Module):
+    """Per-frame ``[log-mel (n_mels), F0, voicing, peak]`` -> ``bands`` harmonic log-amplitude offsets and a
+    noise log-gain offset: three 1x1 layers (a per-frame MLP, so a frame's controls depend on that frame
+    only), the last one initialised to zero."""
+
+    def __init__(self, n_mels: int, bands: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(n_mels + 4, hidden, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv1d(hidden, hidden, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv1d(hidden, bands + 1, 1),
+        )
+        last = self.net[-1]
+        assert isinstance(last, nn.Conv1d)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, logmel: Tensor, f0: Tensor, voicing: Tensor, peak: Tensor) -> Tensor:
+        """``(B, n_mels, F)``, three ``(B, F)`` -> ``(B, bands + 1, F)``."""
+        top = logmel.amax(dim=1, keepdim=True)
+        feats = [logmel - top, top / 10, torch.log(f0 / 100.0)[:, None], voicing[:, None], peak[:, None]]
+        return self.net(torch.cat(feats, dim=1))
+
+
+class HarmonicSource(FilterFlow):
+    """The harmonic source stage ``e (B, T) <-> w (B, T)`` (module docstring).
+
+    Args:
+        mel: the mel front end of the conditioning.
+        bands: harmonic amplitude bands.
+        hidden: width of the control network.
+        threshold: periodicity peak below which a frame is unvoiced.
+
+    Context (:meth:`context`): ``(B, S + 1, 3 + bands)`` per segment boundary: F0 (Hz), voicing, noise
+    log-gain, band amplitudes. State ``(B, 1)``: the harmonics' phase after the last sample.
+    """
+
+    def __init__(self, mel: MelConfig, bands: int = 8, hidden: int = 64, threshold: float = 0.45) -> None:
+        super().__init__(mel.hop_length, "torch", context_width=3 + bands)
+        lo, hi = lag_range(mel)
+        self.sample_rate, self.bands, self.threshold = mel.sample_rate, int(bands), float(threshold)
+        self.periodicity = MelPeriodicity(mel, lo, hi, lag="first")
+        self.f0_floor = mel.sample_rate / (hi + 1)  # below the longest lag the analysis returns
+        self.controls = SourceControls(mel.n_mels, bands, hidden)
+        self._centres: dict[str, Tensor] = {"cpu": mel_band_centres(bands, mel.sample_rate)}
+
+    @property
+    def state_size(self) -> int:
+        return 1
+
+    def extra_repr(self) -> str:
+        return f"hop={self.hop}, bands={self.bands}, threshold={self.threshold}"
+
+    def _centres_on(self, device: torch.device) -> Tensor:
+        key = str(device)
+        if key not in self._centres:
+            self._centres[key] = self._centres["cpu"].to(device)
+        return self._centres[key]
+
+    def context(self, mel: Tensor, length: int) -> Tensor:
+        """The per-boundary controls for samples ``0 .. length - 1`` of ``mel (B, n_mels, F)``: boundaries
+        ``0 .. S`` (``S = ceil(length / hop)``) take mel frames ``0 .. S``, the last frame repeated where the
+        mel ends. The periodicity analysis runs without autograd in full precision; the control network
+        keeps its gradients."""
+        segments = -(-length // self.hop)
+        frames = torch.arange(segments + 1, device=mel.device).clamp(max=mel.shape[-1] - 1)
+        logmel = (
+            mel[..., frames].float() if mel.dtype not in (torch.float32, torch.float64) else mel[..., frames]
+        )
+        with torch.no_grad(), torch.autocast(device_type=mel.device.type, enabled=False):
+            lag, peak = self.periodicity.frame_pitch(logmel)
+            f0 = self.sample_rate / lag
+            voicing = ((peak - self.threshold) / (1.0 - self.threshold)).clamp(0.0, 1.0)
+        offsets = self.controls(logmel, f0, voicing, peak)
+        amp = voicing.sqrt()[:, None] * torch.exp(offsets[:, : self.bands])
+        log_gain = 0.5 * torch.log1p(-_NOISE_FLOOR * voicing) + offsets[:, self.bands]
+        return torch.cat([f0[:, None], voicing[:, None], log_gain[:, None], amp], dim=1).transpose(1, 2)
+
+    def _source(self, ctx: Tensor, length: int, phase0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(h (B, T), log g (B, T), phase after (B,))`` from a context of ``S + 1`` boundaries."""
+        f0, voiced = ctx[..., 0].double(), ctx[..., 1] > 0
+        ramp = torch.arange(self.hop, device=ctx.device, dtype=torch.float64) / self.hop
+        # a segment with one unvoiced boundary keeps the voiced one's F0 (no glide into a meaningless lag)
+        start = torch.where(voiced[:, :-1] | ~voiced[:, 1:], f0[:, :-1], f0[:, 1:])
+        end = torch.where(voiced[:, 1:], f0[:, 1:], start)
+        f0_n = (start[..., None] + (end - start)[..., None] * ramp).reshape(f0.shape[0], -1)
+        amp = per_sample(ctx[..., 3:].transpose(1, 2), length, self.hop)
+        h, phase = harmonic_sum(
+            f0_n[:, :length], amp, self._centres_on(ctx.device), phase0, self.sample_rate, self.f0_floor
+        )
+        return h, per_sample(ctx[..., 2], length, self.hop), phase
+
+    def _prepare(self, x: Tensor, context: Tensor | None, state: Tensor | None, what: str) -> Tensor:
+        ctx = self._check(x, context, state, what)
+        assert ctx is not None
+        segments = -(-x.shape[1] // self.hop)
+        if ctx.shape[1] < segments + 1:  # a context without the closing boundary: the last one repeated
+            ctx = torch.cat([ctx, ctx[:, -1:].expand(-1, segments + 1 - ctx.shape[1], -1)], dim=1)
+        return ctx[:, : segments + 1]
+
+    def analysis(
+        self, x: Tensor, context: Tensor | None = None, state: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``e (B, T) -> (w (B, T), log|dw/de| (B,), state)``; the harmonic amplitudes enter detached."""
+        ctx = self._prepare(x, context, state, "e")
+        xw = x.to(work_dtype(x))
+        phase0 = self._phase(state, x)
+        h, log_g, phase = self._source(
+            torch.cat([ctx[..., :3], ctx[..., 3:].detach()], -1), x.shape[1], phase0
+        )
+        w = (xw - h.to(xw.dtype)) * torch.exp(-log_g).to(xw.dtype)
+        logdet = -log_g.sum(dim=1)
+        return w.to(x.dtype), logdet.to(x.dtype), phase[:, None].to(x.dtype)
+
+    def synthesis(
+        self, y: Tensor, context: Tensor | None = None, state: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``w (B, T) -> (e (B, T), log|de/dw| (B,), state)``."""
+        ctx = self._prepare(y, context, state, "w")
+        yw = y.to(work_dtype(y))
+        h, log_g, phase = self._source(ctx, y.shape[1], self._phase(state, y))
+        e = yw * torch.exp(log_g).to(yw.dtype) + h.to(yw.dtype)
+        return e.to(y.dtype), log_g.sum(dim=1).to(y.dtype), phase[:, None].to(y.dtype)
+
+    @staticmethod
+    def _phase(state: Tensor | None, like: Tensor) -> Tensor:
+        if state is None:
+            return like.new_zeros(like.shape[0], dtype=torch.float64)
+        return state[:, 0].double()

@@ -76,6 +76,35 @@ def test_init_from_release_loads_weights_and_enforces_settings(corpus, tiny_expe
     assert with_pitch.parts.model.source_filter.pitch_filter is not None
     for name, value in released.state_dict().items():
         torch.testing.assert_close(with_pitch.parts.model.state_dict()[name], value, msg=name)
+    # the harmonic source may be added too: the release's weights load, the source's start fresh
+    d["model"]["source_filter"].update(source="harmonic", pitch_lag="first")
+    with_source = Trainer(from_dict(ExperimentConfig, d))
+    state = with_source.parts.model.state_dict()
+    fresh = [k for k in state if k.startswith("source_filter.harmonic.")]
+    assert fresh and not set(fresh) & set(released.state_dict())
+    for name, value in released.state_dict().items():
+        torch.testing.assert_close(state[name], value, msg=name)
+    # ... but a source with other settings than a release's own is refused like any architecture change
+    first_h = train(
+        from_dict(
+            ExperimentConfig,
+            {
+                **to_dict(with_source.exp),
+                "train": {
+                    **to_dict(exp.train),
+                    "init_from": None,
+                    "out_dir": str(tmp_path / "h"),
+                    "export_release": True,
+                    "steps": 1,
+                },
+            },
+        )
+    )
+    d2 = to_dict(with_source.exp)
+    d2["train"]["init_from"] = str(first_h.release)
+    d2["model"]["source_filter"]["source_bands"] = 4
+    with pytest.raises(CheckpointMismatch, match=r"source_filter.source_bands: release 8, config 4"):
+        Trainer(from_dict(ExperimentConfig, d2))
 
 
 def test_cli_minutes_sets_the_budget_of_each_invocation(corpus, tiny_experiment, tmp_path) -> None:

@@ -168,10 +168,16 @@ class SourceFilter(nn.Module):
     @torch.no_grad()
     def calibrate(self, audio: Tensor, mel: Tensor) -> float:
         """Set ``envelope_log_scale`` so the excitation of ``audio (B, T)`` (with ``mel``) has unit
-        variance; returns the new log-scale (0.0 and no change without an envelope filter)."""
+        variance; returns the new log-scale (0.0 and no change without an envelope filter). With a harmonic
+        source the excitation measured is the envelope filter's output (the signal the source splits into
+        harmonics and noise at unit power); otherwise the output of every stage."""
         if self.envelope_filter is None:
             return 0.0
-        e, _ = self.analysis(audio, mel)
+        e = audio
+        for name, flow, context in self._stages():
+            if self.harmonic is not None and name in ("harmonic", "ltp"):
+                break
+            e = flow.analysis(e, context(mel, e.shape[1]))[0]
         var = e.double().square().mean().clamp_min(1e-20)
         self.envelope_log_scale.add_(0.5 * torch.log(var).to(self.envelope_log_scale.dtype))
         return float(self.envelope_log_scale)

@@ -186,9 +186,15 @@ class Trainer:
         model, info = load_release(release)
         ours = to_dict(self.exp.model_config())
         theirs = to_dict(info.config)
-        # the pitch stage has no weights: a run may add it to (or tune it on) a release's weights
+        # the pitch stage has no weights: a run may add it to (or tune it on) a release's weights; a run may
+        # also add the harmonic source (its weights start fresh)
         added = _pop_parameter_free(ours)
         before = _pop_parameter_free(theirs)
+        new_source = _pop_keys(ours, SOURCE_KEYS)
+        old_source = _pop_keys(theirs, SOURCE_KEYS)
+        if old_source != new_source and old_source["source_filter.source"] not in (None, "none"):
+            ours.update(source_filter={**ours.get("source_filter", {}), **_leaves(new_source)})
+            theirs.update(source_filter={**theirs.get("source_filter", {}), **_leaves(old_source)})
         if info.model_type != self.exp.model_type or ours != theirs:
             diffs = (
                 _dict_diffs(theirs, ours)
@@ -201,7 +207,12 @@ class Trainer:
                 + (" ..." if len(diffs) > 8 else "")
                 + " (set these model/mel keys to the release's values)"
             )
-        ckpt.load_model_weights(self.parts.model, model.state_dict(), what=f"release {info.path}")
+        weights = dict(model.state_dict())
+        if old_source != new_source:  # the added source keeps its fresh initialisation
+            fresh = {k: v for k, v in self.parts.model.state_dict().items() if k.startswith(SOURCE_PREFIX)}
+            weights.update(fresh)
+            logger.info("added the harmonic source (%d fresh tensors) to the release's weights", len(fresh))
+        ckpt.load_model_weights(self.parts.model, weights, what=f"release {info.path}")
         if self.parts.ema is not None:
             self.parts.ema.load_state_dict(self.parts.model.state_dict())
         self.init_release = info.path
@@ -456,14 +467,40 @@ class Trainer:
 
 # model keys (dotted paths) that configure a stage without weights (may differ between --init-from's
 # release and the run)
-PARAMETER_FREE_KEYS = ("source_filter.pitch", "source_filter.pitch_strength", "source_filter.pitch_threshold")
+PARAMETER_FREE_KEYS = (
+    "source_filter.pitch",
+    "source_filter.pitch_strength",
+    "source_filter.pitch_threshold",
+    "source_filter.pitch_lag",
+    "scale_bound",
+)
+# the harmonic source's keys: a run may add the source to a release without one (fresh weights under
+# SOURCE_PREFIX); between two runs with a source they must agree
+SOURCE_KEYS = (
+    "source_filter.source",
+    "source_filter.source_bands",
+    "source_filter.source_hidden",
+    "source_filter.source_threshold",
+)
+SOURCE_PREFIX = "source_filter.harmonic."
 
 
 def _pop_parameter_free(model: dict[str, Any]) -> dict[str, Any]:
     """Remove the :data:`PARAMETER_FREE_KEYS` from plain model data; return ``{dotted key: value}``
     (``None`` where absent)."""
+    return _pop_keys(model, PARAMETER_FREE_KEYS)
+
+
+def _leaves(values: dict[str, Any]) -> dict[str, Any]:
+    """``{"source_filter.x": v}`` -> ``{"x": v}`` (the block's own keys)."""
+    return {k.split(".", 1)[1]: v for k, v in values.items()}
+
+
+def _pop_keys(model: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Remove ``keys`` (dotted paths) from plain model data; return ``{dotted key: value}`` (``None``
+    where absent)."""
     out: dict[str, Any] = {}
-    for key in PARAMETER_FREE_KEYS:
+    for key in keys:
         *parents, name = key.split(".")
         node: Any = model
         for part in parents:

@@ -1,0 +1,149 @@
+"""Dev curves of training runs from their checkpoints: MR-STFT (seen and unseen resolutions), log-mel L1,
+PESQ-WB, V/UV F1, GPE and the dev NLL against CPU-minutes of training steps, side by side (the bake-off of
+the spectral objective, issue 18: docs/quality-per-compute.md, section 13).
+
+Every checkpoint a run keeps (``train.keep_last_k``) holds its weights and the CPU time of the steps before
+it (``state.json`` ``clock``); this script picks the checkpoints nearest to every ``--every`` CPU-minutes,
+vocodes the same dev clips with each (the run's sampling: its ``val_temperature``, else the temperature and
+levelling of the release it started from), scores them with :func:`waveflow_py.evaluation.compute_metrics`
+and prints one table, a JSON file and a PNG of the curves.
+
+    python experiments/objective_bakeoff.py /work/runs/spectral/* --clips 12 --seconds 4 \
+        --every 10 --json docs/figures/spectral-bakeoff.json --plot docs/figures/spectral-bakeoff.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from waveflow_py.audio import MelSpectrogram
+from waveflow_py.config import ExperimentConfig, from_dict
+from waveflow_py.evaluation import compute_metrics
+from waveflow_py.evaluation.clips import find_clips, read_clip
+from waveflow_py.inference import synthesize
+from waveflow_py.inference.core import DEFAULT_TEMPERATURE
+from waveflow_py.models import build_model
+from waveflow_py.train import checkpoint as ckpt
+from waveflow_py.train.release_writer import inherited_sampling
+
+KEYS = ("mrstft", "mrstft_unseen", "log_mel_l1", "pesq_wb", "vuv_f1", "gpe", "nll")
+
+
+def _checkpoints(run: Path, every: float) -> list[tuple[float, Path]]:
+    """``(cpu_minutes, step dir)`` of the kept checkpoints nearest to every ``every`` CPU-minutes (and the
+    last one)."""
+    found = []
+    for _, path in ckpt.step_dirs(run / "checkpoints"):
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        found.append((state.get("clock", {}).get("cpu_s", 0.0) / 60, path))
+    if not found:
+        return []
+    marks = np.arange(0.0, found[-1][0] + every, every)
+    chosen = {min(found, key=lambda f, m=m: abs(f[0] - m))[1] for m in marks} | {found[-1][1]}
+    return [f for f in found if f[1] in chosen]
+
+
+def _model(step_dir: Path) -> tuple[torch.nn.Module, float, Any]:
+    """The checkpoint's model with the run's sampling settings, its temperature and its mel config."""
+    data = ckpt.load_checkpoint(step_dir)
+    exp = from_dict(ExperimentConfig, data["config"])
+    model = build_model(exp.model_type, exp.model)
+    ckpt.load_model_weights(model, data["ema"] if "ema" in data else data["model"])
+    sampling = inherited_sampling(data["state"].get("init_from"))
+    if hasattr(model, "excitation_rms"):
+        model.excitation_rms = sampling["excitation_rms"]
+    model.prior.truncation = sampling["truncation"]
+    temperature = exp.train.val_temperature or sampling["temperature"] or DEFAULT_TEMPERATURE
+    return model.eval(), float(temperature), exp.model.mel
+
+
+@torch.no_grad()
+def score(step_dir: Path, clips: list[tuple[str, np.ndarray]], cache: dict[Any, Any]) -> dict[str, Any]:
+    model, temperature, mel_cfg = _model(step_dir)
+    mel_fn = MelSpectrogram(mel_cfg)
+    rows = []
+    for i, (speaker, ref) in enumerate(clips):
+        x = torch.from_numpy(ref).float()[None]
+        mel = mel_fn(x)
+        gen = torch.Generator().manual_seed(1000 + i)
+        audio, _ = synthesize(model, mel, temperature=temperature, generator=gen)
+        out = audio[0, : x.shape[1]].numpy()
+        tracks = cache.setdefault(i, {})
+        values = compute_metrics(ref, out, mel_cfg.sample_rate, mel_cfg, reference_tracks=tracks).values
+        values["nll"] = -float(model.log_prob(x, mel).mean())
+        values["speaker"] = speaker
+        rows.append(values)
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in KEYS}
+    speakers = sorted({r["speaker"] for r in rows})
+    mean["per_speaker"] = {
+        s: {k: float(np.nanmean([r[k] for r in rows if r["speaker"] == s])) for k in KEYS} for s in speakers
+    }
+    return mean
+
+
+def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("mrstft", "MR-STFT"), ("pesq_wb", "PESQ-WB"), ("gpe", "GPE"), ("nll", "dev NLL (nats/sample)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for name, points in results.items():
+            ax.plot([p["cpu_minutes"] for p in points], [p[key] for p in points], marker="o", label=name)
+        ax.set_title(title)
+        ax.set_xlabel("CPU-minutes of training steps")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--data", default="../shared/data/librispeech-mini")
+    p.add_argument("--clips", type=int, default=12)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--every", type=float, default=10.0, help="CPU-minutes between evaluated checkpoints")
+    p.add_argument("--json", type=Path)
+    p.add_argument("--plot", type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    chosen = find_clips(args.data, "dev", args.clips)
+    clips = [(c.speaker, read_clip(c, 16000, args.seconds, 256)) for c in chosen]
+    cache: dict[Any, Any] = {}
+    results: dict[str, list[dict[str, Any]]] = {}
+    for run in args.runs:
+        points = []
+        for minutes, step_dir in _checkpoints(run, args.every):
+            step = int(step_dir.name.split("_")[1])
+            point = {"cpu_minutes": minutes, "step": step, **score(step_dir, clips, cache)}
+            points.append(point)
+            print(
+                f"{run.name:28s} {minutes:6.1f} CPU-min  "
+                + "  ".join(f"{k} {point[k]:.3f}" for k in KEYS if math.isfinite(point[k])),
+                flush=True,
+            )
+        results[run.name] = points
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if args.plot:
+        plot(results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

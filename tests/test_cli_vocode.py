@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 
 from waveflow_py.cli import main
 from waveflow_py.pretrained import build_random_release, lookup
+from waveflow_py.pretrained.integrity import write_manifest
 
 SR = 22050
 HOP = 256
@@ -113,6 +115,8 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
     text = capsys.readouterr().out
     sha = json.loads((release / "config.json").read_text())["files"]["model.safetensors"]["sha256"]
     assert f"sha256 {sha} (verified)" in text
+    config_sha = hashlib.sha256((release / "config.json").read_bytes()).hexdigest()
+    assert f"config.json sha256 {config_sha} (verified, SHA256SUMS)" in text
     assert "waveflow" in text and "n_mels=80" in text and "hop=256" in text and "untrained" in text
     assert main(["info", str(release), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -163,6 +167,7 @@ def test_demo_uses_a_bundled_preview_and_labels_it(
     data = json.loads((preview / "config.json").read_text())
     data["provenance"] = {"steps": 10, "data": "test"}  # trained-looking: not the untrained label
     (preview / "config.json").write_text(json.dumps(data))
+    write_manifest(preview)  # a deliberate edit, re-hashed
     monkeypatch.setenv("WAVEFLOW_PRETRAINED_DIR", str(tmp_path / "bundle"))
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out)]) == 0

@@ -16,6 +16,7 @@ from waveflow_py.audio import AudioError, MelSpectrogram
 from waveflow_py.audio.conventions import from_model_mel
 from waveflow_py.config import mel_preset
 from waveflow_py.pretrained import ReleaseNotFoundError, build_random_release, lookup
+from waveflow_py.pretrained.integrity import write_manifest
 from waveflow_py.vocoder import DEFAULT_TEMPERATURE, Vocoder
 
 SR = 22050
@@ -188,6 +189,7 @@ def test_release_temperature_is_the_default_and_can_be_overridden(vocoder: Vocod
     data = json.loads((path / "config.json").read_text())
     data["temperature"] = -1
     (path / "config.json").write_text(json.dumps(data))
+    write_manifest(path)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="temperature"):
         Vocoder.from_pretrained(path)
 
@@ -293,6 +295,7 @@ def test_release_truncation_round_trip_override_and_noise(vocoder: Vocoder, tmp_
     data = json.loads((path / "config.json").read_text())
     data["truncation"] = "wide"
     (path / "config.json").write_text(json.dumps(data))
+    write_manifest(path)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="truncation"):
         Vocoder.from_pretrained(path)
 
@@ -328,8 +331,10 @@ def test_release_excitation_rms_round_trip_override_and_checks(vocoder: Vocoder,
     bad = tmp_path / "bad2"
     vocoder.save_pretrained(bad)
     (bad / "config.json").write_text(json.dumps({**data, "excitation_rms": 1.0}))
+    write_manifest(bad)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="excitation_rms"):
         Vocoder.from_pretrained(bad)
     (bad / "config.json").write_text(json.dumps({**data, "excitation_rms": -2}))
+    write_manifest(bad)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="excitation_rms"):
         Vocoder.from_pretrained(bad)

@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     name = _release_name(args)
     targets = [out / f for f in OUTPUTS]
     if name is None:
-        targets += [out / UNTRAINED_DIR / f for f in ("config.json", "model.safetensors")]
+        targets += [out / UNTRAINED_DIR / f for f in ("config.json", "model.safetensors", "SHA256SUMS")]
     check_outputs("demo", targets, [source], overwrite=args.overwrite, ours=_ours)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """``waveflow info [MODEL]``: what a release holds (or, without MODEL, the bundled releases).
 
 Prints the model type, the model config, parameter count, mel settings, provenance and whether the
-weights' sha256 matched the one recorded in config.json (the weights are loaded to check they fit).
+files' sha256 matched the ones recorded in SHA256SUMS (older releases: the weights' in config.json;
+the weights are loaded to check they fit).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def _summary(info: Any) -> dict[str, Any]:
         "mel": mel,
         "provenance": info.provenance,
         "sha256": info.sha256,
+        "config_sha256": info.config_sha256,  # None: a release without SHA256SUMS (config not hash-checked)
         "verified": info.verified,
         "format_version": info.format_version,
         "untrained": info.is_untrained,
@@ -90,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     print("provenance:  " + (", ".join(f"{k}={_fmt(v)}" for k, v in info.provenance.items()) or "(none)"))
     state = "verified" if info.verified else "NOT verified"
     print(f"weights:     model.safetensors sha256 {info.sha256} ({state})")
+    if info.config_sha256 is None:
+        print("config file: config.json not hash-checked (a release written before SHA256SUMS)")
+    else:
+        print(f"config file: config.json sha256 {info.config_sha256} (verified, SHA256SUMS)")
     print(f"format:      {data['format_version']}")
     print(f"temperature: {data['temperature']:g} ({data['temperature_source']})")
     c = data["truncation"]

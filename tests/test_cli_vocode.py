@@ -121,9 +121,13 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
     assert main(["info", str(release), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["verified"] and data["mel"]["sample_rate"] == SR and data["parameters"] > 0
-    from waveflow_py.dtypes import auto_dtype, short_name
+    from waveflow_py.dtypes import short_name
+    from waveflow_py.inference.precision import choose_dtype
+    from waveflow_py.pretrained import load_release
 
-    dtype, why = auto_dtype("cpu")
+    choice = choose_dtype(load_release(release)[0], "cpu")  # info measured it: now cached
+    assert choice.cached and "measured on" in choice.reason
+    dtype, why = choice.dtype, choice.reason
     assert data["dtype_auto"] == {"device": "cpu", "dtype": short_name(dtype), "reason": why}
     assert data["temperature"] == 0.6 and data["temperature_source"] == "package default"
     assert data["truncation"] is None and data["excitation_rms"] is None

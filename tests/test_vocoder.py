@@ -166,6 +166,24 @@ def test_denoise_option_keeps_shape(release: Path) -> None:
         Vocoder(vocoder.model, denoise=-1)
 
 
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), 1e9, float("inf")])
+def test_a_bad_denoise_strength_is_refused_on_every_path(vocoder: Vocoder, bad: float) -> None:
+    """``1e9`` used to give an all-zero wav with exit 0; -1 and NaN slipped through some paths."""
+    mel = vocoder.mel(speechlike(0.1))
+    audio = torch.zeros(2048)
+    paths = {
+        "Vocoder(denoise=)": lambda: Vocoder(vocoder.model, denoise=bad),
+        "vocode": lambda: vocoder.vocode(mel, denoise=bad),
+        "vocode_many": lambda: vocoder.vocode_many([mel], denoise=bad),
+        "resynthesize": lambda: vocoder.resynthesize(speechlike(0.1), denoise=bad),
+        "Vocoder.denoise": lambda: vocoder.denoise(audio, bad),
+    }
+    for name, call in paths.items():
+        with pytest.raises(ValueError, match=r"denoise: expected a strength in \[0, 1\]") as e:
+            call()
+        assert repr(bad) in str(e.value), name
+
+
 def test_save_pretrained_round_trip(vocoder: Vocoder, tmp_path: Path) -> None:
     path = vocoder.save_pretrained(tmp_path / "copy")
     again = Vocoder.from_pretrained(path)
@@ -194,22 +212,31 @@ def test_release_temperature_is_the_default_and_can_be_overridden(vocoder: Vocod
         Vocoder.from_pretrained(path)
 
 
-def test_dtype_auto_follows_the_cpu(release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from waveflow_py import dtypes
+def test_dtype_auto_is_the_measured_choice(release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` takes :func:`choose_dtype`'s measured answer, whatever the CPU flags say."""
+    from waveflow_py import vocoder as vocoder_module
+    from waveflow_py.inference.precision import DtypeChoice
 
-    monkeypatch.setattr(dtypes, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    def measured(dtype: torch.dtype):
+        return lambda model, device: DtypeChoice(
+            dtype, "test CPU", 1.0, 0.5 if dtype != torch.float32 else 2.0, 1e-3
+        )
+
+    monkeypatch.setattr(vocoder_module, "choose_dtype", measured(torch.float32))
     plain = Vocoder.from_pretrained(release)  # dtype="auto" is the default
-    assert plain.compute_dtype == torch.float32 and "no AMX" in plain.dtype_reason
-    monkeypatch.setattr(dtypes, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
-    amx = Vocoder.from_pretrained(release)
-    assert amx.compute_dtype == torch.bfloat16 and "AMX" in amx.dtype_reason
-    assert next(amx.model.parameters()).dtype == torch.float32  # the weights stay float32
-    mel = amx.mel(speechlike(0.2))
+    assert plain.compute_dtype == torch.float32 and "measured on test CPU" in plain.dtype_reason
+    monkeypatch.setattr(vocoder_module, "choose_dtype", measured(torch.bfloat16))
+    fast = Vocoder.from_pretrained(release)
+    assert fast.compute_dtype == torch.bfloat16 and fast.dtype_choice is not None
+    assert "fp32 1 s, bf16 0.5 s (2.00x)" in fast.dtype_reason
+    assert next(fast.model.parameters()).dtype == torch.float32  # the weights stay float32
+    mel = fast.mel(speechlike(0.2))
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    low, ref = amx.vocode(mel, generator=g()), plain.vocode(mel, generator=g())
+    low, ref = fast.vocode(mel, generator=g()), plain.vocode(mel, generator=g())
     rel = float((low - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt())
     assert 1e-4 < rel and -20 * math.log10(rel) >= 30.0  # bf16 really ran, 30 dB or better
-    assert Vocoder.from_pretrained(release, dtype="fp32").compute_dtype == torch.float32
+    forced = Vocoder.from_pretrained(release, dtype="fp32")
+    assert forced.compute_dtype == torch.float32 and forced.dtype_reason == "requested"
 
 
 def test_no_default_model_says_how_to_make_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,7 +285,7 @@ def test_envelope_release_without_a_tuned_temperature_warns(tmp_path: Path, capl
     assert not any("no tuned temperature" in r.getMessage() for r in caplog.records)
 
 
-def test_speed_flags_shows_the_flags_that_decide_the_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_speed_flags_shows_the_machines_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     from waveflow_py import dtypes
 
     flags = frozenset({"sse4_2", "avx512f", "amx_bf16", "avx2", "fpu"})

@@ -67,13 +67,14 @@ def run(args: argparse.Namespace) -> int:
         print("bundled releases: " + (", ".join(names) if names else "none"))
         print("searched: " + ", ".join(str(d) for d in release_dirs()))
         return 0
-    from waveflow_py.dtypes import auto_dtype, short_name
+    from waveflow_py.dtypes import short_name
+    from waveflow_py.inference.precision import choose_dtype
 
     model, info = load_release(args.model)
-    del model
     data = _summary(info)
-    auto, why = auto_dtype("cpu")
-    data["dtype_auto"] = {"device": "cpu", "dtype": short_name(auto), "reason": why}
+    choice = choose_dtype(model, "cpu")  # measured once per machine and model, then cached
+    del model
+    data["dtype_auto"] = {"device": "cpu", "dtype": short_name(choice.dtype), "reason": choice.reason}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -103,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"truncation:  {trunc}")
     rms = data["excitation_rms"]
     print("excitation:  " + ("as the flows give it" if rms is None else f"every frame set to RMS {rms:g}"))
-    print(f"dtype auto:  {short_name(auto)} on cpu ({why})")
+    print(f"dtype auto:  {short_name(choice.dtype)} on cpu ({choice.reason})")
     return 0

@@ -330,11 +330,13 @@ def test_demo_guards_its_input_and_foreign_files_and_reruns(
     assert sorted(p.name for p in out.iterdir()) == ["input.wav", "spectrograms.png", "vocoded.wav"]
 
 
-def test_sigma_is_a_deprecated_alias_of_temperature(capsys: pytest.CaptureFixture[str]) -> None:
+def test_sigma_is_gone_and_temperature_is_checked_when_parsed(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--sigma`` (the deprecated alias, see CHANGELOG.md) is no option any more; ``--temperature`` is."""
     from waveflow_py.cli import build_parser
 
-    args = build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--sigma", "0.4"])
-    assert args.temperature == 0.4 and "--sigma is deprecated" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--sigma", "0.4"])
+    assert "unrecognized arguments: --sigma" in capsys.readouterr().err
     args = build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--temperature", "0.3"])
     assert args.temperature == 0.3 and args.dtype == "auto"
     assert build_parser().parse_args(["vocode", "x.wav", "-o", "out"]).temperature is None

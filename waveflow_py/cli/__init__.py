@@ -12,7 +12,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser", "add_overrides_argument", "add_temperature_argument"]
+__all__ = [
+    "main",
+    "build_parser",
+    "add_overrides_argument",
+    "add_temperature_argument",
+    "add_denoise_argument",
+    "parse_device",
+]
 
 # name -> module; order is the order in --help
 COMMANDS: dict[str, str] = {
@@ -43,18 +50,55 @@ def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> Non
     )
 
 
-class _DeprecatedSigma(argparse.Action):
-    """``--sigma T``: the old name of ``--temperature T`` (sets it, with a warning on stderr)."""
+def _temperature(text: str) -> float:
+    """``--temperature`` values: a finite number >= 0 (a usage error otherwise, reported once)."""
+    from waveflow_py.flows.distributions import check_temperature
 
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        print(f"{parser.prog}: warning: --sigma is deprecated, use --temperature", file=sys.stderr)
-        setattr(namespace, self.dest, values)
+    try:
+        return check_temperature(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("temperature: ")) from None
+
+
+def _denoise(text: str) -> float:
+    """``--denoise`` values: a strength in [0, 1] (:func:`waveflow_py.inference.denoiser.check_denoise`)."""
+    from waveflow_py.inference.denoiser import check_denoise
+
+    try:
+        return check_denoise(float(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("denoise: ")) from None
+
+
+def parse_device(name: str | None) -> object:
+    """``--device NAME`` -> ``torch.device``; ``ValueError`` (one line) for a name torch does not know or
+    a device this machine does not have (e.g. ``cuda`` without a GPU)."""
+    import torch
+
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(
+            f"--device {name!r}: not a torch device ({_one_line(e)}); e.g. cpu, cuda, cuda:1"
+        ) from None
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise ValueError(f"--device {name!r}: not available on this machine ({_one_line(e)})") from None
+    return device
+
+
+def add_denoise_argument(parser: argparse.ArgumentParser) -> None:
+    """``--denoise STRENGTH`` into ``args.denoise``, validated at parse time."""
+    parser.add_argument(
+        "--denoise",
+        type=_denoise,
+        default=0.0,
+        metavar="STRENGTH",
+        help="bias-spectrum denoiser strength in [0, 1] (0: off; 0.01-0.1 typical)",
+    )
 
 
 def _positive_or_none(text: str) -> float | str | None:
@@ -74,18 +118,15 @@ def _positive_or_none(text: str) -> float | str | None:
 
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     """``--temperature T`` into ``args.temperature`` (``None``: the release's, else the package default
-    :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`); ``--sigma`` is a deprecated alias. And
+    :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`), checked at parse time. And
     ``--truncation C|none`` into ``args.truncation`` and ``--excitation-rms R|none`` into
     ``args.excitation_rms`` (``"release"`` when not given: the release's)."""
     parser.add_argument(
         "--temperature",
-        type=float,
+        type=_temperature,
         default=None,
         metavar="T",
         help="sampling temperature: noise std relative to the prior's (default: the release's, else 0.6)",
-    )
-    parser.add_argument(
-        "--sigma", type=float, dest="temperature", action=_DeprecatedSigma, help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--truncation",

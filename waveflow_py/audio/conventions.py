@@ -322,8 +322,8 @@ def to_model_mel(
                 raise ValueError(
                     "the mel features differ from the model's, so no exact conversion exists ("
                     + "; ".join(diffs)
-                    + "); recompute the mel with the model's front end, or pass "
-                    "approximate=True (--mel-param approximate=true) to re-project through the filter banks"
+                    + "); recompute the mel with the model's front end, or pass approximate=True "
+                    "(waveflow vocode --mel-approximate) to re-project through the filter banks"
                 )
             logger.warning("approximating mel conversion across different features: %s", "; ".join(diffs))
             ln_mel = _reproject(ln_mel, source_cfg, model_cfg)

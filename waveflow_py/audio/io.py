@@ -111,7 +111,8 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with path.open("rb") as f:  # a file object: any file name, also one that is not valid UTF-8
+            data, sr = sf.read(f, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioError(
             f"{path}: cannot decode audio, the file is corrupt, truncated or not audio ({e})"
@@ -234,7 +235,7 @@ def audio_software(path: str | os.PathLike[str]) -> str | None:
     """The ``software`` metadata of an audio file (see :func:`save_audio`); ``None`` if it has none or
     is not a readable audio file."""
     try:
-        with sf.SoundFile(str(path)) as f:
+        with open(path, "rb") as raw, sf.SoundFile(raw) as f:
             return f.software or None
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
         return None

@@ -7,10 +7,13 @@ it imports heavy dependencies inside ``run`` so that ``waveflow --help`` stays f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 __all__ = [
     "main",
@@ -160,7 +163,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """Raised in the main thread when SIGTERM arrives, so that writers unwind (atomic writes remove their
+    temporary files) like on Ctrl-C; a ``BaseException`` so that no ``except Exception`` swallows it."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while the command runs (main thread only); restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command: its exit status; bad input is one line on stderr (exit 2), Ctrl-C and SIGTERM one
+    line too (exit 130 and 143), after partial files have been removed."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -172,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        with _sigterm_unwinds():
+            return int(args._run(args) or 0)
     except (ValueError, OSError) as e:
         # bad input or an unusable path (missing, unreadable, unwritable): a clear one-line message, no
         # traceback (use -v for one)
@@ -180,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"waveflow {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"waveflow {args.command}: interrupted (Ctrl-C); partial files removed", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"waveflow {args.command}: terminated (SIGTERM); partial files removed", file=sys.stderr)
+        return 143
 
 
 def _one_line(error: BaseException) -> str:

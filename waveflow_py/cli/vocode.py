@@ -160,11 +160,13 @@ def _format_options(args: argparse.Namespace) -> dict[str, Any]:
     from waveflow_py.config import mel_preset, parse_overrides
 
     fmt = parse_overrides(args.mel_param)
+    args.mel_approximate = bool(fmt.pop("approximate", False)) or args.mel_approximate
+    source = fmt.pop("source_cfg", args.mel_source_preset)
     if args.mel_stats is not None:
         fmt["mean"], fmt["std"] = load_stats(args.mel_stats)
     check_format_params(args.mel_format or "ln", fmt)
-    if args.mel_source_preset is not None:
-        fmt["source_cfg"] = mel_preset(args.mel_source_preset)
+    if source is not None:
+        fmt["source_cfg"] = mel_preset(str(source))
     return fmt
 
 

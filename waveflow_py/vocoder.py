@@ -11,8 +11,8 @@ for features already in the model's convention, e.g. from :meth:`Vocoder.mel`) a
 instead of producing noise. Synthesis runs under ``torch.inference_mode`` through the one sampler,
 :func:`waveflow_py.inference.synthesize` (fast cached inverse; long inputs in chunks of bounded memory),
 at the release's ``temperature`` (else :data:`~waveflow_py.inference.DEFAULT_TEMPERATURE`) and in the
-compute dtype chosen for the device (``dtype="auto"``, see :mod:`waveflow_py.dtypes`). Shapes: a mel
-``(n_mels, F)`` gives audio ``(F * hop,)``; a batch ``(B, n_mels, F)`` gives ``(B, F * hop)``.
+compute dtype measured for this model and machine (``dtype="auto"``, :mod:`waveflow_py.inference.precision`).
+Shapes: a mel ``(n_mels, F)`` gives audio ``(F * hop,)``; a batch ``(B, n_mels, F)`` gives ``(B, F * hop)``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from waveflow_py.dtypes import is_auto, parse_dtype
 from waveflow_py.flows.distributions import check_truncation
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE, check_excitation_rms, check_temperature
 from waveflow_py.inference.denoiser import Denoiser, check_denoise
-from waveflow_py.inference.precision import DtypeChoice, choose_dtype
+from waveflow_py.inference.precision import resolve_dtype
 from waveflow_py.inference.synthesis import DEFAULT_MAX_FRAMES, synthesize
 from waveflow_py.pretrained import ReleaseInfo, load_release, save_release
 
@@ -93,9 +93,9 @@ class Vocoder:
             self.truncation = truncation
         if not (isinstance(excitation_rms, str) and excitation_rms == "release"):
             self.excitation_rms = excitation_rms
-        self.dtype_choice: DtypeChoice | None = None  # what "auto" measured
-        self._auto = is_auto(compute_dtype)
-        self.compute_dtype, self.dtype_reason = self._resolve_dtype(compute_dtype)
+        self.compute_dtype, self.dtype_reason, self.dtype_choice = resolve_dtype(
+            compute_dtype, model, self.device
+        )
         self.max_frames = max_frames
         self._denoiser: Denoiser | None = None
         self._mel_module: nn.Module | None = None
@@ -208,18 +208,13 @@ class Vocoder:
         """Move the model's weights (and cached helpers) in place; returns ``self``. An ``"auto"`` compute
         dtype is chosen again for the new device."""
         self.model.to(device=device, dtype=parse_dtype(dtype))
-        if self._auto:
-            self.compute_dtype, self.dtype_reason = self._resolve_dtype("auto")
+        if self.dtype_choice is not None:  # "auto": measured again for the new device
+            self.compute_dtype, self.dtype_reason, self.dtype_choice = resolve_dtype(
+                "auto", self.model, self.device
+            )
         self._denoiser = None
         self._mel_module = None
         return self
-
-    def _resolve_dtype(self, requested: torch.dtype | str | None) -> tuple[torch.dtype | None, str]:
-        """``"auto"``: measured (:func:`choose_dtype`, kept in :attr:`dtype_choice`); else as requested."""
-        if not is_auto(requested):
-            return parse_dtype(requested), "requested"
-        self.dtype_choice = choose_dtype(self.model, self.device)
-        return self.dtype_choice.dtype, self.dtype_choice.reason
 
     def __repr__(self) -> str:
         where = str(self.info.path) if self.info else "in-memory"

@@ -39,6 +39,7 @@ __all__ = [
     "precision_error",
     "DtypeChoice",
     "choose_dtype",
+    "resolve_dtype",
     "decide",
     "cache_dir",
     "device_name",
@@ -259,3 +260,16 @@ def choose_dtype(model: nn.Module, device: torch.device | str | None = None) -> 
     choice = _measure(model, dev)
     _write_cache(path, machine, key, choice)
     return choice
+
+
+def resolve_dtype(
+    requested: torch.dtype | str | None, model: nn.Module, device: torch.device | str | None = None
+) -> tuple[torch.dtype | None, str, DtypeChoice | None]:
+    """A compute dtype as requested (``"fp32"``, ``torch.bfloat16``, ``None``: the model's), or for
+    ``"auto"`` the measured one (:func:`choose_dtype`): ``(dtype, reason, the measurement or None)``."""
+    from waveflow_py.dtypes import is_auto, parse_dtype
+
+    if not is_auto(requested):
+        return parse_dtype(requested), "requested", None
+    choice = choose_dtype(model, device)
+    return choice.dtype, choice.reason, choice

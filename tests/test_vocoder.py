@@ -214,7 +214,7 @@ def test_release_temperature_is_the_default_and_can_be_overridden(vocoder: Vocod
 
 def test_dtype_auto_is_the_measured_choice(release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``auto`` takes :func:`choose_dtype`'s measured answer, whatever the CPU flags say."""
-    from waveflow_py import vocoder as vocoder_module
+    from waveflow_py.inference import precision
     from waveflow_py.inference.precision import DtypeChoice
 
     def measured(dtype: torch.dtype):
@@ -222,10 +222,10 @@ def test_dtype_auto_is_the_measured_choice(release: Path, monkeypatch: pytest.Mo
             dtype, "test CPU", 1.0, 0.5 if dtype != torch.float32 else 2.0, 1e-3
         )
 
-    monkeypatch.setattr(vocoder_module, "choose_dtype", measured(torch.float32))
+    monkeypatch.setattr(precision, "choose_dtype", measured(torch.float32))
     plain = Vocoder.from_pretrained(release)  # dtype="auto" is the default
     assert plain.compute_dtype == torch.float32 and "measured on test CPU" in plain.dtype_reason
-    monkeypatch.setattr(vocoder_module, "choose_dtype", measured(torch.bfloat16))
+    monkeypatch.setattr(precision, "choose_dtype", measured(torch.bfloat16))
     fast = Vocoder.from_pretrained(release)
     assert fast.compute_dtype == torch.bfloat16 and fast.dtype_choice is not None
     assert "fp32 1 s, bf16 0.5 s (2.00x)" in fast.dtype_reason

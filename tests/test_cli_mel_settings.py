@@ -82,7 +82,10 @@ def test_a_mel_of_other_settings_is_refused_with_both_and_the_fix(
     (line,) = _errors(err, "vocode")[:1]
     assert rc == 1 and not Path("v/clip.wav").exists()
     assert "computed with tacotron2: 22050 Hz" in line and "model needs 16k: 16000 Hz" in line
-    assert "sample_rate differ" in line and f"waveflow mel AUDIO -o DIR --model {bundle}" in line
+    assert (
+        "(sample_rate differs: no exact conversion)" in line
+        and f"waveflow mel AUDIO -o DIR --model {bundle}" in line
+    )
     assert "--mel-approximate" not in line  # another frame rate: not even approximately convertible
 
 

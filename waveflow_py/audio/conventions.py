@@ -226,7 +226,8 @@ class MelSettingsError(ValueError):
         )
         super().__init__(
             f"the mel was computed with {describe_mel(source)}, but the model needs {describe_mel(model)} "
-            f"({', '.join(self.differences)} differ: no exact conversion)"
+            f"({', '.join(self.differences)} differ{'s' if len(self.differences) == 1 else ''}: no exact "
+            "conversion)"
         )
 
 

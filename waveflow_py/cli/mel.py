@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             write_settings(out_dir, cfg, replace=args.overwrite)
         except OSError as e:
             raise ValueError(f"-o {out_dir}: cannot write there ({e.strerror or e})") from e
-        print(f"waveflow mel: mel settings of {which}: {describe_mel(cfg)}", file=sys.stderr)
+        print(f"waveflow mel: mel settings of {which}, i.e. {describe_mel(cfg)}", file=sys.stderr)
     for item, problem in problems:
         print(f"waveflow mel: {item}: {problem}", file=sys.stderr)
     if not jobs:

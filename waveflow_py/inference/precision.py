@@ -5,10 +5,12 @@ Whether bfloat16 is faster than float32 cannot be read from CPU flags: two CPUs 
 in bfloat16 (docs/quickstart.md, "Precision"). So :func:`choose_dtype` measures, once per machine and
 model: it synthesises :data:`PROBE_SECONDS` of a speech-like mel through
 :func:`~waveflow_py.inference.synthesize` (the path every caller uses) in float32 and with the networks
-in bfloat16, from the same noise, interleaved, best of
-:data:`PROBE_REPEATS` runs each. bfloat16 is kept only when it is at least :data:`MIN_SPEEDUP` times
-faster **and** its audio is within :data:`MAX_REL_RMS` (relative RMS difference, i.e. an SNR of at least
-40 dB) of the float32 audio; otherwise float32, so ``auto`` is never slower than float32.
+in bfloat16, from the same noise, in :data:`PROBE_REPEATS` interleaved pairs (up to three times as many
+for a fast model, while under :data:`PROBE_BUDGET_S` seconds). bfloat16 is kept only when its speed-up
+is at least :data:`MIN_SPEEDUP` by both the median over the pairs and the ratio of the best times (two
+estimates that a load spike on a shared machine does not move together), **and** its audio is within
+:data:`MAX_REL_RMS` (relative RMS difference, i.e. an SNR of at least 40 dB) of the float32 audio;
+otherwise float32, so ``auto`` is never slower.
 
 The result is cached in ``dtype_auto.json`` in the user's cache directory (``WAVEFLOW_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/waveflow_py``, else ``~/.cache/waveflow_py``), keyed by the device (CPU model, or GPU
@@ -23,9 +25,10 @@ import logging
 import math
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +58,8 @@ CACHE_FILE = "dtype_auto.json"
 MAX_REL_RMS = 0.01  # bf16 audio within 1 % RMS of fp32 (SNR >= 40 dB); measured 0.1-0.4 % on CPUs
 MIN_SPEEDUP = 1.1  # bf16 must be at least 10 % faster: timing noise never picks a slower dtype
 PROBE_SECONDS = 0.5
-PROBE_REPEATS = 2
+PROBE_REPEATS = 3  # interleaved timed pairs at least; more (up to 3x) while under PROBE_BUDGET_S
+PROBE_BUDGET_S = 2.0
 
 
 def _error(low: Tensor, ref: Tensor) -> dict[str, float]:
@@ -101,24 +105,28 @@ class DtypeChoice:
 
     dtype: torch.dtype
     machine: str
-    fp32_s: float | None = None
+    fp32_s: float | None = None  # best time
     bf16_s: float | None = None
     rel_rms: float | None = None
     cached: bool = False
     note: str = ""
+    speedups: list[float] = field(default_factory=list)  # fp32 / bf16 time of each interleaved pair
 
     @property
     def reason(self) -> str:
         """One line: the measurement and the rule that decided."""
         if self.fp32_s is None or self.bf16_s is None:
             return self.note
-        speed = self.fp32_s / self.bf16_s if self.bf16_s > 0 else math.inf
+        best = self.fp32_s / self.bf16_s if self.bf16_s > 0 else math.inf
+        pairs = self.speedups or [best]
         err = self.rel_rms if self.rel_rms is not None else math.inf
         snr = -20 * math.log10(err) if 0 < err < math.inf else math.inf
+        median = statistics.median(pairs)
         return (
             f"measured on {self.machine} for {PROBE_SECONDS:g} s of audio: fp32 {self.fp32_s:.3g} s, bf16 "
-            f"{self.bf16_s:.3g} s ({speed:.2f}x), bf16 audio {snr:.1f} dB SNR vs fp32 (needs >= "
-            f"{MIN_SPEEDUP:g}x and >= {-20 * math.log10(MAX_REL_RMS):.0f} dB)"
+            f"{self.bf16_s:.3g} s (best of {len(pairs)}; bf16 speed-up median {median:.2f}x, "
+            f"best-time ratio {best:.2f}x), bf16 audio {snr:.1f} dB SNR vs fp32 (needs "
+            f"both >= {MIN_SPEEDUP:g}x and >= {-20 * math.log10(MAX_REL_RMS):.0f} dB)"
             + ("; cached" if self.cached else "")
         )
 
@@ -187,20 +195,31 @@ def _measure(model: nn.Module, device: torch.device) -> DtypeChoice:
         for d in (torch.float32, torch.bfloat16)
     }
     audio = {d: run() for d, run in runs.items()}  # warm-up (and the audio compared)
-    best = dict.fromkeys(runs, math.inf)
-    for _ in range(PROBE_REPEATS):
-        for d, run in runs.items():  # interleaved: a load change hits both
-            best[d] = min(best[d], _timed(run, device))
+    times: dict[torch.dtype, list[float]] = {d: [] for d in runs}
+    while len(times[torch.float32]) < PROBE_REPEATS or (
+        sum(map(sum, times.values())) < PROBE_BUDGET_S and len(times[torch.float32]) < 3 * PROBE_REPEATS
+    ):
+        for d, run in runs.items():  # interleaved pairs: a change of load hits both of a pair
+            times[d].append(_timed(run, device))
+    pairs = zip(times[torch.float32], times[torch.bfloat16], strict=True)
+    speedups = [a / b if b > 0 else math.inf for a, b in pairs]
     err = _error(audio[torch.bfloat16], audio[torch.float32])["rel_rms"]
-    dtype = decide(best[torch.float32], best[torch.bfloat16], err)
-    return DtypeChoice(dtype, _machine_key(device), best[torch.float32], best[torch.bfloat16], err)
+    best = {d: min(t) for d, t in times.items()}
+    machine = _machine_key(device)
+    fp32_s, bf16_s = best[torch.float32], best[torch.bfloat16]
+    dtype = decide(speedups, err, fp32_s / bf16_s if bf16_s > 0 else math.inf)
+    return DtypeChoice(dtype, machine, fp32_s, bf16_s, err, speedups=speedups)
 
 
-def decide(fp32_s: float, bf16_s: float, rel_rms: float) -> torch.dtype:
-    """The rule: bfloat16 when at least :data:`MIN_SPEEDUP` times faster and its audio within
-    :data:`MAX_REL_RMS` of float32's, else float32."""
-    fast = fp32_s >= MIN_SPEEDUP * bf16_s
-    return torch.bfloat16 if fast and rel_rms <= MAX_REL_RMS else torch.float32
+def decide(speedups: list[float], rel_rms: float, best: float | None = None) -> torch.dtype:
+    """The rule: bfloat16 when its speed-up is at least :data:`MIN_SPEEDUP` by both robust estimates,
+    the median over the interleaved pairs and the ratio of the best times (``best``; default: the
+    median), and its audio is within :data:`MAX_REL_RMS` of float32's; else float32."""
+    if not speedups or not rel_rms <= MAX_REL_RMS:
+        return torch.float32
+    median = statistics.median(speedups)
+    fast = median >= MIN_SPEEDUP and (median if best is None else best) >= MIN_SPEEDUP
+    return torch.bfloat16 if fast else torch.float32
 
 
 def _timed(run: Callable[[], Tensor], device: torch.device) -> float:
@@ -237,7 +256,10 @@ def _from_cache(entry: Any, device: torch.device) -> DtypeChoice | None:
     try:
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[entry["dtype"]]
         times = float(entry["fp32_s"]), float(entry["bf16_s"])
-        return DtypeChoice(dtype, _machine_key(device), *times, float(entry["rel_rms"]), cached=True)
+        speedups = [float(x) for x in entry.get("speedups", [])]
+        return DtypeChoice(
+            dtype, _machine_key(device), *times, float(entry["rel_rms"]), cached=True, speedups=speedups
+        )
     except (KeyError, TypeError, ValueError):
         return None
 

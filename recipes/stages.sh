@@ -1,9 +1,12 @@
 # Shared stage runner of the recipes' run.sh scripts (sourced, not run).
 # A recipe sets CONFIG, DATA (the corpus root given to data.root), OUT, and defines stage_prepare and
 # stage_eval; train and export are the same everywhere. Then: run_stages "$@".
-# Environment for every recipe: PY (python, default python), NPROC (>1: torchrun with that many
-# processes, one per GPU), EXTRA (more `waveflow train` arguments, e.g. --resume).
-PY=${PY:-python}
+# Environment for every recipe: PY (python; default: the repository's .venv/bin/python that `make demo` /
+# `make test` create, else python), NPROC (>1: torchrun with that many processes, one per GPU), EXTRA
+# (more `waveflow train` arguments, e.g. --resume). The scripts cd to the repository root first.
+if [ -z "${PY:-}" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
+fi
 NPROC=${NPROC:-1}
 
 stage_train() {

@@ -11,6 +11,18 @@ import torch
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """``dtype="auto"`` measurements go to a temporary cache, never the user's (measured once per run)."""
+    old = os.environ.get("WAVEFLOW_CACHE_DIR")
+    os.environ["WAVEFLOW_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("WAVEFLOW_CACHE_DIR", None)
+    else:
+        os.environ["WAVEFLOW_CACHE_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

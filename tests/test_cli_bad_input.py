@@ -1,6 +1,6 @@
-"""Every ``waveflow`` subcommand on bad input: a one-line error, no traceback, a non-zero exit, and no
-input file modified. Runs in-process (``main(argv)``), so an exception escaping ``main`` *is* the
-traceback a user would see.
+"""Every ``waveflow`` subcommand on bad input: a one-line error that names the problem (each case states
+the message it expects), no traceback, a non-zero exit, and no input file modified. Runs in-process
+(``main(argv)``), so an exception escaping ``main`` *is* the traceback a user would see.
 
 The subcommands come from the CLI registry (:data:`waveflow_py.cli.COMMANDS`): each gets the generic
 probes (an unknown option, a missing file, a corrupt file as its argument), and
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from waveflow_py.cli import COMMANDS, main
 from waveflow_py.pretrained import build_random_release
 
 SR = 22050
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "config.yaml"  # a valid config
 
 
 def _shipped() -> list[str]:
@@ -89,67 +91,147 @@ def _peer() -> str:
 
 
 # specific bad inputs per subcommand: (case id, argv builder)
-CASES: dict[str, list[tuple[str, Argv]]] = {
+CASES: dict[str, list[tuple[str, Argv, str]]] = {
     "vocode": [
-        ("missing file", lambda f: ["vocode", str(f["missing"]), "-o", "out", "--model", str(f["release"])]),
+        (
+            "file name for several inputs",
+            lambda f: [
+                "vocode",
+                str(f["good"]),
+                str(f["corrupt_wav"]),
+                "-o",
+                "two.wav",
+                "--model",
+                str(f["release"]),
+            ],
+            "-o two.wav is a file name, but 2 inputs were given",
+        ),
+        (
+            "bad temperature",
+            lambda f: ["vocode", str(f["good"]), "-o", "out", "--temperature", "-1"],
+            "argument --temperature: expected a finite number >= 0",
+        ),
+        (
+            "bad denoise",
+            lambda f: ["vocode", str(f["good"]), "-o", "out", "--denoise", "1e9"],
+            "argument --denoise: expected a strength in [0, 1]",
+        ),
+        (
+            "missing file",
+            lambda f: ["vocode", str(f["missing"]), "-o", "out", "--model", str(f["release"])],
+            "missing.wav: no such file or directory",
+        ),
         (
             "corrupt .pt",
             lambda f: ["vocode", str(f["corrupt_pt"]), "-o", "out", "--model", str(f["release"])],
+            "corrupt.pt: cannot read the .pt file, it is corrupt or not a mel",
         ),
-        ("string .npy", lambda f: ["vocode", str(f["strings"]), "-o", "out", "--model", str(f["release"])]),
-        ("corrupt wav", lambda f: ["vocode", str(f["corrupt_wav"]), "-o", "o", "--model", str(f["release"])]),
+        (
+            "string .npy",
+            lambda f: ["vocode", str(f["strings"]), "-o", "out", "--model", str(f["release"])],
+            "strings.npy: expected a float mel array, got dtype <U1",
+        ),
+        (
+            "corrupt wav",
+            lambda f: ["vocode", str(f["corrupt_wav"]), "-o", "o", "--model", str(f["release"])],
+            "corrupt.wav: cannot decode audio, the file is corrupt, truncated or not audio",
+        ),
         (
             "corrupt release",
             lambda f: ["vocode", str(f["good"]), "-o", "out", "--model", str(f["bad_release"])],
+            "config.json: not valid JSON",
         ),
-        ("bad option", lambda f: ["vocode", str(f["good"]), "-o", "out", "--batch-size", "0"]),
+        (
+            "bad option",
+            lambda f: ["vocode", str(f["good"]), "-o", "out", "--batch-size", "0"],
+            "argument --batch-size: expected an integer >= 1, got '0'",
+        ),
         (
             "output is the input",
             lambda f: ["vocode", str(f["good"]), "-o", str(f["good"]), "--model", str(f["release"])],
+            "refusing to overwrite an input",
         ),
         (
             "output dir is the input dir",
             lambda f: ["vocode", str(f["tmp"]), "-o", str(f["tmp"]), "--model", str(f["release"])],
+            "refusing to overwrite an input",
         ),
     ],
     "mel": [
-        ("missing file", lambda f: ["mel", str(f["missing"]), "-o", "out"]),
-        ("corrupt wav", lambda f: ["mel", str(f["corrupt_wav"]), "-o", "out"]),
-        ("bad option", lambda f: ["mel", str(f["good"]), "-o", "out", "--preset", "no-such-preset"]),
-        ("unwritable output", lambda f: ["mel", str(f["good"]), "-o", str(f["unwritable"])]),
-        ("corrupt release", lambda f: ["mel", str(f["good"]), "-o", "out", "--model", str(f["bad_release"])]),
+        (
+            "bad device",
+            lambda f: ["mel", str(f["good"]), "-o", "out", "--device", "foo"],
+            "--device 'foo': not a torch device",
+        ),
+        (
+            "missing file",
+            lambda f: ["mel", str(f["missing"]), "-o", "out"],
+            "missing.wav: no such file or directory",
+        ),
+        (
+            "corrupt wav",
+            lambda f: ["mel", str(f["corrupt_wav"]), "-o", "out"],
+            "corrupt.wav: cannot decode audio, the file is corrupt, truncated or not audio",
+        ),
+        (
+            "bad option",
+            lambda f: ["mel", str(f["good"]), "-o", "out", "--preset", "no-such-preset"],
+            "unknown mel preset 'no-such-preset'; available:",
+        ),
+        (
+            "unwritable output",
+            lambda f: ["mel", str(f["good"]), "-o", str(f["unwritable"])],
+            "cannot write there",
+        ),
+        (
+            "corrupt release",
+            lambda f: ["mel", str(f["good"]), "-o", "out", "--model", str(f["bad_release"])],
+            "config.json: not valid JSON",
+        ),
     ],
     "info": [
-        ("missing release", lambda f: ["info", str(f["tmp"] / "no-such-release")]),
-        ("corrupt release", lambda f: ["info", str(f["bad_release"])]),
-        ("bad option", lambda f: ["info", "--no-such-flag"]),
+        (
+            "missing release",
+            lambda f: ["info", str(f["tmp"] / "no-such-release")],
+            "release directory not found",
+        ),
+        ("corrupt release", lambda f: ["info", str(f["bad_release"])], "config.json: not valid JSON"),
+        ("bad option", lambda f: ["info", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],
     "train": [
-        ("missing config", lambda f: ["train", str(f["tmp"] / "missing.yaml")]),
-        ("invalid YAML", lambda f: ["train", str(f["corrupt_yaml"])]),
-        ("empty config", lambda f: ["train", str(f["empty_yaml"])]),
-        ("bad override", lambda f: ["train", str(f["empty_yaml"]), "--set", "no-equals-sign"]),
+        ("missing config", lambda f: ["train", str(f["tmp"] / "missing.yaml")], "config file not found: "),
+        ("invalid YAML", lambda f: ["train", str(f["corrupt_yaml"])], "corrupt.yaml: invalid YAML"),
+        ("empty config", lambda f: ["train", str(f["empty_yaml"])], "empty.yaml: the config is empty"),
+        (
+            "bad override",
+            lambda f: ["train", str(TINY_CONFIG), "--set", "no-equals-sign"],
+            "no-equals-sign",
+        ),
         (
             "resume without checkpoints",
-            lambda f: ["train", str(f["corrupt_yaml"]), "--resume", str(f["tmp"])],
+            lambda f: ["train", str(TINY_CONFIG), "--resume", str(f["tmp"])],
+            "no checkpoint found at",
         ),
     ],
     "bench": [
-        ("bad option", lambda f: ["bench", "--threads", "0"]),
-        ("bad choice", lambda f: ["bench", "--dtype", "int8"]),
+        ("bad option", lambda f: ["bench", "--threads", "0"], "--threads: expected >= 1, got 0"),
+        ("bad choice", lambda f: ["bench", "--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
     ],
     "eval": [
         (
             "missing release",
             lambda f: ["eval", "--model", str(f["tmp"] / "nope"), "--data", str(f["tmp"]), "-o", "rep"],
+            "release directory not found",
         ),
         (
             "corrupt release",
             lambda f: ["eval", "--model", str(f["bad_release"]), "--data", str(f["tmp"]), "-o", "rep"],
+            "config.json: not valid JSON",
         ),
         (
             "missing data",
             lambda f: ["eval", "--model", str(f["release"]), "--data", str(f["missing"]), "-o", "rep"],
+            "missing.wav: no such file or directory",
         ),
         (
             "bad option",
@@ -164,18 +246,47 @@ CASES: dict[str, list[tuple[str, Argv]]] = {
                 "--gl-iters",
                 "0",
             ],
+            "--gl-iters: expected a positive integer, got 0",
         ),
     ],
     "toy2d": [
-        ("missing config", lambda f: ["toy2d", "-o", "toy", "--config", str(f["tmp"] / "missing.yaml")]),
-        ("invalid YAML", lambda f: ["toy2d", "-o", "toy", "--config", str(f["corrupt_yaml"])]),
-        ("empty config", lambda f: ["toy2d", "-o", "toy", "--config", str(f["empty_yaml"])]),
-        ("bad option", lambda f: ["toy2d", "-o", "toy", "--families", "no-such-family"]),
+        (
+            "missing config",
+            lambda f: ["toy2d", "-o", "toy", "--config", str(f["tmp"] / "missing.yaml")],
+            "config file not found: ",
+        ),
+        (
+            "invalid YAML",
+            lambda f: ["toy2d", "-o", "toy", "--config", str(f["corrupt_yaml"])],
+            "corrupt.yaml: invalid YAML",
+        ),
+        (
+            "empty config",
+            lambda f: ["toy2d", "-o", "toy", "--config", str(f["empty_yaml"])],
+            "empty.yaml: the config is empty",
+        ),
+        (
+            "bad option",
+            lambda f: ["toy2d", "-o", "toy", "--families", "no-such-family"],
+            "unknown family 'no-such-family'",
+        ),
     ],
     "demo": [
-        ("missing input", lambda f: ["demo", "--input", str(f["missing"]), "--model", str(f["release"])]),
-        ("corrupt input", lambda f: ["demo", "--input", str(f["corrupt_wav"]), "--model", str(f["release"])]),
-        ("corrupt release", lambda f: ["demo", "--input", str(f["good"]), "--model", str(f["bad_release"])]),
+        (
+            "missing input",
+            lambda f: ["demo", "--input", str(f["missing"]), "--model", str(f["release"])],
+            "example input not found: ",
+        ),
+        (
+            "corrupt input",
+            lambda f: ["demo", "--input", str(f["corrupt_wav"]), "--model", str(f["release"])],
+            "corrupt.wav: cannot decode audio",
+        ),
+        (
+            "corrupt release",
+            lambda f: ["demo", "--input", str(f["good"]), "--model", str(f["bad_release"])],
+            "config.json: not valid JSON",
+        ),
         (
             "unwritable output",
             lambda f: [
@@ -187,6 +298,7 @@ CASES: dict[str, list[tuple[str, Argv]]] = {
                 "-o",
                 str(f["unwritable"]),
             ],
+            "cannot write there",
         ),
         (
             "output is the input",
@@ -199,27 +311,68 @@ CASES: dict[str, list[tuple[str, Argv]]] = {
                 "-o",
                 str(f["tmp"]),
             ],
+            "refusing to overwrite an input",
         ),
     ],
     "import": [
-        ("missing checkpoint", lambda f: ["import", str(f["missing"]), "--from", _peer(), "-o", "imported"]),
+        (
+            "missing checkpoint",
+            lambda f: ["import", str(f["missing"]), "--from", _peer(), "-o", "imported"],
+            "checkpoint not found: ",
+        ),
         (
             "corrupt checkpoint",
             lambda f: ["import", str(f["corrupt_pt"]), "--from", _peer(), "-o", "imported"],
+            "corrupt.pt: truncated or corrupt torch checkpoint",
         ),
-        ("bad option", lambda f: ["import", str(f["corrupt_pt"]), "--from", "no-such-project", "-o", "x"]),
+        (
+            "bad option",
+            lambda f: ["import", str(f["corrupt_pt"]), "--from", "no-such-project", "-o", "x"],
+            "argument --from: invalid choice: 'no-such-project'",
+        ),
     ],
     "export-onnx": [
-        ("missing release", lambda f: ["export-onnx", str(f["tmp"] / "no-such-release"), "-o", "m.onnx"]),
-        ("corrupt release", lambda f: ["export-onnx", str(f["bad_release"]), "-o", "m.onnx"]),
-        ("bad option", lambda f: ["export-onnx", str(f["release"]), "-o", "m.onnx", "--opset", "seventeen"]),
+        (
+            "output is a directory",
+            lambda f: ["export-onnx", str(f["release"]), "-o", str(f["tmp"]), "--force"],
+            "is a directory: give the .onnx file to write",
+        ),
+        (
+            "missing release",
+            lambda f: ["export-onnx", str(f["tmp"] / "no-such-release"), "-o", "m.onnx"],
+            "release directory not found",
+        ),
+        (
+            "corrupt release",
+            lambda f: ["export-onnx", str(f["bad_release"]), "-o", "m.onnx"],
+            "config.json: not valid JSON",
+        ),
+        (
+            "bad option",
+            lambda f: ["export-onnx", str(f["release"]), "-o", "m.onnx", "--opset", "seventeen"],
+            "argument --opset: invalid int value: 'seventeen'",
+        ),
     ],
 }
 
-GENERIC: list[tuple[str, Argv]] = [
-    ("unknown option", lambda f: ["--definitely-not-an-option"]),
-    ("missing file", lambda f: [str(f["missing"])]),
-    ("corrupt file", lambda f: [str(f["corrupt_pt"])]),
+# the generic probes reach the argument parser (a required argument missing, an unknown one) or the
+# command itself, which names the file
+GENERIC: list[tuple[str, Argv, str]] = [
+    (
+        "unknown option",
+        lambda f: ["--definitely-not-an-option"],
+        r"unrecognized arguments: --definitely-not-an-option|the following arguments are required",
+    ),
+    (
+        "missing file",
+        lambda f: [str(f["missing"])],
+        r"missing\.wav|the following arguments are required",
+    ),
+    (
+        "corrupt file",
+        lambda f: [str(f["corrupt_pt"])],
+        r"corrupt\.pt|the following arguments are required",
+    ),
 ]
 
 
@@ -237,8 +390,17 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return rc, capsys.readouterr().err
 
 
-def _check(name: str, argv: list[str], files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> str:
-    if name == "demo" and "output is the input" in " ".join(argv):  # --input is OUT/input.wav
+def _check(
+    name: str,
+    case: str,
+    argv: list[str],
+    expected: str,
+    files: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """Non-zero exit, no traceback, the problem named (``expected``, a regex) on a line of its own that
+    starts with ``waveflow``, and no input file modified."""
+    if name == "demo" and case == "output is the input":  # --input is OUT/input.wav
         (files["tmp"] / "input.wav").write_bytes(files["good"].read_bytes())
     before = _snapshot(files["tmp"])
     rc, err = _run(argv, capsys)
@@ -250,6 +412,7 @@ def _check(name: str, argv: list[str], files: dict[str, Path], capsys: pytest.Ca
     assert errors, f"no error message on stderr for {argv}: {err!r}"
     for line in errors:  # each problem on one line of its own, from the command (or its argument parser)
         assert line.startswith("waveflow"), line
+    assert any(re.search(expected, line) for line in errors), f"{argv}: expected {expected!r} in {errors}"
     after = _snapshot(files["tmp"])
     changed = [p for p, digest in before.items() if after.get(p) != digest]
     assert not changed, f"{argv} modified or removed input files: {changed}"
@@ -266,8 +429,8 @@ def test_every_registered_subcommand_has_specific_cases() -> None:
     [(n, c) for n in SHIPPED for c in GENERIC],
     ids=[f"{n}-{c[0]}" for n in SHIPPED for c in GENERIC],
 )
-def test_generic_bad_input(name: str, case: tuple[str, Argv], files, capsys) -> None:
-    _check(name, [name, *case[1](files)], files, capsys)
+def test_generic_bad_input(name: str, case: tuple[str, Argv, str], files, capsys) -> None:
+    _check(name, case[0], [name, *case[1](files)], case[2], files, capsys)
 
 
 @pytest.mark.parametrize(
@@ -275,5 +438,5 @@ def test_generic_bad_input(name: str, case: tuple[str, Argv], files, capsys) -> 
     [(n, c) for n in CASES if n in SHIPPED for c in CASES[n]],
     ids=[f"{n}-{c[0]}" for n in CASES if n in SHIPPED for c in CASES[n]],
 )
-def test_specific_bad_input(name: str, case: tuple[str, Argv], files, capsys) -> None:
-    _check(name, case[1](files), files, capsys)
+def test_specific_bad_input(name: str, case: tuple[str, Argv, str], files, capsys) -> None:
+    _check(name, case[0], case[1](files), re.escape(case[2]), files, capsys)

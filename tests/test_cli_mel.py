@@ -69,11 +69,16 @@ def test_bad_inputs_are_reported_and_the_rest_written(
 def test_pt_format_and_strict_rate(inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     wav = inputs / "c.wav"
-    assert main(["mel", str(wav), "-o", str(out), "--format", "pt", "-q"]) == 0
-    mel = torch.load(out / "c.pt", weights_only=True)
+    assert main(["mel", str(wav), "-o", str(out), "--format", "pt", "--preset", "tacotron2", "-q"]) == 0
+    saved = torch.load(out / "c.pt", weights_only=True)  # the mel and its settings, no pickle needed
+    mel = saved["mel"]
     assert mel.shape == (80, int(0.3 * 22050) // 256 + 1) and mel.dtype == torch.float32
-    assert main(["mel", str(inputs / "spk1" / "a.wav"), "-o", str(out), "--no-resample", "-q"]) == 1
-    assert "16000 Hz but 22050 Hz is required" in capsys.readouterr().err
+    assert saved["mel_config"]["preset"] == "tacotron2" and saved["mel_config"]["sample_rate"] == 22050
+    argv = ["mel", str(inputs / "spk1" / "a.wav"), "-o", str(out), "--no-resample", "--preset", "tacotron2"]
+    assert main([*argv, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "16000 Hz but 22050 Hz is required; drop --no-resample to resample it" in err
+    assert "resample=True" not in err  # no flag this command does not have
 
 
 def test_unknown_preset_is_a_usage_error(

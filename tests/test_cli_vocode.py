@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 
 from waveflow_py.cli import main
 from waveflow_py.pretrained import build_random_release, lookup
+from waveflow_py.pretrained.integrity import write_manifest
 
 SR = 22050
 HOP = 256
@@ -113,14 +115,20 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
     text = capsys.readouterr().out
     sha = json.loads((release / "config.json").read_text())["files"]["model.safetensors"]["sha256"]
     assert f"sha256 {sha} (verified)" in text
+    config_sha = hashlib.sha256((release / "config.json").read_bytes()).hexdigest()
+    assert f"config.json sha256 {config_sha} (verified, SHA256SUMS)" in text
     assert "waveflow" in text and "n_mels=80" in text and "hop=256" in text and "untrained" in text
     assert "first_row=transform, envelope=none, lpc_order=16" in text  # the stages' block, inline
     assert main(["info", str(release), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["verified"] and data["mel"]["sample_rate"] == SR and data["parameters"] > 0
-    from waveflow_py.dtypes import auto_dtype, short_name
+    from waveflow_py.dtypes import short_name
+    from waveflow_py.inference.precision import choose_dtype
+    from waveflow_py.pretrained import load_release
 
-    dtype, why = auto_dtype("cpu")
+    choice = choose_dtype(load_release(release)[0], "cpu")  # info measured it: now cached
+    assert choice.cached and "measured on" in choice.reason
+    dtype, why = choice.dtype, choice.reason
     assert data["dtype_auto"] == {"device": "cpu", "dtype": short_name(dtype), "reason": why}
     assert data["temperature"] == 0.6 and data["temperature_source"] == "package default"
     assert data["truncation"] is None and data["excitation_rms"] is None
@@ -164,6 +172,7 @@ def test_demo_uses_a_bundled_preview_and_labels_it(
     data = json.loads((preview / "config.json").read_text())
     data["provenance"] = {"steps": 10, "data": "test"}  # trained-looking: not the untrained label
     (preview / "config.json").write_text(json.dumps(data))
+    write_manifest(preview)  # a deliberate edit, re-hashed
     monkeypatch.setenv("WAVEFLOW_PRETRAINED_DIR", str(tmp_path / "bundle"))
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out)]) == 0
@@ -322,11 +331,13 @@ def test_demo_guards_its_input_and_foreign_files_and_reruns(
     assert sorted(p.name for p in out.iterdir()) == ["input.wav", "spectrograms.png", "vocoded.wav"]
 
 
-def test_sigma_is_a_deprecated_alias_of_temperature(capsys: pytest.CaptureFixture[str]) -> None:
+def test_sigma_is_gone_and_temperature_is_checked_when_parsed(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--sigma`` (the deprecated alias, see CHANGELOG.md) is no option any more; ``--temperature`` is."""
     from waveflow_py.cli import build_parser
 
-    args = build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--sigma", "0.4"])
-    assert args.temperature == 0.4 and "--sigma is deprecated" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--sigma", "0.4"])
+    assert "unrecognized arguments: --sigma" in capsys.readouterr().err
     args = build_parser().parse_args(["vocode", "x.wav", "-o", "out", "--temperature", "0.3"])
     assert args.temperature == 0.3 and args.dtype == "auto"
     assert build_parser().parse_args(["vocode", "x.wav", "-o", "out"]).temperature is None

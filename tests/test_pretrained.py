@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import resource
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from waveflow_py.pretrained import (
     CONFIG_FILE,
     FORMAT_VERSION,
+    MANIFEST_FILE,
     WEIGHTS_FILE,
     ReleaseChecksumError,
     ReleaseError,
@@ -28,6 +30,9 @@ from waveflow_py.pretrained import (
     lookup,
     save_release,
 )
+from waveflow_py.pretrained.integrity import write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -51,15 +56,19 @@ def _sha256(path: Path) -> str:
 
 
 def _rewrite_config(path: Path, **changes: object) -> None:
+    """Edit config.json and re-hash the release (as a deliberate edit would), so the checks after the
+    hashes are reached."""
     data = json.loads((path / CONFIG_FILE).read_text())
     data.update(changes)
     (path / CONFIG_FILE).write_text(json.dumps(data))
+    write_manifest(path)
 
 
 def _rehash(path: Path) -> None:
     data = json.loads((path / CONFIG_FILE).read_text())
     data["files"][WEIGHTS_FILE]["sha256"] = _sha256(path / WEIGHTS_FILE)
     (path / CONFIG_FILE).write_text(json.dumps(data))
+    write_manifest(path)
 
 
 def test_round_trip_restores_weights_config_and_provenance(release: Path) -> None:
@@ -68,10 +77,13 @@ def test_round_trip_restores_weights_config_and_provenance(release: Path) -> Non
     assert data["sample_rate"] == data["model"]["mel"]["sample_rate"] == 22050
     assert "untrained" in data["provenance"]["weights"]
     assert data["files"][WEIGHTS_FILE]["sha256"] == _sha256(release / WEIGHTS_FILE)
-    assert sorted(p.name for p in release.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]  # no temp files left
+    assert sorted(p.name for p in release.iterdir()) == [MANIFEST_FILE, CONFIG_FILE, WEIGHTS_FILE]  # no temp
+    manifest = (release / MANIFEST_FILE).read_text()  # as `sha256sum config.json model.safetensors` writes
+    assert manifest == "".join(f"{_sha256(release / n)}  {n}\n" for n in (CONFIG_FILE, WEIGHTS_FILE))
 
     model, info = load_release(release)
     assert info.verified and info.is_untrained and not model.training
+    assert info.config_sha256 == _sha256(release / CONFIG_FILE)
     assert info.config == model.config and info.mel.n_mels == 80
     saved = load_file(str(release / WEIGHTS_FILE))
     for key, value in model.state_dict().items():
@@ -173,9 +185,11 @@ def test_unknown_format_version_and_bad_configs(release: Path) -> None:
     data["model_type"] = "waveflow"
     data["model"]["n_flowz"] = 3
     (release / CONFIG_FILE).write_text(json.dumps(data))
+    write_manifest(release)
     with pytest.raises(ReleaseFormatError, match="n_flowz"):
         load_release(release)
     (release / CONFIG_FILE).write_text("{not json")
+    write_manifest(release)
     with pytest.raises(ReleaseFormatError, match="not valid JSON"):
         load_release(release)
 
@@ -184,6 +198,7 @@ def test_weights_that_do_not_fit_name_the_tensor_and_shapes(release: Path) -> No
     data = json.loads((release / CONFIG_FILE).read_text())
     data["model"]["residual_channels"] = 16  # the weights were made with 8
     (release / CONFIG_FILE).write_text(json.dumps(data))
+    write_manifest(release)
     with pytest.raises(
         ReleaseWeightsMismatchError, match=r"shape mismatch: \S+: weights \(\d.*\) vs model \("
     ) as e:
@@ -218,3 +233,67 @@ def test_save_needs_provenance_and_a_known_model(tmp_path: Path, release: Path) 
         save_release(tmp_path / "x", model, provenance={})
     with pytest.raises(ReleaseError, match="cannot save a Linear"):
         save_release(tmp_path / "y", torch.nn.Linear(2, 2), provenance={"weights": "random"})
+
+
+def test_an_edited_config_is_refused_by_its_hash(release: Path) -> None:
+    data = json.loads((release / CONFIG_FILE).read_text())
+    data["temperature"] = 0.9
+    (release / CONFIG_FILE).write_text(json.dumps(data))
+    for load in (load_release, load_release_config):
+        with pytest.raises(ReleaseChecksumError, match=r"config\.json: sha256 mismatch: SHA256SUMS records"):
+            load(release)
+
+
+def test_a_malformed_or_inconsistent_manifest_is_refused(release: Path) -> None:
+    (release / MANIFEST_FILE).write_text("not a checksum line\n")
+    with pytest.raises(ReleaseFormatError, match=r"SHA256SUMS: line 1: expected '<sha256>  <file name>'"):
+        load_release(release)
+    (release / MANIFEST_FILE).write_text(f"{'0' * 64}  config.json\n")
+    with pytest.raises(
+        ReleaseFormatError, match=r"expected the sha256 of \['config.json', 'model.safetensors'\]"
+    ):
+        load_release(release)
+    data = json.loads((release / CONFIG_FILE).read_text())
+    data["files"][WEIGHTS_FILE]["sha256"] = "0" * 64  # config and manifest disagree about the weights
+    (release / CONFIG_FILE).write_text(json.dumps(data))
+    write_manifest(release)
+    with pytest.raises(ReleaseFormatError, match="record different sha256 for model.safetensors"):
+        load_release(release)
+
+
+def test_a_huge_config_is_refused_before_it_allocates(release: Path) -> None:
+    """``residual_channels: 200000`` would need about 1 TB; the header check refuses it within the
+    weights' own size."""
+    data = json.loads((release / CONFIG_FILE).read_text())
+    data["model"]["residual_channels"] = 200_000
+    (release / CONFIG_FILE).write_text(json.dumps(data))
+    write_manifest(release)  # even a consistently re-hashed release is checked against its weights
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+    with pytest.raises(ReleaseWeightsMismatchError, match=r"weights \(8, .*\) vs model \(200000, "):
+        load_release(release)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 1_000_000  # < 1 GB more
+
+
+def test_releases_without_a_manifest_still_load(release: Path) -> None:
+    (release / MANIFEST_FILE).unlink()
+    model, info = load_release(release)
+    assert info.verified and info.config_sha256 is None
+    (release / WEIGHTS_FILE).write_bytes((release / WEIGHTS_FILE).read_bytes()[:-1] + b"\x00")
+    with pytest.raises(ReleaseChecksumError, match="sha256 mismatch: config.json records"):
+        load_release(release)  # the weights are still checked against config.json's record
+
+
+@pytest.mark.parametrize(
+    "path",
+    [REPO / "pretrained" / "universal-16k-preview"]
+    + sorted(
+        p for p in (REPO / "recipes" / "librispeech-mini" / "bakeoff" / "resume").glob("*") if p.is_dir()
+    ),
+    ids=lambda p: p.name,
+)
+def test_the_bundled_and_recipe_releases_load(path: Path) -> None:
+    if not (path / CONFIG_FILE).is_file():
+        pytest.skip(f"{path} holds no release")
+    _, info = load_release(path)
+    assert info.verified
+    assert (info.config_sha256 is not None) == (path / MANIFEST_FILE).is_file()

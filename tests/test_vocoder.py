@@ -16,6 +16,7 @@ from waveflow_py.audio import AudioError, MelSpectrogram
 from waveflow_py.audio.conventions import from_model_mel
 from waveflow_py.config import SourceFilterConfig, mel_preset
 from waveflow_py.pretrained import ReleaseNotFoundError, build_random_release, lookup
+from waveflow_py.pretrained.integrity import write_manifest
 from waveflow_py.vocoder import DEFAULT_TEMPERATURE, Vocoder
 
 SR = 22050
@@ -174,6 +175,24 @@ def test_denoise_option_is_applied_with_its_strength(release: Path) -> None:
         Vocoder(vocoder.model, denoise=-1)
 
 
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), 1e9, float("inf")])
+def test_a_bad_denoise_strength_is_refused_on_every_path(vocoder: Vocoder, bad: float) -> None:
+    """``1e9`` used to give an all-zero wav with exit 0; -1 and NaN slipped through some paths."""
+    mel = vocoder.mel(speechlike(0.1))
+    audio = torch.zeros(2048)
+    paths = {
+        "Vocoder(denoise=)": lambda: Vocoder(vocoder.model, denoise=bad),
+        "vocode": lambda: vocoder.vocode(mel, denoise=bad),
+        "vocode_many": lambda: vocoder.vocode_many([mel], denoise=bad),
+        "resynthesize": lambda: vocoder.resynthesize(speechlike(0.1), denoise=bad),
+        "Vocoder.denoise": lambda: vocoder.denoise(audio, bad),
+    }
+    for name, call in paths.items():
+        with pytest.raises(ValueError, match=r"denoise: expected a strength in \[0, 1\]") as e:
+            call()
+        assert repr(bad) in str(e.value), name
+
+
 def test_save_pretrained_round_trip(vocoder: Vocoder, tmp_path: Path) -> None:
     path = vocoder.save_pretrained(tmp_path / "copy")
     again = Vocoder.from_pretrained(path)
@@ -197,26 +216,39 @@ def test_release_temperature_is_the_default_and_can_be_overridden(vocoder: Vocod
     data = json.loads((path / "config.json").read_text())
     data["temperature"] = -1
     (path / "config.json").write_text(json.dumps(data))
+    write_manifest(path)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="temperature"):
         Vocoder.from_pretrained(path)
 
 
-def test_dtype_auto_follows_the_cpu(release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from waveflow_py import dtypes
+def test_dtype_auto_is_the_measured_choice(release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` takes :func:`choose_dtype`'s measured answer, whatever the CPU flags say."""
+    from waveflow_py.inference import precision
+    from waveflow_py.inference.precision import DtypeChoice
 
-    monkeypatch.setattr(dtypes, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    def measured(dtype: torch.dtype):
+        return lambda model, device: DtypeChoice(
+            dtype, "test CPU", 1.0, 0.5 if dtype != torch.float32 else 2.0, 1e-3
+        )
+
+    monkeypatch.setattr(precision, "choose_dtype", measured(torch.float32))
     plain = Vocoder.from_pretrained(release)  # dtype="auto" is the default
-    assert plain.compute_dtype == torch.float32 and "no AMX" in plain.dtype_reason
-    monkeypatch.setattr(dtypes, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
-    amx = Vocoder.from_pretrained(release)
-    assert amx.compute_dtype == torch.bfloat16 and "AMX" in amx.dtype_reason
-    assert next(amx.model.parameters()).dtype == torch.float32  # the weights stay float32
-    mel = amx.mel(speechlike(0.2))
+    assert plain.compute_dtype == torch.float32 and "measured on test CPU" in plain.dtype_reason
+    monkeypatch.setattr(precision, "choose_dtype", measured(torch.bfloat16))
+    fast = Vocoder.from_pretrained(release)
+    assert fast.compute_dtype == torch.bfloat16 and fast.dtype_choice is not None
+    assert (
+        "fp32 1 s, bf16 0.5 s (best of 1; bf16 speed-up median 2.00x, best-time ratio 2.00x)"
+        in fast.dtype_reason
+    )
+    assert next(fast.model.parameters()).dtype == torch.float32  # the weights stay float32
+    mel = fast.mel(speechlike(0.2))
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    low, ref = amx.vocode(mel, generator=g()), plain.vocode(mel, generator=g())
+    low, ref = fast.vocode(mel, generator=g()), plain.vocode(mel, generator=g())
     rel = float((low - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt())
     assert 1e-4 < rel and -20 * math.log10(rel) >= 30.0  # bf16 really ran, 30 dB or better
-    assert Vocoder.from_pretrained(release, dtype="fp32").compute_dtype == torch.float32
+    forced = Vocoder.from_pretrained(release, dtype="fp32")
+    assert forced.compute_dtype == torch.float32 and forced.dtype_reason == "requested"
 
 
 def test_no_default_model_says_how_to_make_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,19 +260,20 @@ def test_no_default_model_says_how_to_make_one(tmp_path: Path, monkeypatch: pyte
 
 
 @pytest.mark.parametrize("doc", ["docs/quickstart.md", "README.md"])
-def test_quickstart_snippet_runs(
-    doc: str, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The doc's first python code block, exactly as written, with a tiny release as the default."""
+def test_quickstart_snippet_runs(doc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The doc's first python code block, exactly as written, in the source tree as it ships (no default
+    model, no environment variable)."""
     text = (ROOT / doc).read_text()
     snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    monkeypatch.setenv("WAVEFLOW_DEFAULT_MODEL", str(release))
+    for var in ("WAVEFLOW_DEFAULT_MODEL", "WAVEFLOW_PRETRAINED_DIR"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    vocoder = Vocoder.from_pretrained(release)
+    name = re.search(r'from_pretrained\("([^"]+)"\)', snippet).group(1)
+    vocoder = Vocoder.from_pretrained(name)
     np.save(tmp_path / "mel.npy", vocoder.mel(speechlike(0.3)).numpy())  # what a TTS front end gives
     exec(compile(snippet, doc, "exec"), {})
     data, sr = sf.read(tmp_path / "out.wav")
-    assert sr == SR and data.shape[0] == np.load(tmp_path / "mel.npy").shape[-1] * HOP
+    assert sr == vocoder.sample_rate and data.shape[0] == np.load(tmp_path / "mel.npy").shape[-1] * HOP
 
 
 def test_envelope_release_without_a_tuned_temperature_warns(tmp_path: Path, caplog) -> None:
@@ -265,7 +298,7 @@ def test_envelope_release_without_a_tuned_temperature_warns(tmp_path: Path, capl
     assert not any("no tuned temperature" in r.getMessage() for r in caplog.records)
 
 
-def test_speed_flags_shows_the_flags_that_decide_the_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_speed_flags_shows_the_machines_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     from waveflow_py import dtypes
 
     flags = frozenset({"sse4_2", "avx512f", "amx_bf16", "avx2", "fpu"})
@@ -302,6 +335,7 @@ def test_release_truncation_round_trip_override_and_noise(vocoder: Vocoder, tmp_
     data = json.loads((path / "config.json").read_text())
     data["truncation"] = "wide"
     (path / "config.json").write_text(json.dumps(data))
+    write_manifest(path)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="truncation"):
         Vocoder.from_pretrained(path)
 
@@ -337,8 +371,10 @@ def test_release_excitation_rms_round_trip_override_and_checks(vocoder: Vocoder,
     bad = tmp_path / "bad2"
     vocoder.save_pretrained(bad)
     (bad / "config.json").write_text(json.dumps({**data, "excitation_rms": 1.0}))
+    write_manifest(bad)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="excitation_rms"):
         Vocoder.from_pretrained(bad)
     (bad / "config.json").write_text(json.dumps({**data, "excitation_rms": -2}))
+    write_manifest(bad)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="excitation_rms"):
         Vocoder.from_pretrained(bad)

@@ -37,7 +37,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    stem = path.stem if _encodable(path.stem) else "partial"  # writers that encode names need valid text
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -48,6 +49,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], 
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_path(path.parent)
+
+
+def _encodable(name: str) -> bool:
+    """Whether ``name`` is valid text (not a non-UTF-8 file name's surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

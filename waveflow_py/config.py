@@ -631,7 +631,7 @@ class TrainConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max global grad norm (0: no clipping; the norm is logged either way)
-    precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast; CPU bf16 fast with AMX; fp16 CUDA only)
+    precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast; CPU bf16: measure it first; fp16 CUDA only)
     compile: bool = False  # torch.compile the training module
     ema_decay: float = 0.0  # exponential moving average of the weights (0: off)
     seed: int = 1234

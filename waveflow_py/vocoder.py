@@ -11,8 +11,8 @@ for features already in the model's convention, e.g. from :meth:`Vocoder.mel`) a
 instead of producing noise. Synthesis runs under ``torch.inference_mode`` through the one sampler,
 :func:`waveflow_py.inference.synthesize` (fast cached inverse; long inputs in chunks of bounded memory),
 at the release's ``temperature`` (else :data:`~waveflow_py.inference.DEFAULT_TEMPERATURE`) and in the
-compute dtype chosen for the device (``dtype="auto"``, see :mod:`waveflow_py.dtypes`). Shapes: a mel
-``(n_mels, F)`` gives audio ``(F * hop,)``; a batch ``(B, n_mels, F)`` gives ``(B, F * hop)``.
+compute dtype measured for this model and machine (``dtype="auto"``, :mod:`waveflow_py.inference.precision`).
+Shapes: a mel ``(n_mels, F)`` gives audio ``(F * hop,)``; a batch ``(B, n_mels, F)`` gives ``(B, F * hop)``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from torch import Tensor, nn
 
 from waveflow_py.audio.conventions import silent_mel
 from waveflow_py.config import MelConfig, source_filter_of
-from waveflow_py.dtypes import parse_dtype, resolve_dtype
+from waveflow_py.dtypes import is_auto, parse_dtype
 from waveflow_py.flows.distributions import check_truncation
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE, check_excitation_rms, check_temperature
-from waveflow_py.inference.denoiser import Denoiser
+from waveflow_py.inference.denoiser import Denoiser, check_denoise
+from waveflow_py.inference.precision import resolve_dtype
 from waveflow_py.inference.synthesis import DEFAULT_MAX_FRAMES, synthesize
 from waveflow_py.pretrained import ReleaseInfo, load_release, save_release
 
@@ -55,8 +56,10 @@ class Vocoder:
             the model prior's setting (``model.prior.truncation``), see :attr:`truncation`.
         excitation_rms: per-frame excitation level of envelope-prior models (``"release"``: keep the
             model's; ``None``: off), see :attr:`excitation_rms`.
-        compute_dtype: dtype of the networks during synthesis (``"auto"``: chosen for the model's
-            device, see :func:`waveflow_py.dtypes.auto_dtype`; ``None``: the parameters' dtype).
+        compute_dtype: dtype of the networks during synthesis (``"auto"``: bfloat16 where it was measured
+            faster than float32 for this model on this machine and its audio within tolerance, else
+            float32, see :func:`waveflow_py.inference.precision.choose_dtype`; ``None``: the parameters'
+            dtype).
         max_frames: inputs longer than this are synthesised in chunks (bounded memory), see
             :func:`~waveflow_py.inference.synthesize`.
     """
@@ -73,11 +76,9 @@ class Vocoder:
         compute_dtype: torch.dtype | str | None = None,
         max_frames: int | None = DEFAULT_MAX_FRAMES,
     ) -> None:
-        if denoise < 0:
-            raise ValueError(f"denoise: expected a strength >= 0, got {denoise}")
         self.model = model.eval()
         self.info = info
-        self.denoise_strength = float(denoise)
+        self.denoise_strength = check_denoise(denoise)
         if temperature is None:
             temperature = info.temperature if info is not None and info.temperature is not None else None
             if temperature is None and source_filter_of(getattr(model, "config", None)).envelope != "none":
@@ -92,7 +93,9 @@ class Vocoder:
             self.truncation = truncation
         if not (isinstance(excitation_rms, str) and excitation_rms == "release"):
             self.excitation_rms = excitation_rms
-        self.compute_dtype, self.dtype_reason = resolve_dtype(compute_dtype, self.device)
+        self.compute_dtype, self.dtype_reason, self.dtype_choice = resolve_dtype(
+            compute_dtype, model, self.device
+        )
         self.max_frames = max_frames
         self._denoiser: Denoiser | None = None
         self._mel_module: nn.Module | None = None
@@ -112,14 +115,15 @@ class Vocoder:
     ) -> Vocoder:
         """Load a release by bundled name or directory (``None``: the default bundled release).
 
-        ``dtype``: the compute dtype of synthesis: ``"auto"`` (default) picks bfloat16 where the device
-        runs it faster than float32 (CPUs with AMX, CUDA sm_80+), else float32
-        (:func:`waveflow_py.dtypes.auto_dtype`); ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
+        ``dtype``: the compute dtype of synthesis: ``"auto"`` (default) picks bfloat16 where it was
+        measured faster than float32 for this model on this machine, with its audio within tolerance
+        (measured once, cached: :func:`waveflow_py.inference.precision.choose_dtype`), else float32;
+        ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
         stay float32 (``"float64"`` moves them to float64). ``temperature``: overrides the release's;
         ``truncation``: likewise (a number of standard deviations, or ``None`` for untruncated noise);
         ``excitation_rms``: likewise (the per-frame excitation level, or ``None``: off).
         """
-        wanted = parse_dtype(dtype) if not (isinstance(dtype, str) and dtype.lower() == "auto") else None
+        wanted = None if is_auto(dtype) else parse_dtype(dtype)
         weights = torch.float64 if wanted == torch.float64 else None
         model, info = load_release(name_or_dir, device=device, dtype=weights)
         if info.is_untrained:
@@ -204,8 +208,10 @@ class Vocoder:
         """Move the model's weights (and cached helpers) in place; returns ``self``. An ``"auto"`` compute
         dtype is chosen again for the new device."""
         self.model.to(device=device, dtype=parse_dtype(dtype))
-        if self.dtype_reason != "requested":
-            self.compute_dtype, self.dtype_reason = resolve_dtype("auto", self.device)
+        if self.dtype_choice is not None:  # "auto": measured again for the new device
+            self.compute_dtype, self.dtype_reason, self.dtype_choice = resolve_dtype(
+                "auto", self.model, self.device
+            )
         self._denoiser = None
         self._mel_module = None
         return self
@@ -272,6 +278,7 @@ class Vocoder:
         ``denoise`` overrides its default strength; ``generator`` makes the noise reproducible.
         """
         temperature = check_temperature(self.temperature if temperature is None else temperature)
+        strength = self.denoise_strength if denoise is None else check_denoise(denoise)
         single = (mel.dim() if isinstance(mel, Tensor) else np.ndim(mel)) == 2
         batch = self.prepare_mel(mel, mel_format, **fmt_params)
         lens = self._check_lengths(lengths, batch)
@@ -285,7 +292,6 @@ class Vocoder:
                 generator,
                 max_frames=self.max_frames,
             )
-            strength = self.denoise_strength if denoise is None else float(denoise)
             if strength > 0:
                 audio = self.denoise(audio, strength)
             if lens is not None:  # again after denoising, which spreads energy into the padding

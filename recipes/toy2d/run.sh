@@ -8,4 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."   # repository root, so the recorded c
 out="${1:-recipes/toy2d}"
 shift || true
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-waveflow toy2d --config recipes/toy2d/config.yaml -o "$out" "$@"
+if [ -z "${PY:-}" ]; then  # the repository's .venv (made by `make demo` / `make test`), else python
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
+fi
+"$PY" -m waveflow_py toy2d --config recipes/toy2d/config.yaml -o "$out" "$@"

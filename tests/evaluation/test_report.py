@@ -192,7 +192,7 @@ def test_cli_eval_on_a_tiny_random_release(corpus: Path, tmp_path: Path) -> None
         "3",
         "--gl-iters",
         "4",
-        "--sigma",  # the deprecated alias of --temperature still works
+        "--temperature",
         "0.5",
         "--figures",
         "1",

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from waveflow_py.dtypes import auto_dtype, short_name
 from waveflow_py.inference.bench import (
     BenchCase,
     bench_cases,
@@ -19,10 +18,8 @@ from waveflow_py.inference.bench import (
 
 
 def test_grid_and_validation() -> None:
-    quick = bench_cases(True)
-    auto = short_name(auto_dtype("cpu")[0])
-    want = ["fp32"] + ([auto] if auto != "fp32" else [])
-    assert [(c.r, c.h, c.batch, c.dtype) for c in quick] == [(64, 16, 1, d) for d in want]
+    quick = bench_cases(True)  # auto stays symbolic: measured per model when its case runs
+    assert [(c.r, c.h, c.batch, c.dtype) for c in quick] == [(64, 16, 1, d) for d in ("fp32", "auto")]
     assert [c.dtype for c in bench_cases(True, dtypes=["fp32", "bf16"])] == ["fp32", "bf16"]
     full = bench_cases(False, models=("waveflow", "waveglow"), dtypes=["fp32", "bf16"])
     assert len(full) == 2 * 2 * 2 * 2 + 2 * 2

@@ -160,3 +160,18 @@ def test_checkpoints_without_recorded_hashes_are_still_checked(tmp_path: Path) -
     f = d / "optimizer.safetensors"
     f.write_bytes(f.read_bytes()[:-3])
     assert "optimizer.safetensors" in (ckpt.verify_checkpoint(d) or "")
+
+
+@pytest.mark.parametrize("signal", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_while_writing_leaves_no_partial_directory(tmp_path: Path, monkeypatch, signal) -> None:
+    model, opt = _parts()
+    _save(tmp_path, 1, model, opt)
+
+    def interrupted(tensors, path, *a, **k):
+        Path(path).write_bytes(b"partial")
+        raise signal()
+
+    monkeypatch.setattr(ckpt, "save_file", interrupted)
+    with pytest.raises(signal):
+        _save(tmp_path, 2, model, opt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step_00000001"]  # nothing partial

@@ -132,3 +132,27 @@ def test_resume_is_exact(case: str, corpus, tiny_experiment, tmp_path, monkeypat
         sa, sc = end_a["state"]["scaler"], end_c["state"]["scaler"]
         assert sa is not None and sa["scale"] > 2.0**10  # the scale grew during the run ...
         assert sc == sa  # ... and the resumed run continued from the saved scale and growth tracker
+
+
+def test_a_fallback_resume_prunes_the_damaged_checkpoint_not_an_intact_one(
+    corpus, tiny_experiment, tmp_path, caplog
+) -> None:
+    """Checkpoints 4 and 6 kept (keep_last_k 2), 6 damaged: the run resumes from 4 and its next save (5)
+    removes the damaged 6, where plain pruning by step number would have removed the intact 4."""
+    from waveflow_py.train.checkpoint import step_dirs, verify_checkpoint
+
+    def exp(steps: int, every: int) -> ExperimentConfig:
+        d = to_dict(tiny_experiment(corpus, tmp_path, steps=steps, val_every=100, ckpt_every=every))
+        d["train"]["keep_last_k"] = 2
+        return from_dict(ExperimentConfig, d)
+
+    train(exp(6, 2))
+    root = tmp_path / "checkpoints"
+    assert [s for s, _ in step_dirs(root)] == [4, 6]
+    weights = root / "step_00000006" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        assert train(exp(5, 1), resume=True).step == 5
+    assert [s for s, _ in step_dirs(root)] == [4, 5]
+    assert all(verify_checkpoint(d) is None for _, d in step_dirs(root))
+    assert "removed the damaged checkpoint" in caplog.text

@@ -38,7 +38,21 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".aiff", ".aif", "
 
 
 class AudioError(ValueError):
-    """An audio file or signal that cannot be used; the message names the file and the problem."""
+    """An audio file or signal that cannot be used; the message names the file and the problem.
+
+    ``option``: the :func:`load_audio` keyword that would accept it (``"resample"``, ``"allow_silent"``),
+    so a command line can name its own flag instead (``problem`` is the message without the hint).
+    """
+
+    def __init__(self, problem: str, *, option: str | None = None, hint: str = "") -> None:
+        super().__init__(f"{problem}; {hint}" if hint else problem)
+        self.problem, self.option = problem, option
+
+    def with_hint(self, hints: dict[str, str]) -> str:
+        """The message with the hint a command line gives for :attr:`option` (e.g. ``"--resample"``)."""
+        if self.option in hints:
+            return f"{self.problem}; {hints[self.option]}"
+        return str(self)
 
 
 def resample_audio(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -92,10 +106,13 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: no such audio file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, expected an audio file")
+    if not path.is_file():
+        raise AudioError(f"{path}: not a regular file (a FIFO, device or socket), expected an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with path.open("rb") as f:  # a file object: any file name, also one that is not valid UTF-8
+            data, sr = sf.read(f, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioError(
             f"{path}: cannot decode audio, the file is corrupt, truncated or not audio ({e})"
@@ -147,8 +164,9 @@ def load_audio(
     if sample_rate is not None and sr != sample_rate:
         if not resample:
             raise AudioError(
-                f"{path}: sample rate is {sr} Hz but {sample_rate} Hz is required; "
-                "pass resample=True (or --resample) to convert it"
+                f"{path}: sample rate is {sr} Hz but {sample_rate} Hz is required",
+                option="resample",
+                hint="pass resample=True to convert it",
             )
         logger.debug("resampling %s from %d to %d Hz", path, sr, sample_rate)
         data = resample_audio(data, sr, sample_rate)
@@ -156,7 +174,9 @@ def load_audio(
     peak = float(np.abs(data).max())
     if peak == 0.0 and not allow_silent:
         raise AudioError(
-            f"{path}: the audio is silent (all samples are zero); pass allow_silent=True to accept it"
+            f"{path}: the audio is silent (all samples are zero)",
+            option="allow_silent",
+            hint="pass allow_silent=True to accept it",
         )
     if peak_normalize and peak > 0.0:
         data = data * (0.95 / peak)
@@ -215,7 +235,7 @@ def audio_software(path: str | os.PathLike[str]) -> str | None:
     """The ``software`` metadata of an audio file (see :func:`save_audio`); ``None`` if it has none or
     is not a readable audio file."""
     try:
-        with sf.SoundFile(str(path)) as f:
+        with open(path, "rb") as raw, sf.SoundFile(raw) as f:
             return f.software or None
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
         return None

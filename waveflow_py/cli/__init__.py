@@ -7,12 +7,22 @@ it imports heavy dependencies inside ``run`` so that ``waveflow --help`` stays f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
-__all__ = ["main", "build_parser", "add_overrides_argument", "add_temperature_argument"]
+__all__ = [
+    "main",
+    "build_parser",
+    "add_overrides_argument",
+    "add_temperature_argument",
+    "add_denoise_argument",
+    "parse_device",
+]
 
 # name -> module; order is the order in --help
 COMMANDS: dict[str, str] = {
@@ -43,18 +53,55 @@ def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> Non
     )
 
 
-class _DeprecatedSigma(argparse.Action):
-    """``--sigma T``: the old name of ``--temperature T`` (sets it, with a warning on stderr)."""
+def _temperature(text: str) -> float:
+    """``--temperature`` values: a finite number >= 0 (a usage error otherwise, reported once)."""
+    from waveflow_py.flows.distributions import check_temperature
 
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        print(f"{parser.prog}: warning: --sigma is deprecated, use --temperature", file=sys.stderr)
-        setattr(namespace, self.dest, values)
+    try:
+        return check_temperature(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("temperature: ")) from None
+
+
+def _denoise(text: str) -> float:
+    """``--denoise`` values: a strength in [0, 1] (:func:`waveflow_py.inference.denoiser.check_denoise`)."""
+    from waveflow_py.inference.denoiser import check_denoise
+
+    try:
+        return check_denoise(float(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("denoise: ")) from None
+
+
+def parse_device(name: str | None) -> object:
+    """``--device NAME`` -> ``torch.device``; ``ValueError`` (one line) for a name torch does not know or
+    a device this machine does not have (e.g. ``cuda`` without a GPU)."""
+    import torch
+
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(
+            f"--device {name!r}: not a torch device ({_one_line(e)}); e.g. cpu, cuda, cuda:1"
+        ) from None
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise ValueError(f"--device {name!r}: not available on this machine ({_one_line(e)})") from None
+    return device
+
+
+def add_denoise_argument(parser: argparse.ArgumentParser) -> None:
+    """``--denoise STRENGTH`` into ``args.denoise``, validated at parse time."""
+    parser.add_argument(
+        "--denoise",
+        type=_denoise,
+        default=0.0,
+        metavar="STRENGTH",
+        help="bias-spectrum denoiser strength in [0, 1] (0: off; 0.01-0.1 typical)",
+    )
 
 
 def _positive_or_none(text: str) -> float | str | None:
@@ -74,18 +121,15 @@ def _positive_or_none(text: str) -> float | str | None:
 
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     """``--temperature T`` into ``args.temperature`` (``None``: the release's, else the package default
-    :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`); ``--sigma`` is a deprecated alias. And
+    :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`), checked at parse time. And
     ``--truncation C|none`` into ``args.truncation`` and ``--excitation-rms R|none`` into
     ``args.excitation_rms`` (``"release"`` when not given: the release's)."""
     parser.add_argument(
         "--temperature",
-        type=float,
+        type=_temperature,
         default=None,
         metavar="T",
         help="sampling temperature: noise std relative to the prior's (default: the release's, else 0.6)",
-    )
-    parser.add_argument(
-        "--sigma", type=float, dest="temperature", action=_DeprecatedSigma, help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--truncation",
@@ -119,7 +163,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """Raised in the main thread when SIGTERM arrives, so that writers unwind (atomic writes remove their
+    temporary files) like on Ctrl-C; a ``BaseException`` so that no ``except Exception`` swallows it."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while the command runs (main thread only); restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command: its exit status; bad input is one line on stderr (exit 2), Ctrl-C and SIGTERM one
+    line too (exit 130 and 143), after partial files have been removed."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -131,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        with _sigterm_unwinds():
+            return int(args._run(args) or 0)
     except (ValueError, OSError) as e:
         # bad input or an unusable path (missing, unreadable, unwritable): a clear one-line message, no
         # traceback (use -v for one)
@@ -139,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"waveflow {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"waveflow {args.command}: interrupted (Ctrl-C); partial files removed", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"waveflow {args.command}: terminated (SIGTERM); partial files removed", file=sys.stderr)
+        return 143
 
 
 def _one_line(error: BaseException) -> str:

@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--dtype",
         nargs="+",
         choices=["auto", "fp32", "bf16", "fp16"],
-        help="default fp32 auto (auto: bf16 where the device runs it faster, else fp32)",
+        help="default fp32 auto (auto: bf16 where measured faster for the model and within tolerance, "
+        "else fp32; the measurement is printed)",
     )
     p.add_argument(
         "--methods", nargs="+", choices=["plain", "cached", "fused"], default=["plain", "cached", "fused"]
@@ -77,10 +78,6 @@ def run(args: argparse.Namespace) -> int:
     seconds = args.seconds or (0.25 if args.quick else 1.0)
     plain = args.plain_seconds or (0.01 if args.quick else 0.05)
     repeats = args.repeats or (1 if args.quick else 2)
-    from waveflow_py.dtypes import auto_dtype, short_name
-
-    auto, why = auto_dtype(device)
-    print(f"dtype auto on {device}: {short_name(auto)} ({why})")
     cases = bench_cases(args.quick, args.r, args.h, args.batch, args.dtype, args.models, device=device)
     results = run_benchmarks(
         cases,
@@ -93,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     )
     table = format_table(results)
     print(table)
+    autos = list(dict.fromkeys(r.auto for r in results if r.auto))
+    for line in autos:
+        print(f"dtype auto on {device}, {line}")
     if args.results:
         argv = [Path(sys.argv[0]).name if not sys.argv[0].endswith(".py") else sys.argv[0], *sys.argv[1:]]
         command = ("python " if argv[0].endswith(".py") else "") + " ".join(shlex.quote(a) for a in argv)
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             "for every row, O(h^2) rows of work), reported as rates, which do not depend on the length",
             f"best of {repeats} timed run(s) after one warm-up; random weights "
             "(speed does not depend on them)",
-            f"dtype auto on {device}: {short_name(auto)} ({why})",
+            *(f"dtype auto on {device}, {line}" for line in autos),
             *args.note,
         ]
         write_results(args.results, table, hardware_info(device), command, notes, append=args.append)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from waveflow_py.cli import add_temperature_argument
+from waveflow_py.cli import add_denoise_argument, add_temperature_argument
 from waveflow_py.cli._outputs import add_overwrite_argument, check_outputs, is_tagged_audio, software_tag
 
 HELP = "vocode the bundled example with the default model; write audio and a spectrogram PNG"
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--input", default=None, help="audio file instead of the example")
     add_temperature_argument(parser)
-    parser.add_argument("--denoise", type=float, default=0.0, metavar="STRENGTH", help="denoiser strength")
+    add_denoise_argument(parser)
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
     add_overwrite_argument(parser)
 
@@ -140,7 +140,7 @@ def _plot(path: Path, mel_in: Any, mel_out: Any, sample_rate: int, hop: int, tit
 
 
 def run(args: argparse.Namespace) -> int:
-    from waveflow_py.audio import load_audio, save_audio
+    from waveflow_py.audio import AudioError, load_audio, save_audio
     from waveflow_py.pretrained import UNTRAINED_LABEL
 
     source = Path(args.input) if args.input else _example()
@@ -152,14 +152,19 @@ def run(args: argparse.Namespace) -> int:
     name = _release_name(args)
     targets = [out / f for f in OUTPUTS]
     if name is None:
-        targets += [out / UNTRAINED_DIR / f for f in ("config.json", "model.safetensors")]
+        targets += [out / UNTRAINED_DIR / f for f in ("config.json", "model.safetensors", "SHA256SUMS")]
     check_outputs("demo", targets, [source], overwrite=args.overwrite, ours=_ours)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"-o {out}: cannot write there ({e.strerror or e})") from e
     vocoder, untrained = _vocoder(args, out, name)
-    wav, _ = load_audio(source, vocoder.sample_rate, resample=True)
+    try:
+        wav, _ = load_audio(source, vocoder.sample_rate, resample=True)
+    except AudioError as e:  # demo has no --allow-silent: say what to do instead
+        raise ValueError(
+            e.with_hint({"allow_silent": "pass --input with a recording that is not silent"})
+        ) from None
     mel_in = vocoder.mel(wav)
     kwargs = {"mel_format": "model", "denoise": args.denoise}
     if args.temperature is not None:

@@ -4,14 +4,23 @@ Example::
 
     waveflow eval --model pretrained/my-release --data ../shared/data/librispeech-mini --split dev \\
         --max-clips 6 -o reports/dev
+
+The report directory follows the rules of ``waveflow vocode``, checked before the evaluation runs: it
+must be writable; files of an earlier ``waveflow eval`` report there (its ``metrics.json``) are replaced,
+anyone else's ``report.md``, ``metrics.json``, figures or audio only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import tempfile
+from pathlib import Path
 
 from waveflow_py.cli import add_temperature_argument
+from waveflow_py.cli._outputs import add_overwrite_argument, check_outputs
 
 HELP = "evaluate a vocoder against reference audio (PESQ, STOI, MR-STFT, MCD, pitch, NLL) and write a report"
 
@@ -39,6 +48,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figures", type=int, default=3, metavar="N", help="spectrogram figures (default 3)")
     parser.add_argument("--device", default=None, help="torch device for the model (default: cpu)")
     parser.add_argument("--output", "-o", required=True, help="report directory (created)")
+    add_overwrite_argument(parser)
+
+
+def _is_report(out: Path) -> bool:
+    """Whether ``out`` holds an earlier ``waveflow eval`` report (its metrics.json)."""
+    try:
+        data = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"settings", "summary", "clips"} <= set(data)
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Before the evaluation: OUT is (or can be made) a writable directory, and the report would replace
+    no file that an earlier report did not write, unless ``--overwrite``."""
+    from waveflow_py.evaluation.runner import SYSTEMS
+
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"-o {out}: expected a directory, found a file")
+    targets = [out / "report.md", out / "metrics.json", out / "figures" / "distributions.png"]
+    targets += [out / "figures" / f"spectrogram_{i}.png" for i in range(args.figures)]
+    targets += [out / "audio" / f"{i}_{s}.wav" for i in range(args.figures) for s in SYSTEMS]
+    earlier = _is_report(out)
+    check_outputs("eval", targets, [Path(args.data)], overwrite=args.overwrite, ours=lambda _: earlier)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"-o {out}: cannot write there ({e.strerror or e})") from e
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
         require("pystoi", "pystoi")
     except ImportError as e:  # a one-line CLI error that names the extra to install
         raise ValueError(str(e)) from e
+    from waveflow_py.pretrained import load_release_config
+
+    load_release_config(args.model)  # a missing or broken release is named before OUT is created
+    if not Path(args.data).exists():
+        raise ValueError(f"--data {args.data}: no such file or directory")
+    _check_output(args)
     result = evaluate(
         args.model,
         args.data,

@@ -32,14 +32,20 @@ def run(args: argparse.Namespace) -> int:
     from waveflow_py.pretrained import load_release
 
     out = Path(args.output)
+    if out.is_dir():
+        raise ValueError(f"-o {out} is a directory: give the .onnx file to write")
     if out.exists() and not args.force:
         raise ValueError(f"{out} exists; use --force to overwrite it")
     if args.frames < 1 or not 7 <= args.opset <= 23:
         raise ValueError(f"expected --frames >= 1 and 7 <= --opset <= 23, got {args.frames}, {args.opset}")
     model, info = load_release(args.model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes about shape checks of fixed channel counts
-        export_onnx(model, out, frames=args.frames, opset=args.opset, dynamic=not args.static)
+    partial = out.with_name(out.name + ".partial")  # where the exporter writes before it renames
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about shape checks of fixed channel counts
+            export_onnx(model, out, frames=args.frames, opset=args.opset, dynamic=not args.static)
+    finally:  # a failed or interrupted export leaves nothing behind
+        partial.unlink(missing_ok=True)
     print(
         f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): inputs mel (B, {info.mel.n_mels}, F), "
         f"noise (B, F*{info.mel.hop_length}); output audio (B, F*{info.mel.hop_length})"

@@ -1,7 +1,8 @@
 """``waveflow info [MODEL]``: what a release holds (or, without MODEL, the bundled releases).
 
 Prints the model type, the model config, parameter count, mel settings, provenance and whether the
-weights' sha256 matched the one recorded in config.json (the weights are loaded to check they fit).
+files' sha256 matched the ones recorded in SHA256SUMS (older releases: the weights' in config.json;
+the weights are loaded to check they fit).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def _summary(info: Any) -> dict[str, Any]:
         "mel": mel,
         "provenance": info.provenance,
         "sha256": info.sha256,
+        "config_sha256": info.config_sha256,  # None: a release without SHA256SUMS (config not hash-checked)
         "verified": info.verified,
         "format_version": info.format_version,
         "untrained": info.is_untrained,
@@ -65,13 +67,14 @@ def run(args: argparse.Namespace) -> int:
         print("bundled releases: " + (", ".join(names) if names else "none"))
         print("searched: " + ", ".join(str(d) for d in release_dirs()))
         return 0
-    from waveflow_py.dtypes import auto_dtype, short_name
+    from waveflow_py.dtypes import short_name
+    from waveflow_py.inference.precision import choose_dtype
 
     model, info = load_release(args.model)
-    del model
     data = _summary(info)
-    auto, why = auto_dtype("cpu")
-    data["dtype_auto"] = {"device": "cpu", "dtype": short_name(auto), "reason": why}
+    choice = choose_dtype(model, "cpu")  # measured once per machine and model, then cached
+    del model
+    data["dtype_auto"] = {"device": "cpu", "dtype": short_name(choice.dtype), "reason": choice.reason}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -91,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     print("provenance:  " + (", ".join(f"{k}={_fmt(v)}" for k, v in info.provenance.items()) or "(none)"))
     state = "verified" if info.verified else "NOT verified"
     print(f"weights:     model.safetensors sha256 {info.sha256} ({state})")
+    if info.config_sha256 is None:
+        print("config file: config.json not hash-checked (a release written before SHA256SUMS)")
+    else:
+        print(f"config file: config.json sha256 {info.config_sha256} (verified, SHA256SUMS)")
     print(f"format:      {data['format_version']}")
     print(f"temperature: {data['temperature']:g} ({data['temperature_source']})")
     c = data["truncation"]
@@ -98,5 +105,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"truncation:  {trunc}")
     rms = data["excitation_rms"]
     print("excitation:  " + ("as the flows give it" if rms is None else f"every frame set to RMS {rms:g}"))
-    print(f"dtype auto:  {short_name(auto)} on cpu ({why})")
+    print(f"dtype auto:  {short_name(choice.dtype)} on cpu ({choice.reason})")
     return 0

@@ -1,37 +1,47 @@
 """``waveflow mel INPUT... -o OUT``: compute log-mel features of audio files.
 
 Inputs are audio files or directories (searched recursively for audio suffixes, the folder layout
-mirrored under ``OUT``). Each input gives one ``(n_mels, F)`` float32 array, ``.npy`` (default) or
-``.pt`` (a plain tensor, loadable with ``torch.load(weights_only=True)``), written atomically.
-``OUT/mel_config.json`` records the settings used. The settings come from a preset (``--preset``,
-default ``tacotron2``) or from a release (``--model``), so the features match what it was trained on.
-A bad input is reported on stderr and the others still complete. Before anything is written, an output
-that resolves to an input is refused, and so is an existing file unless it is an earlier output of
-``waveflow mel`` (``OUT`` already holds its ``mel_config.json``) or ``--overwrite`` is given. Exit status:
-0 all written, 1 some inputs failed, 2 bad usage (or an unwritable ``OUT``).
+mirrored under ``OUT``). Each input gives one ``(n_mels, F)`` float32 mel that carries its settings
+(:mod:`waveflow_py.audio.melfile`): ``.npy`` (default) with ``mel_config.json`` in its folder, or ``.pt`` /
+``.npz`` with the settings inside; ``waveflow vocode`` reads them and refuses a model of other settings.
+The settings come from a release (``--model``), a preset (``--preset``), or else the default model's
+(while no default ships: the bundled preview's), and the command says which. An ``OUT`` that already
+holds mels of other settings is refused. A bad input is reported on stderr and the others still
+complete. Before anything is written, an output that resolves to an input is refused, and so is an
+existing file unless it is an earlier output of ``waveflow mel`` (``OUT`` already holds its
+``mel_config.json``) or ``--overwrite`` is given. Exit status: 0 all written, 1 some inputs failed, 2 bad
+usage (or an unwritable ``OUT``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from waveflow_py.cli import parse_device
 from waveflow_py.cli._outputs import add_overwrite_argument, check_outputs
 
-HELP = "compute log-mel spectrograms (.npy/.pt) of audio files with a preset's or a model's settings"
+HELP = "compute log-mel spectrograms (.npy/.pt/.npz, with their settings) of audio files"
+
+# the load_audio options this command offers as flags (see AudioError.with_hint)
+AUDIO_HINTS = {
+    "resample": "drop --no-resample to resample it",
+    "allow_silent": "pass --allow-silent to accept it",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or directories")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", default=None, help="mel preset name (default: tacotron2)")
+    source.add_argument(
+        "--preset", default=None, help="mel preset name (default: the default model's settings)"
+    )
     source.add_argument("--model", default=None, metavar="NAME_OR_DIR", help="use a release's mel settings")
     parser.add_argument(
-        "--format", choices=("npy", "pt"), default="npy", help="output file type (default npy)"
+        "--format", choices=("npy", "pt", "npz"), default="npy", help="output file type (default npy)"
     )
     parser.add_argument(
         "--no-resample",
@@ -44,14 +54,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def _mel_config(args: argparse.Namespace) -> Any:
+def _mel_config(args: argparse.Namespace) -> tuple[Any, str]:
+    """The settings and where they come from (said on stderr)."""
+    from waveflow_py.pretrained import ReleaseNotFoundError, default_model, load_release_config
+
+    if args.preset is not None:
+        from waveflow_py.config import mel_preset
+
+        return mel_preset(args.preset), f"preset {args.preset}"
     if args.model is not None:
-        from waveflow_py.pretrained import load_release_config
-
-        return load_release_config(args.model).mel
-    from waveflow_py.config import mel_preset
-
-    return mel_preset(args.preset or "tacotron2")
+        return load_release_config(args.model).mel, f"model {args.model}"
+    try:
+        name, why = default_model()
+    except ReleaseNotFoundError as e:
+        raise ValueError(f"no default model to take mel settings from ({e}); pass --preset or --model") from e
+    return load_release_config(name).mel, f"{name} ({why}; --preset or --model for others)"
 
 
 def _jobs(
@@ -68,6 +85,9 @@ def _jobs(
         if not root.exists():
             problems.append((item, "no such file or directory"))
             continue
+        if not root.is_dir() and not root.is_file():
+            problems.append((item, "not a regular file (a FIFO, device or socket)"))
+            continue
         files = find_audio_files([root])
         if root.is_dir() and not files:
             problems.append((item, "directory holds no audio files"))
@@ -82,76 +102,83 @@ def _jobs(
     return jobs, problems
 
 
-def _is_mel_config(path: Path) -> bool:
-    """Whether ``path`` is a ``mel_config.json`` as this command writes it."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"sample_rate", "n_mels", "hop_length"} <= set(data)
+def _check_output(out_dir: Path, cfg: Any, jobs: list[tuple[Path, Path]], overwrite: bool) -> Path:
+    """Refuse (before anything is written) an OUT that is a file, holds mels of other settings, or whose
+    files would replace an input or someone else's file; returns OUT's mel_config.json."""
+    from waveflow_py.audio.conventions import describe_mel
+    from waveflow_py.audio.melfile import SETTINGS_FILE, read_settings
 
-
-def _write(target: Path, mel: Any, fmt: str) -> None:
-    import numpy as np
-    import torch
-
-    from waveflow_py.atomic import atomic_write
-
-    def write(tmp: Path) -> None:
-        if fmt == "npy":
-            np.save(tmp, mel.numpy().astype(np.float32), allow_pickle=False)
-        else:
-            torch.save(mel.contiguous().clone(), tmp)
-
-    atomic_write(target, write)
-
-
-def run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from waveflow_py.atomic import atomic_write_text
-    from waveflow_py.audio import MelSpectrogram, load_audio
-    from waveflow_py.config import to_dict
-
-    cfg = _mel_config(args)
-    out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"-o {out_dir}: expected a directory, found a file")
-    jobs, problems = _jobs(args.inputs, out_dir, f".{args.format}")
-    config_file = out_dir / "mel_config.json"
-    earlier_run = config_file.is_file() and _is_mel_config(config_file)  # OUT is an earlier mel output
+    config_file = out_dir / SETTINGS_FILE
+    try:
+        earlier = read_settings(out_dir) if out_dir.is_dir() else None  # OUT is an earlier mel output
+    except ValueError:
+        earlier = None  # not ours: check_outputs refuses it unless --overwrite
+    if earlier is not None and earlier != cfg:
+        raise ValueError(
+            f"-o {out_dir} holds mels of other settings ({describe_mel(earlier)}; these are "
+            f"{describe_mel(cfg)}): they would be misread; choose another -o"
+        )
     check_outputs(
         "mel",
         [config_file, *(target for _, target in jobs)],
         [source for source, _ in jobs],
-        overwrite=args.overwrite,
-        ours=lambda f: earlier_run and (f == config_file or f.suffix in (".npy", ".pt")),
+        overwrite=overwrite,
+        ours=lambda f: earlier is not None and (f == config_file or f.suffix in (".npy", ".pt", ".npz")),
     )
+    return config_file
+
+
+def _compute(jobs: list[tuple[Path, Path]], cfg: Any, args: argparse.Namespace) -> int:
+    """Write one mel per job; returns the number of inputs that failed (each named on stderr)."""
+    import torch
+    from tqdm import tqdm
+
+    from waveflow_py.audio import AudioError, MelSpectrogram, load_audio, save_mel
+
+    module = MelSpectrogram(cfg).to(args.device)
+    failed = 0
+    for path, target in tqdm(jobs, unit="file", desc="mel", disable=args.quiet, file=sys.stderr):
+        try:
+            audio, _ = load_audio(
+                path, cfg.sample_rate, resample=not args.no_resample, allow_silent=args.allow_silent
+            )
+            with torch.inference_mode():
+                mel = module(audio.to(args.device))[0].float().cpu()
+            save_mel(target, mel, cfg)
+        except (ValueError, OSError) as e:  # AudioError is a ValueError; keep going
+            failed += 1
+            message = e.with_hint(AUDIO_HINTS) if isinstance(e, AudioError) else str(e)
+            message = message if message.startswith(str(path)) else f"{path}: {message}"
+            tqdm.write(f"waveflow mel: {message}", file=sys.stderr)
+    return failed
+
+
+def run(args: argparse.Namespace) -> int:
+    from waveflow_py.audio.conventions import describe_mel
+    from waveflow_py.audio.melfile import write_settings
+
+    parse_device(args.device)
+    cfg, which = _mel_config(args)
+    out_dir = Path(args.output)
+    jobs, problems = _jobs(args.inputs, out_dir, f".{args.format}")
+    _check_output(out_dir, cfg, jobs, args.overwrite)
+    if jobs:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_settings(out_dir, cfg, replace=args.overwrite)
+        except OSError as e:
+            raise ValueError(f"-o {out_dir}: cannot write there ({e.strerror or e})") from e
+        print(f"waveflow mel: mel settings of {which}, i.e. {describe_mel(cfg)}", file=sys.stderr)
     for item, problem in problems:
         print(f"waveflow mel: {item}: {problem}", file=sys.stderr)
     if not jobs:
         print("waveflow mel: no audio files to process", file=sys.stderr)
         return 1
-    module = MelSpectrogram(cfg).to(args.device)
-    try:
-        atomic_write_text(config_file, json.dumps(to_dict(cfg), indent=2) + "\n")
-    except OSError as e:
-        raise ValueError(f"-o {out_dir}: cannot write there ({e.strerror or e})") from e
-    failed = len(problems)
-    with tqdm(jobs, unit="file", desc="mel", disable=args.quiet, file=sys.stderr) as bar:
-        for path, target in bar:
-            try:
-                audio, _ = load_audio(
-                    path, cfg.sample_rate, resample=not args.no_resample, allow_silent=args.allow_silent
-                )
-                with torch.inference_mode():
-                    mel = module(audio.to(args.device))[0].float().cpu()
-                _write(target, mel, args.format)
-            except (ValueError, OSError) as e:  # AudioError is a ValueError; keep going
-                failed += 1
-                message = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
-                tqdm.write(f"waveflow mel: {message}", file=sys.stderr)
-    done = len(jobs) - (failed - len(problems))
-    print(f"wrote {done} mel file(s) to {out_dir} ({cfg.preset}, {cfg.n_mels} mels)", file=sys.stderr)
-    return 0 if failed == 0 else 1
+    failed = _compute(jobs, cfg, args)
+    print(
+        f"wrote {len(jobs) - failed} mel file(s) to {out_dir} ({cfg.preset}, {cfg.n_mels} mels)",
+        file=sys.stderr,
+    )
+    return 0 if failed + len(problems) == 0 else 1

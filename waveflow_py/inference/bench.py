@@ -26,7 +26,7 @@ from torch import nn
 
 from waveflow_py.atomic import atomic_write_text
 from waveflow_py.config import WaveFlowConfig, WaveGlowConfig
-from waveflow_py.dtypes import parse_dtype, resolve_dtype, short_name
+from waveflow_py.dtypes import is_auto, parse_dtype, short_name
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE, run_inverse
 
 __all__ = [
@@ -47,7 +47,8 @@ METHODS = ("plain", "cached", "fused")
 @dataclass(frozen=True)
 class BenchCase:
     """One configuration; ``model`` is ``"waveflow"`` (``r`` residual channels, ``h`` = n_group) or
-    ``"waveglow"`` (``r`` residual channels, ``h`` = n_group)."""
+    ``"waveglow"`` (``r`` residual channels, ``h`` = n_group); ``dtype`` is ``fp32``, ``bf16``, ``fp16`` or
+    ``auto`` (measured for the case's model, :func:`waveflow_py.inference.precision.choose_dtype`)."""
 
     model: str
     r: int
@@ -67,6 +68,7 @@ class BenchResult:
     device: str = "cpu"
     sample_rate: int = 22050
     error: dict[str, float] | None = None  # precision_error against float32 (cached, same noise)
+    auto: str = ""  # for dtype auto: what was measured (DtypeChoice.reason)
 
     @property
     def khz(self) -> float:
@@ -92,16 +94,14 @@ def bench_cases(
 ) -> list[BenchCase]:
     """The grid: WaveFlow ``r x h x batch x dtype`` (quick: r=64, h=16, batch 1); WaveGlow at the paper's
     size (r=256, groups of 8) for each batch and dtype. ``dtypes``: names (``fp32``, ``bf16``, ``fp16``) or
-    ``auto`` (resolved for ``device`` by :func:`waveflow_py.dtypes.auto_dtype`); default fp32 and auto
-    (once when auto is fp32)."""
+    ``auto`` (measured per model when the case runs); default fp32 and auto."""
     rs = rs or ([64] if quick else [64, 128])
     hs = hs or ([16] if quick else [16, 64])
     batches = batches or ([1] if quick else [1, 16])
     names: list[str] = []
     for d in dtypes or ["fp32", "auto"]:
-        resolved, _ = resolve_dtype(d, device)
-        name = short_name(resolved) if resolved is not None else "fp32"
-        if name not in ("fp32", "bf16", "fp16"):
+        name = "auto" if is_auto(d) else short_name(parse_dtype(d) or torch.float32)
+        if name not in ("fp32", "bf16", "fp16", "auto"):
             raise ValueError(f"dtype: expected auto, fp32, bf16 or fp16, got {d!r}")
         if name not in names:
             names.append(name)
@@ -166,7 +166,9 @@ def run_case(
     params = sum(p.numel() for p in model.parameters())
     sr, hop = int(model.sample_rate), int(model.hop_length)
     res = BenchResult(case, method, params, device=str(device), sample_rate=sr)
-    dtype = parse_dtype(case.dtype)
+    dtype, res.auto = case_dtype(case, model, device)
+    if case.dtype == "auto":
+        res.note = f"auto: {short_name(dtype)}"
     if method == "fused" and device.type != "cuda":
         res.note = "needs CUDA"
         return res
@@ -189,7 +191,7 @@ def run_case(
 
         fn()  # captures the graph
         if graphs and not next(iter(graphs.values())).graphed:
-            res.note = "graph capture failed: eager"
+            res.note = ", ".join(filter(None, [res.note, "graph capture failed: eager"]))
     else:
 
         def fn() -> None:
@@ -199,6 +201,17 @@ def run_case(
     res.wall_s = _time(fn, repeats, device)
     res.audio_s = case.batch * frames * hop / sr
     return res
+
+
+def case_dtype(case: BenchCase, model: nn.Module, device: torch.device) -> tuple[torch.dtype, str]:
+    """The compute dtype of ``case`` and, for ``auto`` (measured for ``model`` on ``device``, cached),
+    what was measured."""
+    if case.dtype != "auto":
+        return parse_dtype(case.dtype) or torch.float32, ""
+    from waveflow_py.inference.precision import choose_dtype
+
+    choice = choose_dtype(model, device)
+    return choice.dtype, f"{case.model} r={case.r} h={case.h}: {short_name(choice.dtype)} ({choice.reason})"
 
 
 def run_benchmarks(
@@ -243,7 +256,7 @@ def _precision(model: nn.Module, case: BenchCase, seconds: float, device: torch.
     frames = max(1, round(seconds * model.sample_rate / model.hop_length))
     gen = torch.Generator().manual_seed(1)
     mel = torch.randn(1, model.config.mel.n_mels, frames, generator=gen).to(device)
-    dtype = parse_dtype(case.dtype)
+    dtype, _ = case_dtype(case, model, device)
     return precision_error(model, mel, dtype, temperature=DEFAULT_TEMPERATURE, generator=gen)
 
 

@@ -13,6 +13,7 @@ Shapes: ``bias_spectrum`` is ``(n_fft // 2 + 1,)``; :meth:`Denoiser.forward` tak
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 from torch import Tensor, nn
@@ -20,9 +21,27 @@ from torch import Tensor, nn
 from waveflow_py.audio.conventions import silent_mel
 from waveflow_py.config import MelConfig
 
-__all__ = ["Denoiser"]
+__all__ = ["Denoiser", "check_denoise", "MAX_DENOISE"]
+
+# strength 1 removes the whole bias spectrum from every frame; beyond it the denoiser removes signal
+# the model never added (1e9 zeroes the audio)
+MAX_DENOISE = 1.0
 
 logger = logging.getLogger(__name__)
+
+
+def check_denoise(strength: object) -> float:
+    """A denoiser strength: a finite number in [0, :data:`MAX_DENOISE`] (0: off; 0.01-0.1 typical)."""
+    try:
+        value = float(strength)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(strength, bool) or not 0.0 <= value <= MAX_DENOISE:
+        raise ValueError(
+            f"denoise: expected a strength in [0, {MAX_DENOISE:g}] (0: off; 0.01-0.1 typical), "
+            f"got {strength!r}"
+        )
+    return value
 
 
 class Denoiser(nn.Module):
@@ -89,8 +108,7 @@ class Denoiser(nn.Module):
         if not isinstance(audio, Tensor) or audio.dim() not in (1, 2) or audio.shape[-1] == 0:
             shape = tuple(audio.shape) if isinstance(audio, Tensor) else type(audio).__name__
             raise ValueError(f"audio: expected a non-empty (T,) or (B, T) tensor, got {shape}")
-        if strength < 0:
-            raise ValueError(f"strength: expected >= 0, got {strength}")
+        strength = check_denoise(strength)
         if strength == 0:
             return audio
         squeeze = audio.dim() == 1

@@ -1,6 +1,6 @@
 """Releases: a vocoder as a directory of plain data + safetensors weights, loadable by name or path.
 
-A release directory holds exactly two files::
+A release directory holds exactly three files::
 
     config.json          plain JSON, written last (a directory with a config.json is complete):
                            format_version  1
@@ -12,6 +12,9 @@ A release directory holds exactly two files::
                                            date, git commit -- or {"weights": "untrained (random)"}
                            files           {"model.safetensors": {"sha256": "...", "bytes": N}}
     model.safetensors    the state dict (tensors only: loading never runs pickle)
+    SHA256SUMS           the sha256 of config.json and model.safetensors (``sha256sum -c SHA256SUMS``
+                         checks them); releases written before it existed still load (their weights are
+                         checked against config.json's record, their config is not hash-checked)
 
 Names are looked up in ``WAVEFLOW_PRETRAINED_DIR`` and then in the source tree's ``pretrained/``
 folder; a wheel install bundles no weights (see :mod:`waveflow_py.pretrained.lookup`, which also says
@@ -25,6 +28,7 @@ from __future__ import annotations
 from waveflow_py.pretrained.errors import (
     CONFIG_FILE,
     FORMAT_VERSION,
+    MANIFEST_FILE,
     WEIGHTS_FILE,
     ReleaseChecksumError,
     ReleaseError,
@@ -37,6 +41,7 @@ from waveflow_py.pretrained.lookup import (
     ENV_DEFAULT,
     ENV_DIR,
     PREVIEW_SUFFIX,
+    default_model,
     default_release,
     is_preview_name,
     list_releases,
@@ -57,6 +62,7 @@ __all__ = [
     "FORMAT_VERSION",
     "CONFIG_FILE",
     "WEIGHTS_FILE",
+    "MANIFEST_FILE",
     "ENV_DIR",
     "ENV_DEFAULT",
     "ReleaseError",
@@ -73,6 +79,7 @@ __all__ = [
     "release_dirs",
     "resolve_release",
     "default_release",
+    "default_model",
     "preview_release",
     "is_preview_name",
     "PREVIEW_SUFFIX",

@@ -6,6 +6,7 @@ __all__ = [
     "FORMAT_VERSION",
     "CONFIG_FILE",
     "WEIGHTS_FILE",
+    "MANIFEST_FILE",
     "ReleaseError",
     "ReleaseNotFoundError",
     "ReleaseFileMissingError",
@@ -17,6 +18,7 @@ __all__ = [
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "SHA256SUMS"  # sha256 of CONFIG_FILE and WEIGHTS_FILE, as `sha256sum` writes them
 
 
 class ReleaseError(ValueError):
@@ -32,7 +34,7 @@ class ReleaseFileMissingError(ReleaseError):
 
 
 class ReleaseChecksumError(ReleaseError):
-    """The weights' sha256 differs from the one recorded in config.json (corrupt or altered file)."""
+    """A file's sha256 differs from the one recorded in SHA256SUMS or config.json (corrupt or altered)."""
 
 
 class ReleaseFormatError(ReleaseError):

@@ -39,6 +39,7 @@ __all__ = [
     "default_release",
     "preview_release",
     "is_preview_name",
+    "default_model",
 ]
 
 ENV_DIR = "WAVEFLOW_PRETRAINED_DIR"
@@ -136,3 +137,17 @@ def is_preview_name(name: str | os.PathLike[str]) -> bool:
 def preview_release() -> str | None:
     """The first bundled preview release's name (what ``make demo`` uses while there is no default)."""
     return next((n for n in list_releases() if is_preview_name(n)), None)
+
+
+def default_model() -> tuple[str, str]:
+    """The release whose settings apply when a command is given none (``waveflow mel``'s mel settings),
+    and why: :func:`default_release` while there is one; while none ships (only previews are bundled), the
+    bundled preview, whose features are the ones the bundled model needs. ReleaseNotFoundError otherwise."""
+    try:
+        return default_release(), "the default model"
+    except ReleaseNotFoundError:
+        bundled = list_releases()
+        preview = preview_release()
+        if preview is None or any(not is_preview_name(n) for n in bundled):
+            raise
+        return preview, "the bundled preview model: no default model ships yet"

@@ -1,4 +1,9 @@
-"""Saving and loading one release: config.json (plain data) + model.safetensors, sha256-verified."""
+"""Saving and loading one release: config.json (plain data) + model.safetensors + SHA256SUMS over both.
+
+Loading checks before it allocates: the config's sha256 (SHA256SUMS) before it is parsed, the weights'
+sha256 before they are read, and the weights' names and shapes (from the safetensors header) against the
+model built from the config under an allocation bound (:mod:`waveflow_py.pretrained.integrity`).
+"""
 
 from __future__ import annotations
 
@@ -18,16 +23,21 @@ from waveflow_py.atomic import atomic_write, sha256_file
 from waveflow_py.config import MelConfig, from_dict, source_filter_of, to_dict
 from waveflow_py.dtypes import parse_dtype
 from waveflow_py.flows.distributions import check_positive, check_truncation
-from waveflow_py.nn.state import describe_mismatch
 from waveflow_py.pretrained.errors import (
     CONFIG_FILE,
     FORMAT_VERSION,
+    MANIFEST_FILE,
     WEIGHTS_FILE,
-    ReleaseChecksumError,
     ReleaseError,
     ReleaseFileMissingError,
     ReleaseFormatError,
-    ReleaseWeightsMismatchError,
+)
+from waveflow_py.pretrained.integrity import (
+    build_within,
+    check_sha256,
+    read_header,
+    read_manifest,
+    write_manifest,
 )
 from waveflow_py.pretrained.lookup import default_release, resolve_release
 
@@ -38,7 +48,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ReleaseInfo:
-    """What a release holds. ``verified`` is True once the weights' sha256 matched (in load_release)."""
+    """What a release holds. ``verified`` is True once the weights' sha256 matched (in load_release);
+    ``config_sha256`` is the config's sha256 as SHA256SUMS records it (checked on every read), ``None``
+    for a release written before manifests (its config is not hash-checked)."""
 
     name: str
     path: Path
@@ -53,6 +65,7 @@ class ReleaseInfo:
     temperature: float | None = None  # sampling temperature the release recommends (None: the default)
     truncation: float | None = None  # noise truncation in standard deviations it recommends (None: off)
     excitation_rms: float | None = None  # per-frame excitation level it recommends (None: off)
+    config_sha256: str | None = None  # from SHA256SUMS (None: an older release without one)
 
     @property
     def mel(self) -> MelConfig:
@@ -119,7 +132,7 @@ def save_release(
     ``provenance`` must say where the weights come from (e.g. ``{"data": "LJSpeech 1.1", "steps":
     100000, "hardware": "1x H100", "date": "...", "git_commit": "..."}``, or ``{"weights": "untrained
     (random)"}``). Both files are written atomically; config.json last, so a reader never sees a
-    config whose weights are not in place.
+    config whose weights are not in place; ``SHA256SUMS`` (the sha256 of both) is written before it.
     """
     if not isinstance(provenance, Mapping) or not provenance:
         raise ValueError("provenance: expected a non-empty mapping saying where the weights come from")
@@ -154,6 +167,7 @@ def save_release(
 
         data["excitation_rms"] = float(check_excitation_rms(excitation_rms, model))
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    write_manifest(out, config_text=text)
     atomic_write(out / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     logger.info("saved %s release to %s", model_type, out)
     return out
@@ -183,8 +197,12 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
-    """Read a release's config.json only (cheap: no weights are read or hashed; ``verified=False``)."""
+    """Read a release's config.json only, checked against SHA256SUMS when the release has one (cheap:
+    no weights are read or hashed; ``verified=False``)."""
     path = resolve_release(name_or_dir)
+    sums = read_manifest(path)
+    if sums is not None:
+        check_sha256(path / CONFIG_FILE, sums[CONFIG_FILE], MANIFEST_FILE)
     data = _read_config(path)
     models = _models()
     model_type = data["model_type"]
@@ -205,6 +223,10 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
     files = data["files"]
     if not isinstance(files, Mapping) or WEIGHTS_FILE not in files or "sha256" not in files[WEIGHTS_FILE]:
         raise ReleaseFormatError(f"{path / CONFIG_FILE}: expected files.{WEIGHTS_FILE}.sha256")
+    if sums is not None and sums[WEIGHTS_FILE] != files[WEIGHTS_FILE]["sha256"]:
+        raise ReleaseFormatError(
+            f"{path}: {CONFIG_FILE} and {MANIFEST_FILE} record different sha256 for {WEIGHTS_FILE}"
+        )
     return ReleaseInfo(
         name=path.name,
         path=path,
@@ -218,6 +240,7 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
         temperature=_temperature(data.get("temperature"), path / CONFIG_FILE),
         truncation=_positive(data.get("truncation"), "truncation", path / CONFIG_FILE),
         excitation_rms=_excitation_rms(data.get("excitation_rms"), path / CONFIG_FILE, config),
+        config_sha256=None if sums is None else sums[CONFIG_FILE],
     )
 
 
@@ -251,14 +274,6 @@ def _temperature(value: Any, where: Path) -> float | None:
     return float(value)
 
 
-def _check_fit(model: nn.Module, state: Mapping[str, torch.Tensor], where: Path) -> None:
-    problem = describe_mismatch(model.state_dict(), state, source="weights")
-    if problem:
-        raise ReleaseWeightsMismatchError(
-            f"{where}: the weights do not fit the model built from {CONFIG_FILE}: {problem}"
-        )
-
-
 def load_release(
     name_or_dir: str | os.PathLike[str] | None = None,
     device: torch.device | str | None = None,
@@ -266,10 +281,12 @@ def load_release(
 ) -> tuple[nn.Module, ReleaseInfo]:
     """Build the model of a release (``None``: :func:`default_release`), verified and in eval mode.
 
-    Checks, each failing with a :class:`ReleaseError`: the directory/name exists, config.json is a
-    known ``format_version`` with a valid model config, model.safetensors exists and its sha256
-    matches, and every tensor fits the model (names and shapes). Weights are read with safetensors
-    only. ``device``/``dtype`` move the model after loading (``dtype`` may be a string, e.g. "fp16").
+    Checks, each failing with a :class:`ReleaseError`: the directory/name exists, config.json matches
+    SHA256SUMS (when the release has one) and is a known ``format_version`` with a valid model config,
+    model.safetensors exists and its sha256 matches, and every tensor of its header fits the model
+    (names and shapes), compared before the model's memory is allocated beyond the weights' size
+    (:func:`~waveflow_py.pretrained.integrity.build_within`). Weights are read with safetensors only.
+    ``device``/``dtype`` move the model after loading (``dtype`` may be a string, e.g. "fp16").
     The release's ``truncation`` is set on the model's prior (``model.prior.truncation``) and its
     ``excitation_rms`` on the model; its ``temperature`` stays in ``info`` for the caller
     (:class:`~waveflow_py.Vocoder` applies it).
@@ -278,12 +295,11 @@ def load_release(
     weights = info.path / WEIGHTS_FILE
     if not weights.is_file():
         raise ReleaseFileMissingError(f"{info.path}: missing {WEIGHTS_FILE} (config.json names it)")
-    digest = sha256_file(weights)
-    if digest != info.sha256:
-        raise ReleaseChecksumError(
-            f"{weights}: sha256 mismatch: config.json records {info.sha256}, the file has {digest} "
-            "(corrupt or altered download: fetch the release again)"
-        )
+    check_sha256(weights, info.sha256, CONFIG_FILE if info.config_sha256 is None else MANIFEST_FILE)
+    header = read_header(weights)
+    from waveflow_py.models import build_model  # models sit below pretrained: imported on use
+
+    model = build_within(lambda: build_model(info.model_type, info.config), header, weights)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -291,10 +307,6 @@ def load_release(
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as e:
         raise ReleaseFormatError(f"{weights}: cannot read safetensors ({e})") from e
-    from waveflow_py.models import build_model  # models sit below pretrained: imported on use
-
-    model = build_model(info.model_type, info.config)
-    _check_fit(model, state, weights)
     model.load_state_dict(state, strict=True)
     model.eval()
     prior = getattr(model, "prior", None)

@@ -27,7 +27,7 @@ import os
 import random
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint_config",
     "resolve_checkpoint",
+    "find_checkpoint",
     "verify_checkpoint",
     "load_model_weights",
     "capture_rng",
@@ -154,8 +155,13 @@ def save_checkpoint(
     state: Mapping[str, Any],
     ema: Mapping[str, Tensor] | None = None,
     keep_last_k: int = 3,
+    damaged: Sequence[Path] = (),
 ) -> Path:
-    """Write ``step_<step>/`` atomically, update ``latest`` and prune to ``keep_last_k``. Returns the dir."""
+    """Write ``step_<step>/`` atomically, update ``latest`` and prune to ``keep_last_k``. Returns the dir.
+
+    ``damaged``: checkpoints found damaged when the run resumed (:func:`find_checkpoint`); they are
+    removed first, so that pruning never drops an intact checkpoint to keep a damaged, newer-numbered one.
+    """
     root = Path(ckpt_root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
@@ -163,6 +169,32 @@ def save_checkpoint(
         shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
     tmp.mkdir()
+    try:
+        _write_step(tmp, step, model=model, optimizer=optimizer, config=config, state=state, ema=ema)
+    except BaseException:  # Ctrl-C or SIGTERM mid-write: no half-written directory is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for d in damaged:  # before the move: the new checkpoint may take a damaged one's name
+        if d.parent == root and _STEP_DIR.match(d.name) and d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+            logger.warning("removed the damaged checkpoint %s (resumed from an earlier one)", d)
+    _move_into_place(tmp, final, root)
+    for _, old_dir in step_dirs(root)[:-keep_last_k]:
+        shutil.rmtree(old_dir, ignore_errors=True)
+        logger.debug("removed old checkpoint %s", old_dir)
+    return final
+
+
+def _write_step(
+    tmp: Path,
+    step: int,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: Mapping[str, Any],
+    state: Mapping[str, Any],
+    ema: Mapping[str, Tensor] | None,
+) -> None:
     opt_tensors, groups = optimizer_to_files(optimizer)
     save_file(_plain_state(model), str(tmp / "model.safetensors"))
     if ema is not None:
@@ -176,6 +208,9 @@ def save_checkpoint(
     for f in tmp.iterdir():
         fsync_path(f)
     fsync_path(tmp)
+
+
+def _move_into_place(tmp: Path, final: Path, root: Path) -> None:
     if final.exists():  # re-saving the same step (e.g. after a resume): move the old one out of the way
         old = root / f".{final.name}.old-{os.getpid()}"
         os.replace(final, old)
@@ -185,10 +220,6 @@ def save_checkpoint(
         os.replace(tmp, final)
     fsync_path(root)
     atomic_write_text(root / "latest", final.name + "\n")
-    for _, old_dir in step_dirs(root)[:-keep_last_k]:
-        shutil.rmtree(old_dir, ignore_errors=True)
-        logger.debug("removed old checkpoint %s", old_dir)
-    return final
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -272,6 +303,11 @@ def resolve_checkpoint(path: str | Path, verify: bool = True) -> Path:
     newer one; :class:`CheckpointCorrupt` if none is intact, or if ``path`` is itself a damaged step
     directory (a checkpoint named explicitly is never swapped for another).
     """
+    return find_checkpoint(path, verify)[0]
+
+
+def find_checkpoint(path: str | Path, verify: bool = True) -> tuple[Path, list[Path]]:
+    """:func:`resolve_checkpoint`, and the damaged newer checkpoints it skipped (to be pruned first)."""
     p = Path(path)
     if (p / "state.json").is_file():
         problem = verify_checkpoint(p) if verify else None
@@ -282,7 +318,7 @@ def resolve_checkpoint(path: str | Path, verify: bool = True) -> Path:
                 ok = next((d for d in intact[1] if d != p and verify_checkpoint(d) is None), None)
                 hint = f"; the newest intact one is {ok}" if ok is not None else ""
             raise CheckpointCorrupt(f"checkpoint {p} is damaged: {problem}{hint}")
-        return p
+        return p, []
     found = _candidates(p)
     if found is None:
         raise FileNotFoundError(
@@ -290,17 +326,19 @@ def resolve_checkpoint(path: str | Path, verify: bool = True) -> Path:
         )
     root, dirs = found
     if not verify:
-        return dirs[0]
-    damaged: list[str] = []
+        return dirs[0], []
+    damaged: list[Path] = []
     for d in dirs:
         problem = verify_checkpoint(d)
         if problem is None:
             if damaged:
                 logger.warning("resuming from %s, the newest intact checkpoint", d)
-            return d
-        damaged.append(f"{d.name} ({problem})")
+            return d, damaged
+        damaged.append(d)
         logger.warning("checkpoint %s is damaged, skipped: %s", d, problem)
-    raise CheckpointCorrupt(f"no intact checkpoint in {root}: " + "; ".join(damaged))
+    raise CheckpointCorrupt(
+        f"no intact checkpoint in {root}: " + "; ".join(f"{d.name} ({verify_checkpoint(d)})" for d in damaged)
+    )
 
 
 def read_checkpoint_config(step_dir: str | Path) -> dict[str, Any]:

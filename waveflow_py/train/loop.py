@@ -67,8 +67,9 @@ class Trainer:
         self.exp = exp
         self.cfg = exp.train
         self.out_dir = Path(out_dir if out_dir is not None else exp.train.out_dir)
+        self.damaged: list[Path] = []  # damaged checkpoints skipped on resume: pruned at the next save
         if resume:  # fail fast, before the data are scanned
-            resume = ckpt.resolve_checkpoint(self.out_dir if resume is True else resume)
+            resume, self.damaged = ckpt.find_checkpoint(self.out_dir if resume is True else resume)
         self.parts: RunParts = build_parts(exp, self.out_dir, model_factory)
         self.dist: DistInfo = self.parts.dist
         self.device = self.parts.device
@@ -142,7 +143,9 @@ class Trainer:
             state=state,
             ema=p.ema.state_dict() if p.ema is not None else None,
             keep_last_k=self.cfg.keep_last_k,
+            damaged=self.damaged,
         )
+        self.damaged = []
         logger.info("saved checkpoint %s", path)
         barrier(self.dist)
 

@@ -146,8 +146,10 @@ def _precision(exp: ExperimentConfig, device: torch.device) -> tuple[torch.dtype
     if prec == "fp32":
         return None, None
     if device.type == "cpu" and prec == "bf16":
-        if not _cpu_has_amx():
-            logger.warning("train.precision=bf16 on a CPU without AMX is usually slower than fp32")
+        logger.warning(
+            "train.precision=bf16 on a CPU: faster than fp32 on some CPUs and slower on others with the "
+            "same flags; measure it on this machine first (waveflow bench --dtype fp32 bf16)"
+        )
         return torch.bfloat16, None
     if device.type != "cuda":
         logger.warning("train.precision=%s needs CUDA; training in fp32 on %s", prec, device)
@@ -155,14 +157,6 @@ def _precision(exp: ExperimentConfig, device: torch.device) -> tuple[torch.dtype
     if prec == "bf16":
         return torch.bfloat16, None
     return torch.float16, torch.amp.GradScaler("cuda")
-
-
-def _cpu_has_amx() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return "amx_bf16" in f.read()
-    except OSError:
-        return False
 
 
 def _wrap(objective: TrainingObjective, dist: DistInfo, device: torch.device, compile: bool) -> nn.Module:

@@ -11,15 +11,20 @@ import yaml
 
 from waveflow_py.atomic import sha256_file
 from waveflow_py.cli import main
-from waveflow_py.config import ExperimentConfig, SourceFilterConfig, from_dict, to_dict
+from waveflow_py.config import SOURCE_FILTER_KEYS, ExperimentConfig, SourceFilterConfig, from_dict, to_dict
 from waveflow_py.pretrained import load_release
+from waveflow_py.pretrained.integrity import write_manifest
 from waveflow_py.train.checkpoint import resolve_checkpoint
 from waveflow_py.train.loop import Trainer, train
 
 
 def _flatten(model: dict) -> dict:
-    """The old layout: the block's keys at the top of ``model``."""
-    return {k: v for k, v in model.items() if k != "source_filter"} | model["source_filter"]
+    """The old layout: the block's six keys of then at the top of ``model``; keys added since (the
+    harmonic source, the pitch lag picker) did not exist."""
+    block = model["source_filter"]
+    return {k: v for k, v in model.items() if k != "source_filter"} | {
+        k: block[k] for k in SOURCE_FILTER_KEYS
+    }
 
 
 def _with_stages(exp: ExperimentConfig, **stages: object) -> ExperimentConfig:
@@ -61,6 +66,7 @@ def test_old_checkpoint_resumes_exports_and_old_release_fine_tunes(corpus, tiny_
     data = json.loads(config_path.read_text())
     data["model"] = _flatten(data["model"])
     config_path.write_text(json.dumps(data))
+    write_manifest(first.release)  # a release of then, before the manifest over the edited config
     old, _ = load_release(first.release)
     ft = _with_stages(
         tiny_experiment(corpus, tmp_path / "ft", steps=1, init_from=str(first.release)),

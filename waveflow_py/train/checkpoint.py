@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from waveflow_py.atomic import atomic_write_text, fsync_path, sha256_file
-from waveflow_py.config import nest_model_section
+from waveflow_py.config import MODEL_CONFIGS, from_dict, nest_model_section, to_dict
 from waveflow_py.nn.state import describe_mismatch
 
 __all__ = [
@@ -372,8 +372,25 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
     return out
 
 
+def model_with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config with its ``model`` read as today's typed model config and written back, so
+    keys a later version added (with defaults that keep the old behaviour: ``source: none``,
+    ``pitch_lag: highest``, ...) compare equal to a config that states them; a ``model`` that does not
+    parse is returned as is and the comparison names the difference."""
+    out = dict(config)
+    cls = MODEL_CONFIGS.get(out.get("model_type", "waveflow"))
+    if cls is not None and isinstance(out.get("model"), Mapping):
+        try:
+            out["model"] = to_dict(from_dict(cls, out["model"], "checkpoint model"))
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
 def check_config_matches(saved: Mapping[str, Any], current: Mapping[str, Any], keys: tuple[str, ...]) -> None:
-    """Raise :class:`CheckpointMismatch` naming each differing entry of ``keys`` (dotted paths)."""
+    """Raise :class:`CheckpointMismatch` naming each differing entry of ``keys`` (dotted paths); the
+    saved ``model`` is compared with the defaults of keys added since filled in (:func:`model_with_defaults`)."""
+    saved = model_with_defaults(saved)
     diffs: list[str] = []
 
     def walk(a: Any, b: Any, where: str) -> None:

@@ -26,14 +26,16 @@ import torch
 
 from waveflow_py.audio import MelSpectrogram
 from waveflow_py.config import ExperimentConfig, from_dict
-from waveflow_py.evaluation import compute_metrics
+from waveflow_py.evaluation import compute_metrics, griffin_lim
 from waveflow_py.evaluation.clips import find_clips, read_clip
 from waveflow_py.inference import synthesize
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 from waveflow_py.models import build_model
+from waveflow_py.pretrained import load_release
 from waveflow_py.train import checkpoint as ckpt
 from waveflow_py.train.release_writer import inherited_sampling
 
+GRIFFIN_LIM = "Griffin-Lim"
 KEYS = ("mrstft", "mrstft_unseen", "log_mel_l1", "pesq_wb", "vuv_f1", "gpe", "nll")
 
 
@@ -65,20 +67,37 @@ def _model(step_dir: Path) -> tuple[torch.nn.Module, float, Any]:
     return model.eval(), float(temperature), exp.model.mel
 
 
+def _release_model(name: str) -> tuple[torch.nn.Module, float, Any]:
+    """A release (the runs' starting point) with its own sampling settings."""
+    model, info = load_release(name)
+    if hasattr(model, "excitation_rms") and info.excitation_rms is not None:
+        model.excitation_rms = info.excitation_rms
+    if info.truncation is not None:
+        model.prior.truncation = info.truncation
+    return model.eval(), float(info.temperature or DEFAULT_TEMPERATURE), info.config.mel
+
+
 @torch.no_grad()
-def score(step_dir: Path, clips: list[tuple[str, np.ndarray]], cache: dict[Any, Any]) -> dict[str, Any]:
-    model, temperature, mel_cfg = _model(step_dir)
+def score(
+    which: Path | str, clips: list[tuple[str, np.ndarray]], cache: dict[Any, Any], griffin: bool = False
+) -> dict[str, Any]:
+    """Mean metrics of a checkpoint (a step directory), a release (a name) or, with ``griffin``, of
+    Griffin-Lim on the mels of ``which``'s mel settings (no NLL)."""
+    model, temperature, mel_cfg = _model(which) if isinstance(which, Path) else _release_model(which)
     mel_fn = MelSpectrogram(mel_cfg)
     rows = []
     for i, (speaker, ref) in enumerate(clips):
         x = torch.from_numpy(ref).float()[None]
         mel = mel_fn(x)
-        gen = torch.Generator().manual_seed(1000 + i)
-        audio, _ = synthesize(model, mel, temperature=temperature, generator=gen)
-        out = audio[0, : x.shape[1]].numpy()
+        if griffin:
+            out = griffin_lim(mel[0].numpy(), mel_cfg, length=x.shape[1])
+        else:
+            gen = torch.Generator().manual_seed(1000 + i)
+            audio, _ = synthesize(model, mel, temperature=temperature, generator=gen)
+            out = audio[0, : x.shape[1]].numpy()
         tracks = cache.setdefault(i, {})
         values = compute_metrics(ref, out, mel_cfg.sample_rate, mel_cfg, reference_tracks=tracks).values
-        values["nll"] = -float(model.log_prob(x, mel).mean())
+        values["nll"] = float("nan") if griffin else -float(model.log_prob(x, mel).mean())
         values["speaker"] = speaker
         rows.append(values)
     mean = {k: float(np.nanmean([r[k] for r in rows])) for k in KEYS}
@@ -87,6 +106,10 @@ def score(step_dir: Path, clips: list[tuple[str, np.ndarray]], cache: dict[Any, 
         s: {k: float(np.nanmean([r[k] for r in rows if r["speaker"] == s])) for k in KEYS} for s in speakers
     }
     return mean
+
+
+def _row(point: dict[str, Any]) -> str:
+    return "  ".join(f"{k} {point[k]:.3f}" for k in KEYS if math.isfinite(point[k]))
 
 
 def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
@@ -99,6 +122,10 @@ def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
     for ax, (key, title) in zip(axes, panels, strict=True):
         for name, points in results.items():
+            if name == GRIFFIN_LIM:
+                if math.isfinite(points[0][key]):
+                    ax.axhline(points[0][key], color="k", linestyle="--", linewidth=1, label=name)
+                continue
             ax.plot([p["cpu_minutes"] for p in points], [p[key] for p in points], marker="o", label=name)
         ax.set_title(title)
         ax.set_xlabel("CPU-minutes of training steps")
@@ -119,23 +146,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     p.add_argument("--plot", type=Path)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--start",
+        default="universal-16k-preview",
+        help="release the fine-tuning runs start from: scored as their point at 0 CPU-minutes, and "
+        "Griffin-Lim on its mel settings as the reference line ('' for neither)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     chosen = find_clips(args.data, "dev", args.clips)
     clips = [(c.speaker, read_clip(c, 16000, args.seconds, 256)) for c in chosen]
     cache: dict[Any, Any] = {}
     results: dict[str, list[dict[str, Any]]] = {}
+    start: list[dict[str, Any]] = []
+    if args.start:
+        for name, griffin in ((GRIFFIN_LIM, True), (args.start, False)):
+            point = {"cpu_minutes": 0.0, "step": 0, **score(args.start, clips, cache, griffin=griffin)}
+            results[name] = [point]
+            print(f"{name:28s}    0.0 CPU-min  " + _row(point), flush=True)
+        start = results[args.start]
     for run in args.runs:
-        points = []
+        state = json.loads((ckpt.step_dirs(run / "checkpoints")[0][1] / "state.json").read_text())
+        points = list(start) if state.get("init_from") else []
         for minutes, step_dir in _checkpoints(run, args.every):
             step = int(step_dir.name.split("_")[1])
             point = {"cpu_minutes": minutes, "step": step, **score(step_dir, clips, cache)}
             points.append(point)
-            print(
-                f"{run.name:28s} {minutes:6.1f} CPU-min  "
-                + "  ".join(f"{k} {point[k]:.3f}" for k in KEYS if math.isfinite(point[k])),
-                flush=True,
-            )
+            print(f"{run.name:28s} {minutes:6.1f} CPU-min  " + _row(point), flush=True)
         results[run.name] = points
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from pathlib import Path
 
 import librosa
@@ -120,6 +121,22 @@ def test_short_window_is_centred_in_n_fft() -> None:
     y = chirp_and_noise(cfg.sample_rate, 6000)
     out = MelSpectrogram(cfg)(torch.from_numpy(y))[0].numpy()
     assert np.abs(out - librosa_log_mel(y, cfg)).max() < 1e-4
+
+
+def test_gradient_through_the_mel_is_finite_on_digital_silence() -> None:
+    """A spectral loss through the mel of generated audio with exact zeros (a bin of zero power): the
+    gradient is finite (0 there), not sqrt's inf * 0 = nan, and the mel of speech is unchanged."""
+    cfg = mel_preset("16k")
+    assert cfg.mag_eps == 0 and cfg.log == "ln" and cfg.mean is None
+    mel_fn = MelSpectrogram(cfg)
+    x = torch.zeros(1, 4096, dtype=torch.float64)
+    x[0, 2048:] = torch.randn(2048, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x.requires_grad_(True)
+    mel_fn(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert float(x.grad[0, 2048:].abs().sum()) > 0
+    silent = mel_fn(x.detach())[0, :, :4]  # frames wholly inside the zeros: the log floor, as before
+    assert torch.equal(silent, torch.full_like(silent, math.log(cfg.clamp)))
 
 
 def test_log_compress_decompress_round_trip() -> None:

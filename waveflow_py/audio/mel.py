@@ -201,6 +201,9 @@ class MelSpectrogram(nn.Module):
         power = spec.real.square() + spec.imag.square()
         if cfg.mag_eps:
             power = power + cfg.mag_eps
+        else:  # a bin of exact zero power: the magnitude's gradient there is 0, not inf * 0 = nan (a
+            # spectral loss through the mel); the value stays far below any log floor
+            power = power.clamp_min(torch.finfo(power.dtype).tiny)
         mag = power.sqrt() if cfg.power == 1.0 else power.pow(cfg.power / 2)
         mel = torch.matmul(self.mel_basis.to(device=x.device, dtype=work), mag)
         return log_compress(mel, cfg)

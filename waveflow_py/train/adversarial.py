@@ -295,7 +295,12 @@ class Adversary:
                 )
             logger.info("fresh discriminators: the adversarial terms start at step %d", first)
             return
-        ckpt.load_model_weights(self.critic, extra["discriminator"], what="discriminator")
+        try:
+            ckpt.load_model_weights(self.critic, extra["discriminator"], what="discriminator")
+        except ckpt.CheckpointMismatch as e:
+            raise ckpt.CheckpointMismatch(
+                f"{e} (set train.objective.disc_periods/disc_resolutions/*_channels to the checkpoint's)"
+            ) from e
         groups = (state or {}).get("optimizer_param_groups")
         if groups is None:
             raise ckpt.CheckpointMismatch(

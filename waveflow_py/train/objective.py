@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -38,10 +38,15 @@ from torch import Tensor, nn
 from waveflow_py.config import ObjectiveConfig
 from waveflow_py.inference.core import full_precision, sample_path
 
-if TYPE_CHECKING:  # the discriminators import this module (stft_magnitude)
-    from waveflow_py.train.adversarial import Discriminators
-
-__all__ = ["ObjectiveTerms", "TrainingObjective", "stft_magnitude", "mrstft_terms", "log_mel_l1", "step_seed"]
+__all__ = [
+    "Critic",
+    "ObjectiveTerms",
+    "TrainingObjective",
+    "stft_magnitude",
+    "mrstft_terms",
+    "log_mel_l1",
+    "step_seed",
+]
 
 _FLOOR = 1e-7
 
@@ -78,6 +83,18 @@ def log_mel_l1(generated_mel: Tensor, reference_mel: Tensor) -> Tensor:
 def step_seed(seed: int, step: int) -> int:
     """The noise seed of step ``step``: a pure function of the run's seed and the step (exact resume)."""
     return (int(seed) * 1_000_003 + int(step) * 7919 + 17) % (2**63 - 1)
+
+
+class Critic(Protocol):
+    """What the objective needs of the run's discriminators
+    (:class:`waveflow_py.train.adversarial.Discriminators`, which import this module: typed here by what
+    they do, so the import goes one way)."""
+
+    def generator_terms(
+        self, reference: Tensor, generated: Tensor, feature_matching: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """``(least-squares generator loss, feature-matching L1 or None)`` of ``generated``."""
+        ...
 
 
 @dataclass
@@ -155,9 +172,7 @@ class TrainingObjective(nn.Module):
                 f"data.segment_length ({segment_length}), got {crop}"
             )
 
-    def forward(
-        self, audio: Tensor, mel: Tensor, step: int, critic: Discriminators | None = None
-    ) -> ObjectiveTerms:
+    def forward(self, audio: Tensor, mel: Tensor, step: int, critic: Critic | None = None) -> ObjectiveTerms:
         """The terms of step ``step``; ``critic``: the run's discriminators (needed on the steps with the
         adversarial terms; held by the caller, outside this module, so that a DDP around the objective
         never owns their parameters)."""
@@ -170,7 +185,7 @@ class TrainingObjective(nn.Module):
         return terms
 
     def _sampled_terms(
-        self, audio: Tensor, mel: Tensor, step: int, terms: ObjectiveTerms, critic: Discriminators | None
+        self, audio: Tensor, mel: Tensor, step: int, terms: ObjectiveTerms, critic: Critic | None
     ) -> None:
         cfg = self.cfg
         hop = int(self.model.hop_length)

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from waveflow_py.config import ExperimentConfig
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE
-from waveflow_py.train.adversarial import Adversary, build_adversary
+from waveflow_py.train.adversarial import Adversary, Discriminators, build_adversary
 from waveflow_py.train.data import (
     DevSet,
     SegmentDataset,
@@ -68,7 +68,7 @@ class RunParts:
     adversary: Adversary | None = None
 
     @property
-    def critic(self) -> nn.Module | None:
+    def critic(self) -> Discriminators | None:
         """The discriminators the objective's adversarial terms use (None: off)."""
         return None if self.adversary is None else self.adversary.critic
 

@@ -570,13 +570,40 @@ class DataConfig:
 DEFAULT_STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
 
 
+def _check_resolutions(name: str, value: Any, allow_empty: bool = False) -> tuple[tuple[int, int], ...]:
+    """``value`` as a tuple of ``(n_fft, hop)`` pairs with ``0 < hop <= n_fft``, else a one-line error."""
+    try:
+        res = tuple(tuple(int(v) for v in r) for r in value)
+    except (TypeError, ValueError):
+        res = ((0, 0),)
+    if (not res and not allow_empty) or any(len(r) != 2 or r[0] < 2 or not 0 < r[1] <= r[0] for r in res):
+        raise ValueError(
+            f"train.objective.{name}: expected a list of [n_fft, hop] with 0 < hop <= n_fft, got {value!r}"
+        )
+    return res
+
+
+def _check_positive_ints(name: str, value: Any, allow_empty: bool = False) -> tuple[int, ...]:
+    """``value`` as a tuple of positive integers, else a one-line error naming ``train.objective.<name>``."""
+    items = tuple(value)
+    if (not items and not allow_empty) or not all(isinstance(v, int) and v >= 1 for v in items):
+        raise ValueError(f"train.objective.{name}: expected a list of positive integers, got {value!r}")
+    return items
+
+
 @dataclass
 class ObjectiveConfig:
     """``train.objective``: what a training step minimises. The NLL (nats/sample) is always computed and
     logged, so the model stays an exact-likelihood flow; the spectral terms are computed on audio sampled
     through the model's own synthesis path, ``inverse(temperature * eps, mel)``, with gradients through the
     flows and the fixed stages (:mod:`waveflow_py.train.objective`). All weights 0 but ``nll``: plain
-    maximum likelihood (the default; every recipe before this option trains that way)."""
+    maximum likelihood (the default; every recipe before this option trains that way).
+
+    The adversarial terms (``adversarial``, ``feature_matching``; :mod:`waveflow_py.train.adversarial`) judge
+    the same sampled crops with small multi-period and multi-resolution spectrogram discriminators,
+    trained by their own Adam step after each generator step that has them. Turning them on turns the
+    crop sampling on (on the steps ``s >= adversarial_from`` with ``s % every == 0``), with or without the
+    spectral terms."""
 
     nll: float = 1.0  # weight of the NLL term (0: the NLL is still computed and logged, not trained)
     stft: float = 0.0  # weight of the multi-resolution STFT loss (spectral convergence + log-magnitude L1)
@@ -586,19 +613,58 @@ class ObjectiveConfig:
     items: int = 2  # batch items whose crop goes through the sampling path
     temperature: float | None = None  # noise temperature of the sampled crops (None: the release/val one)
     resolutions: tuple[tuple[int, int], ...] = DEFAULT_STFT_RESOLUTIONS  # (n_fft, hop) of the STFT loss
+    adversarial: float = (
+        0.0  # weight of the generator's least-squares GAN loss (0 and feature_matching 0: off)
+    )
+    feature_matching: float = 0.0  # weight of the L1 distance of the discriminators' features (real vs fake)
+    adversarial_from: int = 0  # the step from which the adversarial terms and discriminator steps are on
+    disc_lr: float = 2e-4  # Adam learning rate of the discriminators (constant)
+    disc_betas: tuple[float, float] = (0.8, 0.99)  # Adam betas of the discriminators (HiFi-GAN's)
+    disc_periods: tuple[int, ...] = (2, 3, 5, 7, 11)  # one period discriminator each ([]: none)
+    disc_period_channels: tuple[int, ...] = (8, 16, 32, 32)  # channels of their (5, 1) convolutions
+    disc_resolutions: tuple[tuple[int, int], ...] = (
+        (256, 64),
+        (512, 128),
+        (1024, 256),
+    )  # (n_fft, hop) ([]: none)
+    disc_resolution_channels: tuple[int, ...] = (8, 16, 16, 16)  # channels of their (3, 9) convolutions
+
+    @property
+    def adversarial_on(self) -> bool:
+        """Whether the run has discriminators (a generator adversarial or feature-matching weight > 0)."""
+        return self.adversarial > 0 or self.feature_matching > 0
 
     @property
     def sampled(self) -> bool:
         """Whether any term needs audio sampled through the inverse."""
-        return self.stft > 0 or self.mel > 0
+        return self.stft > 0 or self.mel > 0 or self.adversarial_on
+
+    def adversarial_at(self, step: int) -> bool:
+        """Whether step ``step`` has the adversarial terms (and a discriminator step)."""
+        return self.adversarial_on and step >= self.adversarial_from and step % self.every == 0
+
+    def sampled_at(self, step: int) -> bool:
+        """Whether step ``step`` samples crops through the inverse (for the spectral or adversarial terms)."""
+        spectral = (self.stft > 0 or self.mel > 0) and step % self.every == 0
+        return spectral or self.adversarial_at(step)
+
+    def first_adversarial_step(self) -> int:
+        """The first step with the adversarial terms: the first multiple of ``every`` from
+        ``adversarial_from`` on."""
+        return -(-self.adversarial_from // self.every) * self.every
 
     def __post_init__(self) -> None:
-        for name in ("nll", "stft", "mel"):
+        for name in ("nll", "stft", "mel", "adversarial", "feature_matching"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"train.objective.{name}: expected a finite weight >= 0, got {value!r}")
         if self.nll == 0 and not self.sampled:
             raise ValueError("train.objective: every weight is 0: nothing would be trained")
+        if self.nll == 0 and self.stft == 0 and self.mel == 0 and self.adversarial_from > 0:
+            raise ValueError(
+                "train.objective.adversarial_from: the steps before it would train nothing "
+                "(nll, stft and mel are 0)"
+            )
         for name in ("every", "crop", "items"):
             if getattr(self, name) < 1:
                 raise ValueError(
@@ -606,13 +672,35 @@ class ObjectiveConfig:
                 )
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"train.objective.temperature: expected > 0 (or null), got {self.temperature}")
-        res = tuple(tuple(int(v) for v in r) for r in self.resolutions)
-        if not res or any(len(r) != 2 or r[0] < 2 or not 0 < r[1] <= r[0] for r in res):
+        self.resolutions = _check_resolutions("resolutions", self.resolutions)
+        self._check_discriminators()
+
+    def _check_discriminators(self) -> None:
+        if not self.adversarial_from >= 0:
             raise ValueError(
-                f"train.objective.resolutions: expected a list of [n_fft, hop] with 0 < hop <= n_fft, "
-                f"got {self.resolutions!r}"
+                f"train.objective.adversarial_from: expected a step >= 0, got {self.adversarial_from}"
             )
-        self.resolutions = res
+        if not (math.isfinite(self.disc_lr) and self.disc_lr > 0):
+            raise ValueError(
+                f"train.objective.disc_lr: expected a finite learning rate > 0, got {self.disc_lr}"
+            )
+        if len(self.disc_betas) != 2 or not all(0 <= b < 1 for b in self.disc_betas):
+            raise ValueError(
+                f"train.objective.disc_betas: expected two values in [0, 1), got {list(self.disc_betas)}"
+            )
+        self.disc_periods = _check_positive_ints("disc_periods", self.disc_periods, allow_empty=True)
+        self.disc_period_channels = _check_positive_ints("disc_period_channels", self.disc_period_channels)
+        self.disc_resolutions = _check_resolutions(
+            "disc_resolutions", self.disc_resolutions, allow_empty=True
+        )
+        self.disc_resolution_channels = _check_positive_ints(
+            "disc_resolution_channels", self.disc_resolution_channels
+        )
+        if self.adversarial_on and not (self.disc_periods or self.disc_resolutions):
+            raise ValueError(
+                "train.objective.disc_periods, disc_resolutions: both empty, but the adversarial terms need "
+                "at least one discriminator"
+            )
 
 
 @dataclass

@@ -175,3 +175,25 @@ def test_an_interrupt_while_writing_leaves_no_partial_directory(tmp_path: Path, 
     with pytest.raises(signal):
         _save(tmp_path, 2, model, opt)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step_00000001"]  # nothing partial
+
+
+def test_extra_files_are_saved_hashed_verified_and_loaded(tmp_path: Path) -> None:
+    """Training-only tensors (the adversarial stage's discriminators) as extra files of a step directory."""
+    import json
+
+    model, opt = _parts()
+    extra = {"discriminator": {"w": torch.arange(6.0).view(2, 3)}, "discriminator_optimizer": {}}
+    d = ckpt.save_checkpoint(tmp_path, 1, model=model, optimizer=opt, config={}, state={}, extra=extra)
+    files = json.loads((d / "state.json").read_text())["files"]
+    assert {"discriminator.safetensors", "discriminator_optimizer.safetensors"} <= set(files)
+    loaded = ckpt.load_checkpoint(d)["extra"]
+    assert (
+        set(loaded) == {"discriminator", "discriminator_optimizer"} and not loaded["discriminator_optimizer"]
+    )
+    assert torch.equal(loaded["discriminator"]["w"], extra["discriminator"]["w"])
+    f = d / "discriminator.safetensors"
+    f.write_bytes(f.read_bytes()[:-1] + bytes([f.read_bytes()[-1] ^ 0xFF]))
+    assert "discriminator.safetensors: sha256 differs" in (ckpt.verify_checkpoint(d) or "")
+    with pytest.raises(ValueError, match=r"extra file name\(s\) \['ema'\] are reserved"):
+        ckpt.save_checkpoint(tmp_path, 2, model=model, optimizer=opt, config={}, state={}, extra={"ema": {}})
+    assert ckpt.load_checkpoint(_save(tmp_path, 3, model, opt))["extra"] == {}

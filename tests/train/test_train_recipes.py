@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,17 +14,20 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 NAMES = ("tiny", "librispeech-mini", "single-speaker", "ljspeech")
 CONFIGS = sorted(p for name in NAMES for p in (RECIPES / name).glob("*.yaml"))
 BAKEOFF = RECIPES / "librispeech-mini" / "bakeoff"
+SPECTRAL = RECIPES / "librispeech-mini" / "spectral"
 
 
 @pytest.mark.parametrize(
-    "path", CONFIGS + sorted(BAKEOFF.glob("*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}"
+    "path",
+    CONFIGS + sorted(BAKEOFF.glob("*.yaml")) + sorted(SPECTRAL.glob("*.yaml")),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
 )
 def test_recipe_config_loads(path: Path) -> None:
     exp = load_yaml(ExperimentConfig, path)
     cfg = exp.model_config()
     assert exp.data.segment_length % cfg.mel.hop_length == 0
     expected_rate = {"tiny": 8000, "librispeech-mini": 16000, "single-speaker": 22050, "ljspeech": 22050}
-    expected_rate["bakeoff"] = 16000
+    expected_rate["bakeoff"] = expected_rate["spectral"] = 16000
     assert cfg.mel.sample_rate == expected_rate[path.parent.name]
 
 
@@ -42,6 +46,17 @@ def test_bakeoff_source_filter_blocks_merge_through_extends() -> None:
         pitch = "ltp" if "-ltp" in name else "none"
         assert (stages.envelope, stages.lpc_order, stages.pitch) == (envelope, 16, pitch), name
         assert (stages.pitch_strength, stages.pitch_threshold, stages.preemphasis) == (1.0, 0.3, 0.0), name
+
+
+def test_adversarial_recipe_is_wg64_harmonic_plus_the_stage_from_the_start() -> None:
+    """Equal-CPU comparison: only the adversarial weights differ from wg64-harmonic.yaml."""
+    base = load_yaml(ExperimentConfig, SPECTRAL / "wg64-harmonic.yaml")
+    adv = load_yaml(ExperimentConfig, SPECTRAL / "wg64-harmonic-adversarial.yaml")
+    objective = adv.train.objective
+    assert objective.adversarial_on and objective.first_adversarial_step() == 0
+    assert (objective.adversarial, objective.feature_matching) == (1.0, 2.0)
+    same = dataclasses.replace(objective, adversarial=0.0, feature_matching=0.0)
+    assert dataclasses.replace(adv, train=dataclasses.replace(adv.train, objective=same)) == base
 
 
 @pytest.mark.slow

@@ -5,6 +5,8 @@ Layout of ``<run>/checkpoints/step_00001000/``::
     model.safetensors      model weights
     ema.safetensors        EMA weights (only when EMA is on)
     optimizer.safetensors  optimizer tensors (``state.<param index>.<name>``)
+    <name>.safetensors     extra training-only tensors, e.g. the discriminators of the adversarial stage
+                           (``discriminator``, ``discriminator_optimizer``); never part of a release
     state.json             plain state: step, optimizer param groups, GradScaler, RNG states of every rank
                            (python, numpy, torch CPU/CUDA as byte lists), data sampler position, metrics
     config.yaml            the full experiment config (the model part is checked on resume)
@@ -60,6 +62,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+_BUILTIN = ("model", "optimizer", "ema")  # the safetensors files every run's checkpoint may have
 
 
 class CheckpointMismatch(ValueError):
@@ -156,12 +159,18 @@ def save_checkpoint(
     ema: Mapping[str, Tensor] | None = None,
     keep_last_k: int = 3,
     damaged: Sequence[Path] = (),
+    extra: Mapping[str, Mapping[str, Tensor]] | None = None,
 ) -> Path:
     """Write ``step_<step>/`` atomically, update ``latest`` and prune to ``keep_last_k``. Returns the dir.
 
     ``damaged``: checkpoints found damaged when the run resumed (:func:`find_checkpoint`); they are
     removed first, so that pruning never drops an intact checkpoint to keep a damaged, newer-numbered one.
+    ``extra``: more tensors by file stem (``<stem>.safetensors``, hashed and verified like the others).
     """
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(_BUILTIN))
+    if clash:
+        raise ValueError(f"save_checkpoint: extra file name(s) {clash} are reserved")
     root = Path(ckpt_root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
@@ -170,7 +179,9 @@ def save_checkpoint(
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
     tmp.mkdir()
     try:
-        _write_step(tmp, step, model=model, optimizer=optimizer, config=config, state=state, ema=ema)
+        _write_step(
+            tmp, step, model=model, optimizer=optimizer, config=config, state=state, ema=ema, extra=extra
+        )
     except BaseException:  # Ctrl-C or SIGTERM mid-write: no half-written directory is left behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -194,12 +205,17 @@ def _write_step(
     config: Mapping[str, Any],
     state: Mapping[str, Any],
     ema: Mapping[str, Tensor] | None,
+    extra: Mapping[str, Mapping[str, Tensor]],
 ) -> None:
     opt_tensors, groups = optimizer_to_files(optimizer)
     save_file(_plain_state(model), str(tmp / "model.safetensors"))
     if ema is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    for stem, tensors in extra.items():
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / f"{stem}.safetensors")
+        )
     (tmp / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
     files = {f.name: {"bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in sorted(tmp.iterdir())}
     full_state = {"format_version": 1, "step": step, "optimizer_param_groups": groups, **state}
@@ -350,7 +366,8 @@ def read_checkpoint_config(step_dir: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
     """Read a checkpoint directory into plain data: ``model``, ``optimizer`` and (maybe) ``ema`` tensors,
-    ``state`` (JSON) and ``config`` (dict). Nothing is unpickled. ``path`` is resolved (and verified,
+    ``extra`` (the other recorded safetensors files by stem, e.g. ``discriminator``), ``state`` (JSON) and
+    ``config`` (dict). Nothing is unpickled. ``path`` is resolved (and verified,
     falling back to an older intact checkpoint of a run) by :func:`resolve_checkpoint`; a file that
     still cannot be read is a :class:`CheckpointCorrupt` error naming it. ``verify=False`` skips the
     hashing, for a step directory that :func:`resolve_checkpoint` has just verified."""
@@ -367,6 +384,8 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
         }
         if (d / "ema.safetensors").is_file():
             out["ema"] = load_file(str(d / "ema.safetensors"))
+        stems = (Path(name).stem for name in out["state"].get("files") or {} if name.endswith(".safetensors"))
+        out["extra"] = {x: load_file(str(d / f"{x}.safetensors")) for x in stems if x not in _BUILTIN}
     except (SafetensorError, OSError, ValueError, yaml.YAMLError) as e:
         raise CheckpointCorrupt(f"checkpoint {d} cannot be read: {type(e).__name__}: {e}") from e
     return out

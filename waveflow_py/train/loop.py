@@ -134,6 +134,9 @@ class Trainer:
             "clock": self.clock.totals(),
             "init_from": None if self.init_release is None else str(self.init_release),
         }
+        extra: dict[str, Any] = {}
+        if p.adversary is not None:  # the discriminators: training-only files of the step directory
+            extra, state["discriminator"] = p.adversary.checkpoint_parts()
         path = ckpt.save_checkpoint(
             self.out_dir / "checkpoints",
             self.step,
@@ -144,6 +147,7 @@ class Trainer:
             ema=p.ema.state_dict() if p.ema is not None else None,
             keep_last_k=self.cfg.keep_last_k,
             damaged=self.damaged,
+            extra=extra,
         )
         self.damaged = []
         logger.info("saved checkpoint %s", path)
@@ -160,6 +164,10 @@ class Trainer:
                 raise ckpt.CheckpointMismatch(f"{data['path']}: has no EMA weights but train.ema_decay > 0")
             p.ema.load_state_dict(data["ema"])
         st = data["state"]
+        if p.adversary is not None:
+            p.adversary.restore(data["extra"], st.get("discriminator"), int(st["step"]))
+        elif "discriminator" in data["extra"]:
+            logger.info("the checkpoint's discriminators are not used: the adversarial terms are off")
         if p.scaler is not None and st.get("scaler"):
             p.scaler.load_state_dict(st["scaler"])
         rngs = st["rng"]
@@ -256,9 +264,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _train_step(self, audio: Tensor) -> tuple[dict[str, float], float | None]:
-        """One optimizer step; returns ``(terms, grad_norm)``: the objective's terms (``"loss"``, the
-        minimised sum, and ``"nll"`` always; the sampled terms on their steps), grad_norm None when the
-        step was skipped."""
+        """One optimizer step (then a discriminator step on the steps with the adversarial terms); returns
+        ``(terms, grad_norm)``: the objective's terms (``"loss"``, the minimised sum, and ``"nll"`` always;
+        the sampled terms and ``"disc_loss"`` on their steps), grad_norm None when the step was skipped."""
         p, cfg = self.parts, self.cfg
         for group in p.optimizer.param_groups:
             group["lr"] = lr_at(self.step, cfg)
@@ -268,7 +276,7 @@ class Trainer:
         p.optimizer.zero_grad(set_to_none=True)
         try:
             with p.autocast():
-                terms = p.train_module(audio, mel, self.step)
+                terms = p.train_module(audio, mel, self.step, p.critic)
                 loss = terms.loss(cfg.objective).float()
             values = {"loss": float(loss.detach()), **terms.scalars()}
         except NonFiniteError as e:  # an intermediate overflowed (e.g. an unbounded exp scale): the same
@@ -292,6 +300,8 @@ class Trainer:
             p.optimizer.step()
         if p.ema is not None:
             p.ema.update(p.model)
+        if p.adversary is not None and terms.crops is not None:
+            values.update(p.adversary.step(*terms.crops))
         return values, grad_norm
 
     def _note_nonfinite(self, loss: float) -> None:

@@ -19,12 +19,18 @@ trains a compact WaveGlow with a spectral loss on its own samples, a step can ad
 
 ``loss = nll * NLL + stft * (SC + logmag) + mel * mel_L1``; the NLL (nats/sample) is computed and logged on
 every step whatever its weight, so ``log_prob`` and the likelihood curves mean what they always did.
+
+With the adversarial terms on (``adversarial``/``feature_matching`` > 0, from step ``adversarial_from``), the
+same sampled crop is judged by the run's discriminators (:mod:`waveflow_py.train.adversarial`, passed to
+``forward`` as ``critic``): ``+ adversarial * LSGAN_G + feature_matching * FM``; the terms keep the reference
+crop and the detached generated one (``crops``) for the discriminator step that follows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +38,15 @@ from torch import Tensor, nn
 from waveflow_py.config import ObjectiveConfig
 from waveflow_py.inference.core import full_precision, sample_path
 
-__all__ = ["ObjectiveTerms", "TrainingObjective", "stft_magnitude", "mrstft_terms", "log_mel_l1", "step_seed"]
+__all__ = [
+    "Critic",
+    "ObjectiveTerms",
+    "TrainingObjective",
+    "stft_magnitude",
+    "mrstft_terms",
+    "log_mel_l1",
+    "step_seed",
+]
 
 _FLOOR = 1e-7
 
@@ -71,15 +85,32 @@ def step_seed(seed: int, step: int) -> int:
     return (int(seed) * 1_000_003 + int(step) * 7919 + 17) % (2**63 - 1)
 
 
+class Critic(Protocol):
+    """What the objective needs of the run's discriminators
+    (:class:`waveflow_py.train.adversarial.Discriminators`, which import this module: typed here by what
+    they do, so the import goes one way)."""
+
+    def generator_terms(
+        self, reference: Tensor, generated: Tensor, feature_matching: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """``(least-squares generator loss, feature-matching L1 or None)`` of ``generated``."""
+        ...
+
+
 @dataclass
 class ObjectiveTerms:
     """One step's terms (scalars). ``stft_sc``/``stft_logmag``/``mel_l1`` are ``None`` on steps without the
-    sampled terms (``objective.every``)."""
+    sampled terms (``objective.every``), ``adversarial``/``feature_matching`` on steps without the
+    adversarial terms; ``crops`` (reference, detached generated: ``(items, crop)`` each) is set on the
+    steps with the adversarial terms, for the discriminator step."""
 
     nll: Tensor
     stft_sc: Tensor | None = None
     stft_logmag: Tensor | None = None
     mel_l1: Tensor | None = None
+    adversarial: Tensor | None = None
+    feature_matching: Tensor | None = None
+    crops: tuple[Tensor, Tensor] | None = None
 
     def loss(self, cfg: ObjectiveConfig) -> Tensor:
         """The weighted sum that is minimised."""
@@ -88,11 +119,15 @@ class ObjectiveTerms:
             total = total + cfg.stft * (self.stft_sc + self.stft_logmag)
         if self.mel_l1 is not None:
             total = total + cfg.mel * self.mel_l1
+        if self.adversarial is not None:
+            total = total + cfg.adversarial * self.adversarial
+        if self.feature_matching is not None:
+            total = total + cfg.feature_matching * self.feature_matching
         return total
 
     def scalars(self) -> dict[str, float]:
         out = {"nll": float(self.nll.detach())}
-        for name in ("stft_sc", "stft_logmag", "mel_l1"):
+        for name in ("stft_sc", "stft_logmag", "mel_l1", "adversarial", "feature_matching"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = float(value.detach())
@@ -137,14 +172,21 @@ class TrainingObjective(nn.Module):
                 f"data.segment_length ({segment_length}), got {crop}"
             )
 
-    def forward(self, audio: Tensor, mel: Tensor, step: int) -> ObjectiveTerms:
+    def forward(self, audio: Tensor, mel: Tensor, step: int, critic: Critic | None = None) -> ObjectiveTerms:
+        """The terms of step ``step``; ``critic``: the run's discriminators (needed on the steps with the
+        adversarial terms; held by the caller, outside this module, so that a DDP around the objective
+        never owns their parameters)."""
         nll = -self.model.log_prob(audio, mel).float().mean()
         terms = ObjectiveTerms(nll)
-        if self.cfg.sampled and step % self.cfg.every == 0:
-            self._sampled_terms(audio, mel, step, terms)
+        if self.cfg.sampled_at(step):
+            if self.cfg.adversarial_at(step) and critic is None:
+                raise ValueError(f"step {step}: train.objective's adversarial terms need the discriminators")
+            self._sampled_terms(audio, mel, step, terms, critic if self.cfg.adversarial_at(step) else None)
         return terms
 
-    def _sampled_terms(self, audio: Tensor, mel: Tensor, step: int, terms: ObjectiveTerms) -> None:
+    def _sampled_terms(
+        self, audio: Tensor, mel: Tensor, step: int, terms: ObjectiveTerms, critic: Critic | None
+    ) -> None:
         cfg = self.cfg
         hop = int(self.model.hop_length)
         reference = full_precision(audio[: cfg.items, : cfg.crop])
@@ -165,3 +207,7 @@ class TrainingObjective(nn.Module):
                 terms.stft_sc, terms.stft_logmag = mrstft_terms(generated, reference, cfg.resolutions)
             if cfg.mel > 0:
                 terms.mel_l1 = log_mel_l1(self.mel_fn(generated), self.mel_fn(reference))
+            if critic is not None:
+                fm = cfg.feature_matching > 0
+                terms.adversarial, terms.feature_matching = critic.generator_terms(reference, generated, fm)
+                terms.crops = (reference.detach(), generated.detach())

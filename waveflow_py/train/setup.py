@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from waveflow_py.config import ExperimentConfig
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE
+from waveflow_py.train.adversarial import Adversary, Discriminators, build_adversary
 from waveflow_py.train.data import (
     DevSet,
     SegmentDataset,
@@ -47,8 +48,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 @dataclass
 class RunParts:
-    """Everything the loop needs; ``train_module(audio, mel, step) -> ObjectiveTerms`` is the DDP/compiled
-    :class:`~waveflow_py.train.objective.TrainingObjective` (``objective``, unwrapped)."""
+    """Everything the loop needs; ``train_module(audio, mel, step, critic) -> ObjectiveTerms`` is the
+    DDP/compiled :class:`~waveflow_py.train.objective.TrainingObjective` (``objective``, unwrapped);
+    ``adversary``: the discriminators and their optimizer when the adversarial terms are on."""
 
     exp: ExperimentConfig
     dist: DistInfo
@@ -63,6 +65,12 @@ class RunParts:
     amp_dtype: torch.dtype | None
     train_set: SegmentDataset
     dev: DevSet | None
+    adversary: Adversary | None = None
+
+    @property
+    def critic(self) -> Discriminators | None:
+        """The discriminators the objective's adversarial terms use (None: off)."""
+        return None if self.adversary is None else self.adversary.critic
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:
@@ -209,6 +217,10 @@ def build_parts(
             device,
             "fp32" if amp_dtype is None and scaler is None else cfg.precision,
         )
+        adversary = build_adversary(cfg.objective, dist, device) if cfg.objective.adversarial_on else None
+        if adversary is not None:
+            n_disc = sum(p.numel() for p in adversary.critic.parameters())
+            logger.info("discriminators: %.3fM parameters (training only)", n_disc / 1e6)
         return RunParts(
             exp,
             dist,
@@ -223,6 +235,7 @@ def build_parts(
             amp_dtype,
             train_set,
             dev,
+            adversary,
         )
     except BaseException:
         cleanup_distributed(dist)

@@ -389,7 +389,8 @@ def model_with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_config_matches(saved: Mapping[str, Any], current: Mapping[str, Any], keys: tuple[str, ...]) -> None:
     """Raise :class:`CheckpointMismatch` naming each differing entry of ``keys`` (dotted paths); the
-    saved ``model`` is compared with the defaults of keys added since filled in (:func:`model_with_defaults`)."""
+    saved ``model`` is compared with the defaults of keys added since filled in
+    (:func:`model_with_defaults`)."""
     saved = model_with_defaults(saved)
     diffs: list[str] = []
 

@@ -29,8 +29,8 @@ from waveflow_py.config import ExperimentConfig, from_dict
 from waveflow_py.evaluation import compute_metrics
 from waveflow_py.evaluation.clips import find_clips, read_clip
 from waveflow_py.inference import synthesize
-from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 from waveflow_py.models import build_model
+from waveflow_py.sampling import SamplingConfig, resolve_sampling
 from waveflow_py.train import checkpoint as ckpt
 from waveflow_py.train.release_writer import inherited_sampling
 
@@ -51,30 +51,27 @@ def _checkpoints(run: Path, every: float) -> list[tuple[float, Path]]:
     return [f for f in found if f[1] in chosen]
 
 
-def _model(step_dir: Path) -> tuple[torch.nn.Module, float, Any]:
-    """The checkpoint's model with the run's sampling settings, its temperature and its mel config."""
+def _model(step_dir: Path) -> tuple[torch.nn.Module, SamplingConfig, Any]:
+    """The checkpoint's model, the run's sampling settings (the one rule: its ``val_temperature`` over its
+    release's settings over the library default) and its mel config."""
     data = ckpt.load_checkpoint(step_dir)
     exp = from_dict(ExperimentConfig, data["config"])
     model = build_model(exp.model_type, exp.model)
     ckpt.load_model_weights(model, data["ema"] if "ema" in data else data["model"])
-    sampling = inherited_sampling(data["state"].get("init_from"))
-    if hasattr(model, "excitation_rms"):
-        model.excitation_rms = sampling["excitation_rms"]
-    model.prior.truncation = sampling["truncation"]
-    temperature = exp.train.val_temperature or sampling["temperature"] or DEFAULT_TEMPERATURE
-    return model.eval(), float(temperature), exp.model.mel
+    release = inherited_sampling(data["state"].get("init_from"))
+    return model.eval(), resolve_sampling(release, temperature=exp.train.val_temperature), exp.model.mel
 
 
 @torch.no_grad()
 def score(step_dir: Path, clips: list[tuple[str, np.ndarray]], cache: dict[Any, Any]) -> dict[str, Any]:
-    model, temperature, mel_cfg = _model(step_dir)
+    model, sampling, mel_cfg = _model(step_dir)
     mel_fn = MelSpectrogram(mel_cfg)
     rows = []
     for i, (speaker, ref) in enumerate(clips):
         x = torch.from_numpy(ref).float()[None]
         mel = mel_fn(x)
         gen = torch.Generator().manual_seed(1000 + i)
-        audio, _ = synthesize(model, mel, temperature=temperature, generator=gen)
+        audio, _ = synthesize(model, mel, sampling=sampling, generator=gen)
         out = audio[0, : x.shape[1]].numpy()
         tracks = cache.setdefault(i, {})
         values = compute_metrics(ref, out, mel_cfg.sample_rate, mel_cfg, reference_tracks=tracks).values

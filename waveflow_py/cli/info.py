@@ -35,7 +35,9 @@ def _sources(info: Any) -> dict[str, str]:
     out = {}
     for key, value in info.sampling.to_dict().items():
         if key == "pitch_strength" and value is None:
-            out[key] = "model: source_filter.pitch_strength" if info.config.source_filter.pitch != "none" else "-"
+            out[key] = (
+                "model: source_filter.pitch_strength" if info.config.source_filter.pitch != "none" else "-"
+            )
         else:
             out[key] = "release" if key in info.stored_sampling else "library default"
     return out

@@ -23,8 +23,9 @@ class StandardNormal(nn.Module):
     inverse CDF: a monotone squeeze of the same draws, not clamping), rescaled to unit variance (by
     ``1 / truncated_std(c)``, so the temperature alone sets the loudness), then scaled by
     ``temperature * sigma``. It removes the rare large draws that a vocoder can turn into clipped peaks;
-    ``log_prob`` ignores it (training is unchanged). Releases store a tuned value
-    (``experiments/tune_sampling.py``); not part of ``state_dict``.
+    ``log_prob`` ignores it (training is unchanged). Not part of ``state_dict``. A vocoder's samplers pass
+    the truncation of their sampling settings per draw (``sample(..., truncation=)``,
+    :class:`waveflow_py.sampling.SamplingConfig`), so a model's prior keeps ``None``.
     """
 
     def __init__(

@@ -29,9 +29,9 @@ from waveflow_py.config import ExperimentConfig, from_dict
 from waveflow_py.evaluation import compute_metrics, griffin_lim
 from waveflow_py.evaluation.clips import find_clips, read_clip
 from waveflow_py.inference import synthesize
-from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 from waveflow_py.models import build_model
 from waveflow_py.pretrained import load_release
+from waveflow_py.sampling import SamplingConfig, resolve_sampling
 from waveflow_py.train import checkpoint as ckpt
 from waveflow_py.train.release_writer import inherited_sampling
 
@@ -53,28 +53,21 @@ def _checkpoints(run: Path, every: float) -> list[tuple[float, Path]]:
     return [f for f in found if f[1] in chosen]
 
 
-def _model(step_dir: Path) -> tuple[torch.nn.Module, float, Any]:
-    """The checkpoint's model with the run's sampling settings, its temperature and its mel config."""
+def _model(step_dir: Path) -> tuple[torch.nn.Module, SamplingConfig, Any]:
+    """The checkpoint's model, the run's sampling settings (the one rule: its ``val_temperature`` over its
+    release's settings over the library default) and its mel config."""
     data = ckpt.load_checkpoint(step_dir)
     exp = from_dict(ExperimentConfig, data["config"])
     model = build_model(exp.model_type, exp.model)
     ckpt.load_model_weights(model, data["ema"] if "ema" in data else data["model"])
-    sampling = inherited_sampling(data["state"].get("init_from"))
-    if hasattr(model, "excitation_rms"):
-        model.excitation_rms = sampling["excitation_rms"]
-    model.prior.truncation = sampling["truncation"]
-    temperature = exp.train.val_temperature or sampling["temperature"] or DEFAULT_TEMPERATURE
-    return model.eval(), float(temperature), exp.model.mel
+    release = inherited_sampling(data["state"].get("init_from"))
+    return model.eval(), resolve_sampling(release, temperature=exp.train.val_temperature), exp.model.mel
 
 
-def _release_model(name: str) -> tuple[torch.nn.Module, float, Any]:
+def _release_model(name: str) -> tuple[torch.nn.Module, SamplingConfig, Any]:
     """A release (the runs' starting point) with its own sampling settings."""
     model, info = load_release(name)
-    if hasattr(model, "excitation_rms") and info.excitation_rms is not None:
-        model.excitation_rms = info.excitation_rms
-    if info.truncation is not None:
-        model.prior.truncation = info.truncation
-    return model.eval(), float(info.temperature or DEFAULT_TEMPERATURE), info.config.mel
+    return model.eval(), resolve_sampling(info.sampling), info.config.mel
 
 
 @torch.no_grad()
@@ -83,7 +76,7 @@ def score(
 ) -> dict[str, Any]:
     """Mean metrics of a checkpoint (a step directory), a release (a name) or, with ``griffin``, of
     Griffin-Lim on the mels of ``which``'s mel settings (no NLL)."""
-    model, temperature, mel_cfg = _model(which) if isinstance(which, Path) else _release_model(which)
+    model, sampling, mel_cfg = _model(which) if isinstance(which, Path) else _release_model(which)
     mel_fn = MelSpectrogram(mel_cfg)
     rows = []
     for i, (speaker, ref) in enumerate(clips):
@@ -93,7 +86,7 @@ def score(
             out = griffin_lim(mel[0].numpy(), mel_cfg, length=x.shape[1])
         else:
             gen = torch.Generator().manual_seed(1000 + i)
-            audio, _ = synthesize(model, mel, temperature=temperature, generator=gen)
+            audio, _ = synthesize(model, mel, sampling=sampling, generator=gen)
             out = audio[0, : x.shape[1]].numpy()
         tracks = cache.setdefault(i, {})
         values = compute_metrics(ref, out, mel_cfg.sample_rate, mel_cfg, reference_tracks=tracks).values

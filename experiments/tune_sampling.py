@@ -8,7 +8,8 @@ the settings stored in ``universal-16k-preview``).
 
 The grid: temperature x noise truncation x excitation level (``excitation_rms``, envelope priors) and,
 for a release with the pitch prior, its strength (``pitch_strength``: the pitch stage has no weights, so
-it can be set at synthesis; it also changes the model's likelihood, which ``waveflow eval`` reports).
+it is a sampling setting, ``SamplingConfig.pitch_strength``: one model for every value; the likelihood
+``waveflow eval`` reports stays the one of the strength the model was built with).
 For each setting every clip is vocoded through the one sampler (``inference.synthesize``, noise seed
 ``seed + clip index``, the same for every setting) and scored against its reference: MR-STFT, log-mel
 L1, peak |sample| and (unless ``--fast``) V/UV F1 and F0 RMSE.
@@ -30,13 +31,14 @@ turns either off.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from waveflow_py.sampling import KEEP, SamplingConfig, check_for_model, resolve_sampling
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     truncations = values(args.truncations, check_truncation, "--truncations")
     levels = values(args.excitation_rms, check_excitation_rms, "--excitation-rms")
     base, info = load_release(args.release)
+    strengths: list[float | None] = [None] if args.pitch_strengths is None else list(args.pitch_strengths)
     try:
-        models = _pitch_variants(base, args.pitch_strengths)
+        for s in strengths:  # the pitch strength is a sampling setting: one model for every value
+            check_for_model(SamplingConfig(pitch_strength=s), base.config)
         if any(r is not None for r in levels):
             check_excitation_rms(1.0, base)
     except ValueError as e:
@@ -115,11 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     refs = [read_clip(clip, cfg.sample_rate, args.max_seconds).astype(np.float32) for clip in clips]
 
     rows = []
-    grid = [(s, t, c, r) for s in models for t in args.temperatures for c in truncations for r in levels]
+    grid = [(s, t, c, r) for s in strengths for t in args.temperatures for c in truncations for r in levels]
     for strength, temp, trunc, level in grid:
-        model = models[strength]
-        model.prior.truncation, model.excitation_rms = trunc, level
-        means = _score(model, refs, temp, args.seed, fast=args.fast)
+        means = _score(base, refs, _settings(base, strength, temp, trunc, level), args.seed, fast=args.fast)
         rows.append(((strength, temp, trunc, level), means))
         print(
             f"{_describe((strength, temp, trunc, level))}: "
@@ -155,45 +157,27 @@ def main(argv: list[str] | None = None) -> int:
         + ")"
     )
     if args.write:
-        strength, temp, trunc, level = best[0]
-        model = models[strength]
-        model.prior.truncation, model.excitation_rms = trunc, level
-        save_release(
-            info.path,
-            model,
-            provenance=info.provenance,
-            temperature=temp,
-            truncation=trunc,
-            excitation_rms=level,
-        )
+        save_release(info.path, base, provenance=info.provenance, sampling=_settings(base, *best[0]))
         print(f"stored {_describe(best[0])} in {info.path}")
     return 0
 
 
-def _pitch_variants(
-    model: torch.nn.Module, strengths: list[float] | None
-) -> dict[float | None, torch.nn.Module]:
-    """``{strength: model}``: the release's model with each pitch-prior strength (same weights; the
-    pitch stage has none); ``{None: model}`` when no strengths are asked for."""
-    if strengths is None:
-        return {None: model}
-    from waveflow_py.config import source_filter_of
-    from waveflow_py.models import build_model, model_type_of
-
-    config = model.config
-    if source_filter_of(config).pitch == "none":
-        raise ValueError("--pitch-strengths: the release has no pitch prior (pitch: none)")
-
-    out: dict[float | None, torch.nn.Module] = {}
-    for s in strengths:
-        block = dataclasses.replace(config.source_filter, pitch_strength=float(s))
-        variant = build_model(model_type_of(config), dataclasses.replace(config, source_filter=block))
-        variant.load_state_dict(model.state_dict())
-        out[float(s)] = variant.eval()
-    return out
+def _settings(
+    model: torch.nn.Module, strength: float | None, temp: float, trunc: float | None, level: float | None
+) -> SamplingConfig:
+    """One grid point over the release's settings (a strength of ``None``: the release's)."""
+    return resolve_sampling(
+        model.sampling,
+        temperature=temp,
+        truncation=trunc,
+        excitation_rms=level,
+        pitch_strength=KEEP if strength is None else strength,
+    )
 
 
-def _score(model: torch.nn.Module, refs: list[np.ndarray], temp: float, seed: int, fast: bool) -> dict:
+def _score(
+    model: torch.nn.Module, refs: list[np.ndarray], settings: SamplingConfig, seed: int, fast: bool
+) -> dict:
     """Mean MR-STFT, log-mel L1, V/UV F1 and F0 RMSE of ``model``'s audio for the clips, and the peak."""
     from waveflow_py.audio import MelSpectrogram
     from waveflow_py.evaluation.pitch import pitch_metrics
@@ -208,7 +192,7 @@ def _score(model: torch.nn.Module, refs: list[np.ndarray], temp: float, seed: in
         with torch.no_grad():
             mel = front(torch.from_numpy(ref)[None])
             gen = torch.Generator().manual_seed(seed + i)
-            out, _ = synthesize(model, mel, temperature=temp, generator=gen)
+            out, _ = synthesize(model, mel, sampling=settings, generator=gen)
         deg = out[0, : ref.size].numpy()
         scores["mrstft"].append(multi_resolution_stft(ref, deg)["total"])
         scores["log_mel_l1"].append(log_mel_l1(ref, deg, cfg.sample_rate, cfg))

@@ -130,8 +130,14 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
     assert choice.cached and "measured on" in choice.reason
     dtype, why = choice.dtype, choice.reason
     assert data["dtype_auto"] == {"device": "cpu", "dtype": short_name(dtype), "reason": why}
-    assert data["temperature"] == 0.6 and data["temperature_source"] == "package default"
+    assert data["temperature"] == 0.6 and data["sampling_source"]["temperature"] == "release"
     assert data["truncation"] is None and data["excitation_rms"] is None
+    assert data["sampling"] == {
+        "temperature": 0.6,
+        "truncation": None,
+        "excitation_rms": None,
+        "pitch_strength": None,
+    }
     main(["info", str(release)])
     text = capsys.readouterr().out
     assert f"dtype auto:  {short_name(dtype)} on cpu ({why})" in text and "temperature: 0.6" in text

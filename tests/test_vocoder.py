@@ -17,6 +17,7 @@ from waveflow_py.audio.conventions import from_model_mel
 from waveflow_py.config import SourceFilterConfig, mel_preset
 from waveflow_py.pretrained import ReleaseNotFoundError, build_random_release, lookup
 from waveflow_py.pretrained.integrity import write_manifest
+from waveflow_py.sampling import SamplingConfig
 from waveflow_py.vocoder import DEFAULT_TEMPERATURE, Vocoder
 
 SR = 22050
@@ -197,13 +198,14 @@ def test_save_pretrained_round_trip(vocoder: Vocoder, tmp_path: Path) -> None:
     path = vocoder.save_pretrained(tmp_path / "copy")
     again = Vocoder.from_pretrained(path)
     assert again.info.sha256 == vocoder.info.sha256 and again.info.provenance == vocoder.info.provenance
-    assert again.temperature == DEFAULT_TEMPERATURE and again.info.temperature is None
+    assert again.sampling == vocoder.sampling == SamplingConfig()  # every setting, stored in one block
+    assert json.loads((path / "config.json").read_text())["sampling"] == SamplingConfig().to_dict()
 
 
 def test_release_temperature_is_the_default_and_can_be_overridden(vocoder: Vocoder, tmp_path: Path) -> None:
     vocoder.temperature = 0.3
     path = vocoder.save_pretrained(tmp_path / "t03")
-    assert json.loads((path / "config.json").read_text())["temperature"] == 0.3
+    assert json.loads((path / "config.json").read_text())["sampling"]["temperature"] == 0.3
     again = Vocoder.from_pretrained(path, dtype="fp32")
     assert again.temperature == 0.3
     mel = again.mel(speechlike(0.2))
@@ -214,7 +216,7 @@ def test_release_temperature_is_the_default_and_can_be_overridden(vocoder: Vocod
     torch.testing.assert_close(again.vocode(mel, generator=seeded()), want, rtol=1e-4, atol=1e-5)
     assert Vocoder.from_pretrained(path, temperature=0.5).temperature == 0.5
     data = json.loads((path / "config.json").read_text())
-    data["temperature"] = -1
+    data["sampling"]["temperature"] = -1
     (path / "config.json").write_text(json.dumps(data))
     write_manifest(path)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="temperature"):
@@ -316,7 +318,7 @@ def test_release_truncation_round_trip_override_and_noise(vocoder: Vocoder, tmp_
 
     vocoder.truncation = 2.0
     path = vocoder.save_pretrained(tmp_path / "c2")
-    assert json.loads((path / "config.json").read_text())["truncation"] == 2.0
+    assert json.loads((path / "config.json").read_text())["sampling"]["truncation"] == 2.0
     again = Vocoder.from_pretrained(path, dtype="fp32")
     assert again.truncation == 2.0 and again.info.truncation == 2.0 and "truncation=2.0" in repr(again)
     mel = again.mel(speechlike(0.2))
@@ -333,7 +335,7 @@ def test_release_truncation_round_trip_override_and_noise(vocoder: Vocoder, tmp_
     with pytest.raises(ValueError, match="truncation"):
         Vocoder.from_pretrained(path, truncation=0)
     data = json.loads((path / "config.json").read_text())
-    data["truncation"] = "wide"
+    data["sampling"]["truncation"] = "wide"
     (path / "config.json").write_text(json.dumps(data))
     write_manifest(path)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="truncation"):
@@ -348,33 +350,33 @@ def test_release_excitation_rms_round_trip_override_and_checks(vocoder: Vocoder,
     from waveflow_py.pretrained import save_release
 
     model = tiny_waveflow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4))
-    path = save_release(tmp_path / "lev", model, provenance={"weights": "test"}, excitation_rms=1.25)
-    assert json.loads((path / "config.json").read_text())["excitation_rms"] == 1.25
+    levels = SamplingConfig(excitation_rms=1.25)
+    path = save_release(tmp_path / "lev", model, provenance={"weights": "test"}, sampling=levels)
+    assert json.loads((path / "config.json").read_text())["sampling"]["excitation_rms"] == 1.25
     again = Vocoder.from_pretrained(path, dtype="fp32")
-    assert again.excitation_rms == 1.25 and again.model.excitation_rms == 1.25
+    assert again.excitation_rms == 1.25 and again.model.sampling.excitation_rms == 1.25
     assert again.info.excitation_rms == 1.25 and "excitation_rms=1.25" in repr(again)
     mel = torch.randn(1, 6, 5)
     seeded = lambda: torch.Generator().manual_seed(1)  # noqa: E731
     levelled, _ = synthesize(again.model, mel, generator=seeded())
-    again.model.excitation_rms = None
-    plain, _ = synthesize(again.model, mel, generator=seeded())
+    plain, _ = synthesize(again.model, mel, generator=seeded(), sampling=SamplingConfig())
     assert (levelled - plain).abs().max() > 1e-3
     assert Vocoder.from_pretrained(path, excitation_rms="none").excitation_rms is None
     assert Vocoder.from_pretrained(path, excitation_rms=0.8).excitation_rms == 0.8
     copy = Vocoder.from_pretrained(path, excitation_rms=0.8).save_pretrained(tmp_path / "copy")
-    assert json.loads((copy / "config.json").read_text())["excitation_rms"] == 0.8
+    assert json.loads((copy / "config.json").read_text())["sampling"]["excitation_rms"] == 0.8
     with pytest.raises(ValueError, match="envelope prior"):
         vocoder.excitation_rms = 1.0  # the tiny release has no envelope prior
     with pytest.raises(ValueError, match="envelope prior"):
-        save_release(tmp_path / "bad", vocoder.model, provenance={"weights": "test"}, excitation_rms=1.0)
+        save_release(tmp_path / "bad", vocoder.model, provenance={"weights": "test"}, sampling=levels)
     data = json.loads((vocoder.info.path / "config.json").read_text())
     bad = tmp_path / "bad2"
     vocoder.save_pretrained(bad)
-    (bad / "config.json").write_text(json.dumps({**data, "excitation_rms": 1.0}))
+    (bad / "config.json").write_text(json.dumps({**data, "sampling": {"excitation_rms": 1.0}}))
     write_manifest(bad)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="excitation_rms"):
         Vocoder.from_pretrained(bad)
-    (bad / "config.json").write_text(json.dumps({**data, "excitation_rms": -2}))
+    (bad / "config.json").write_text(json.dumps({**data, "sampling": {"excitation_rms": -2}}))
     write_manifest(bad)  # a deliberate edit, re-hashed
     with pytest.raises(ValueError, match="excitation_rms"):
         Vocoder.from_pretrained(bad)

@@ -19,6 +19,7 @@ _LAZY = {
     "WaveFlow": "waveflow_py.models",
     "WaveGlow": "waveflow_py.models",
     "Vocoder": "waveflow_py.vocoder",
+    "SamplingConfig": "waveflow_py.sampling",
 }
 
 __all__ = ["__version__", *_LAZY]

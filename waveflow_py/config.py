@@ -567,6 +567,17 @@ class DataConfig:
             raise ValueError(f"data.num_workers: expected >= 0, got {self.num_workers}")
 
 
+def _temperature(value: Any, where: str) -> float:
+    """A temperature setting of the training config, by the one rule
+    (:func:`waveflow_py.flows.distributions.check_temperature`); ``ValueError`` naming ``where``."""
+    from waveflow_py.flows.distributions import check_temperature
+
+    try:
+        return check_temperature(value)
+    except ValueError as e:
+        raise ValueError(f"{where}: {str(e).removeprefix('temperature: ')} (or null)") from None
+
+
 DEFAULT_STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
 
 
@@ -611,7 +622,7 @@ class ObjectiveConfig:
     every: int = 1  # the sampled terms every k steps (the NLL every step)
     crop: int = 8192  # samples of each sampled crop (the first samples of a training segment)
     items: int = 2  # batch items whose crop goes through the sampling path
-    temperature: float | None = None  # noise temperature of the sampled crops (None: the release/val one)
+    temperature: float | None = None  # noise temperature of the sampled crops (None: the run's sampling)
     resolutions: tuple[tuple[int, int], ...] = DEFAULT_STFT_RESOLUTIONS  # (n_fft, hop) of the STFT loss
     adversarial: float = (
         0.0  # weight of the generator's least-squares GAN loss (0 and feature_matching 0: off)
@@ -670,8 +681,8 @@ class ObjectiveConfig:
                 raise ValueError(
                     f"train.objective.{name}: expected a positive integer, got {getattr(self, name)}"
                 )
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"train.objective.temperature: expected > 0 (or null), got {self.temperature}")
+        if self.temperature is not None:  # the one rule of a temperature (SamplingConfig's)
+            self.temperature = _temperature(self.temperature, "train.objective.temperature")
         self.resolutions = _check_resolutions("resolutions", self.resolutions)
         self._check_discriminators()
 
@@ -730,7 +741,7 @@ class TrainConfig:
     val_every: int = 1000
     val_at_start: bool = False  # also validate before the first step (a step-0 point on the dev curve)
     val_clips: int = 2  # dev clips vocoded at validation (mel L1, audio and spectrograms)
-    val_temperature: float | None = None  # temperature of the vocoded clips (None: init_from's, else 0.6)
+    val_temperature: float | None = None  # the run's sampling temperature (None: init_from's, else 0.6)
     val_sigma: float | None = None  # deprecated name of val_temperature (accepted with a warning)
     ckpt_every: int = 1000
     keep_last_k: int = 3
@@ -774,8 +785,8 @@ class TrainConfig:
             if self.val_temperature is None:
                 self.val_temperature = self.val_sigma
             self.val_sigma = None
-        if self.val_temperature is not None and not self.val_temperature >= 0:
-            raise ValueError(f"train.val_temperature: expected >= 0, got {self.val_temperature}")
+        if self.val_temperature is not None:
+            self.val_temperature = _temperature(self.val_temperature, "train.val_temperature")
 
 
 @dataclass

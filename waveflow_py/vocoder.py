@@ -10,8 +10,10 @@ for features already in the model's convention, e.g. from :meth:`Vocoder.mel`) a
 (bin count, value range, frame rate) before synthesis, so a mismatched front end fails with a message
 instead of producing noise. Synthesis runs under ``torch.inference_mode`` through the one sampler,
 :func:`waveflow_py.inference.synthesize` (fast cached inverse; long inputs in chunks of bounded memory),
-at the release's ``temperature`` (else :data:`~waveflow_py.inference.DEFAULT_TEMPERATURE`) and in the
-compute dtype measured for this model and machine (``dtype="auto"``, :mod:`waveflow_py.inference.precision`).
+with the vocoder's sampling settings (:attr:`Vocoder.sampling`, a
+:class:`~waveflow_py.sampling.SamplingConfig` resolved once: explicit arguments over the release's over
+the library default) passed explicitly, and in the compute dtype measured for this model and machine
+(``dtype="auto"``, :mod:`waveflow_py.inference.precision`).
 Shapes: a mel ``(n_mels, F)`` gives audio ``(F * hop,)``; a batch ``(B, n_mels, F)`` gives ``(B, F * hop)``.
 """
 
@@ -30,14 +32,21 @@ from torch import Tensor, nn
 from waveflow_py.audio.conventions import silent_mel
 from waveflow_py.config import MelConfig, source_filter_of
 from waveflow_py.dtypes import is_auto, parse_dtype
-from waveflow_py.flows.distributions import check_truncation
-from waveflow_py.inference.core import DEFAULT_TEMPERATURE, check_excitation_rms, check_temperature
 from waveflow_py.inference.denoiser import Denoiser, check_denoise
 from waveflow_py.inference.precision import resolve_dtype
 from waveflow_py.inference.synthesis import DEFAULT_MAX_FRAMES, synthesize
 from waveflow_py.pretrained import ReleaseInfo, load_release, save_release
+from waveflow_py.sampling import (
+    DEFAULT_TEMPERATURE,
+    KEEP,
+    SamplingConfig,
+    check_for_model,
+    inert_settings,
+    resolve_sampling,
+    sampling_of,
+)
 
-__all__ = ["Vocoder", "DEFAULT_TEMPERATURE"]
+__all__ = ["Vocoder", "DEFAULT_TEMPERATURE", "SamplingConfig"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +58,16 @@ class Vocoder:
         model: a ``WaveFlow``/``WaveGlow``.
         info: the release it came from (``None`` for a model built in code).
         denoise: default strength of the bias-spectrum denoiser applied to every output (0: off).
-        temperature: default sampling temperature (``None``: the release's, else
-            :data:`~waveflow_py.inference.DEFAULT_TEMPERATURE`).
-        truncation: noise truncation in standard deviations (``"release"``: keep the model's, which
-            :func:`~waveflow_py.pretrained.load_release` sets from the release; ``None``: off); it is
-            the model prior's setting (``model.prior.truncation``), see :attr:`truncation`.
-        excitation_rms: per-frame excitation level of envelope-prior models (``"release"``: keep the
-            model's; ``None``: off), see :attr:`excitation_rms`.
+        sampling: the sampling settings, whole (``None``: the release's, ``model.sampling``, which
+            :func:`~waveflow_py.pretrained.load_release` sets; the library default for a model built in
+            code). The single settings below override it (:func:`~waveflow_py.sampling.resolve_sampling`).
+        temperature: sampling temperature (``None``: as ``sampling``).
+        truncation: noise truncation in standard deviations (``"release"``: as ``sampling``; ``None``:
+            off).
+        excitation_rms: per-frame excitation level of envelope-prior models (``"release"``: as
+            ``sampling``; ``None``: off).
+        pitch_strength: the pitch predictor's strength of pitch-prior models (``"release"``: as
+            ``sampling``; ``None``: the strength the model was built with).
         compute_dtype: dtype of the networks during synthesis (``"auto"``: bfloat16 where it was measured
             faster than float32 for this model on this machine and its audio within tolerance, else
             float32, see :func:`waveflow_py.inference.precision.choose_dtype`; ``None``: the parameters'
@@ -70,29 +82,33 @@ class Vocoder:
         info: ReleaseInfo | None = None,
         *,
         denoise: float = 0.0,
+        sampling: SamplingConfig | None = None,
         temperature: float | None = None,
-        truncation: float | str | None = "release",
-        excitation_rms: float | str | None = "release",
+        truncation: float | str | None = KEEP,
+        excitation_rms: float | str | None = KEEP,
+        pitch_strength: float | str | None = KEEP,
         compute_dtype: torch.dtype | str | None = None,
         max_frames: int | None = DEFAULT_MAX_FRAMES,
     ) -> None:
         self.model = model.eval()
         self.info = info
         self.denoise_strength = check_denoise(denoise)
-        if temperature is None:
-            temperature = info.temperature if info is not None and info.temperature is not None else None
-            if temperature is None and source_filter_of(getattr(model, "config", None)).envelope != "none":
-                logger.warning(
-                    "%s has an envelope prior but no tuned temperature: sampling at the default %g, which "
-                    "makes such models much quieter (tune one: experiments/tune_sampling.py --write)",
-                    "the release" if info is None else info.path,
-                    DEFAULT_TEMPERATURE,
-                )
-        self.temperature = check_temperature(DEFAULT_TEMPERATURE if temperature is None else temperature)
-        if not (isinstance(truncation, str) and truncation == "release"):
-            self.truncation = truncation
-        if not (isinstance(excitation_rms, str) and excitation_rms == "release"):
-            self.excitation_rms = excitation_rms
+        self._sampling = self._resolve(
+            sampling,
+            temperature=temperature,
+            truncation=truncation,
+            excitation_rms=excitation_rms,
+            pitch_strength=pitch_strength,
+        )
+        explicit = sampling is not None or temperature is not None
+        envelope = source_filter_of(getattr(model, "config", None)).envelope != "none"
+        if not explicit and envelope and self._sampling.temperature == DEFAULT_TEMPERATURE:
+            logger.warning(
+                "%s has an envelope prior but no tuned temperature: sampling at the default %g, which "
+                "makes such models much quieter (tune one: experiments/tune_sampling.py --write)",
+                "the model" if info is None else info.path,
+                DEFAULT_TEMPERATURE,
+            )
         self.compute_dtype, self.dtype_reason, self.dtype_choice = resolve_dtype(
             compute_dtype, model, self.device
         )
@@ -109,9 +125,11 @@ class Vocoder:
         dtype: torch.dtype | str | None = "auto",
         *,
         denoise: float = 0.0,
+        sampling: SamplingConfig | None = None,
         temperature: float | None = None,
-        truncation: float | str | None = "release",
-        excitation_rms: float | str | None = "release",
+        truncation: float | str | None = KEEP,
+        excitation_rms: float | str | None = KEEP,
+        pitch_strength: float | str | None = KEEP,
     ) -> Vocoder:
         """Load a release by bundled name or directory (``None``: the default bundled release).
 
@@ -119,9 +137,9 @@ class Vocoder:
         measured faster than float32 for this model on this machine, with its audio within tolerance
         (measured once, cached: :func:`waveflow_py.inference.precision.choose_dtype`), else float32;
         ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
-        stay float32 (``"float64"`` moves them to float64). ``temperature``: overrides the release's;
-        ``truncation``: likewise (a number of standard deviations, or ``None`` for untruncated noise);
-        ``excitation_rms``: likewise (the per-frame excitation level, or ``None``: off).
+        stay float32 (``"float64"`` moves them to float64). ``sampling`` and the single settings
+        ``temperature``, ``truncation``, ``excitation_rms``, ``pitch_strength`` override the release's
+        (see :class:`Vocoder`).
         """
         wanted = None if is_auto(dtype) else parse_dtype(dtype)
         weights = torch.float64 if wanted == torch.float64 else None
@@ -133,9 +151,11 @@ class Vocoder:
             model,
             info,
             denoise=denoise,
+            sampling=sampling,
             temperature=temperature,
             truncation=truncation,
             excitation_rms=excitation_rms,
+            pitch_strength=pitch_strength,
             compute_dtype=compute,
         )
         logger.info("compute dtype %s (%s)", vocoder.compute_dtype or vocoder.dtype, vocoder.dtype_reason)
@@ -144,42 +164,79 @@ class Vocoder:
     def save_pretrained(
         self, directory: str | os.PathLike[str], provenance: dict[str, Any] | None = None
     ) -> Path:
-        """Write this vocoder as a release (provenance defaults to the loaded release's; a temperature
-        other than the package default, and the truncation and excitation level when set, are recorded in
-        its config.json)."""
+        """Write this vocoder as a release (provenance defaults to the loaded release's); its sampling
+        settings (:attr:`sampling`) are stored as the release's ``sampling`` block."""
         prov = provenance if provenance is not None else (self.info.provenance if self.info else None)
         if not prov:
             raise ValueError("provenance: this vocoder has none recorded; pass one (data, steps, date, ...)")
-        temp = None if self.temperature == DEFAULT_TEMPERATURE else self.temperature
-        return save_release(
-            directory,
-            self.model,
-            provenance=prov,
-            temperature=temp,
-            truncation=self.truncation,
-            excitation_rms=self.excitation_rms,
-        )
+        return save_release(directory, self.model, provenance=prov, sampling=self.sampling)
 
-    # ------------------------------------------------------------------ properties
+    # ------------------------------------------------------------------ sampling settings
+    def _resolve(self, sampling: SamplingConfig | None = None, **overrides: Any) -> SamplingConfig:
+        """The one rule over the release level (``model.sampling``), checked against the model; a
+        setting made inert by another is reported once per vocoder."""
+        base = sampling_of(self.model) if not hasattr(self, "_sampling") else self._sampling
+        settings = resolve_sampling(base, sampling, **overrides)
+        check_for_model(settings, getattr(self.model, "config", None))
+        reported = self.__dict__.setdefault("_reported", set())
+        for line in inert_settings(settings):
+            if line not in reported:
+                reported.add(line)
+                logger.warning("%s", line)
+        return settings
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        """The sampling settings every call samples with (unless it overrides the temperature):
+        temperature, truncation, excitation level, pitch strength."""
+        return self._sampling
+
+    @sampling.setter
+    def sampling(self, value: SamplingConfig) -> None:
+        if not isinstance(value, SamplingConfig):
+            raise ValueError(f"sampling: expected a SamplingConfig, got {type(value).__name__}")
+        self._set(self._resolve(value))
+
+    def _set(self, settings: SamplingConfig) -> None:
+        self._sampling = settings
+        self._denoiser = None  # its bias spectrum is measured with the settings
+
+    @property
+    def temperature(self) -> float:
+        """The sampling temperature (noise std relative to the prior's training sigma)."""
+        return self._sampling.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self._set(self._resolve(temperature=value))
+
     @property
     def truncation(self) -> float | None:
-        """Noise truncation in standard deviations (``None``: off): the model prior's setting, shared by
-        every synthesis path (batched, streaming, chunked)."""
-        return getattr(self.model.prior, "truncation", None)
+        """Noise truncation in standard deviations (``None``: off)."""
+        return self._sampling.truncation
 
     @truncation.setter
     def truncation(self, value: float | str | None) -> None:
-        self.model.prior.truncation = check_truncation(_none_if_off(value))
+        self._set(self._resolve(truncation=value))
 
     @property
     def excitation_rms(self) -> float | None:
         """The RMS each excitation frame is set to before the envelope synthesis (``None``: off; envelope
-        priors only), see :func:`waveflow_py.inference.core.level_frames`: the model's setting."""
-        return getattr(self.model, "excitation_rms", None)
+        priors only), see :func:`waveflow_py.sourcefilter.level.level_frames`."""
+        return self._sampling.excitation_rms
 
     @excitation_rms.setter
     def excitation_rms(self, value: float | str | None) -> None:
-        self.model.excitation_rms = check_excitation_rms(_none_if_off(value), self.model)
+        self._set(self._resolve(excitation_rms=value))
+
+    @property
+    def pitch_strength(self) -> float | None:
+        """The pitch predictor's strength (``None``: as the model was built; pitch priors only)."""
+        return self._sampling.pitch_strength
+
+    @pitch_strength.setter
+    def pitch_strength(self, value: float | str | None) -> None:
+        self._set(self._resolve(pitch_strength=value))
 
     @property
     def mel_config(self) -> MelConfig:
@@ -222,7 +279,7 @@ class Vocoder:
             f"Vocoder({type(self.model).__name__}, {self.sample_rate} Hz, {self.mel_config.n_mels} mels, "
             f"{where}, device={self.device}, dtype={self.dtype}, compute_dtype={self.compute_dtype}, "
             f"temperature={self.temperature}, truncation={self.truncation}, "
-            f"excitation_rms={self.excitation_rms})"
+            f"excitation_rms={self.excitation_rms}, pitch_strength={self.pitch_strength})"
         )
 
     # ------------------------------------------------------------------ features
@@ -277,7 +334,7 @@ class Vocoder:
         (see :mod:`waveflow_py.audio.conventions`); ``temperature`` overrides the vocoder's default;
         ``denoise`` overrides its default strength; ``generator`` makes the noise reproducible.
         """
-        temperature = check_temperature(self.temperature if temperature is None else temperature)
+        settings = resolve_sampling(self._sampling, temperature=temperature)
         strength = self.denoise_strength if denoise is None else check_denoise(denoise)
         single = (mel.dim() if isinstance(mel, Tensor) else np.ndim(mel)) == 2
         batch = self.prepare_mel(mel, mel_format, **fmt_params)
@@ -287,9 +344,9 @@ class Vocoder:
                 self.model,
                 batch,
                 lens,
-                temperature,
-                self.compute_dtype,
-                generator,
+                dtype=self.compute_dtype,
+                generator=generator,
+                sampling=settings,
                 max_frames=self.max_frames,
             )
             if strength > 0:
@@ -394,12 +451,5 @@ class Vocoder:
     def denoise(self, audio: Tensor, strength: float = 0.1) -> Tensor:
         """Remove the model's bias spectrum (WaveGlow-style, see :class:`Denoiser`) from ``audio``."""
         if self._denoiser is None:
-            self._denoiser = Denoiser.from_model(self.model).to(self.device)
+            self._denoiser = Denoiser.from_model(self.model, sampling=self._sampling).to(self.device)
         return self._denoiser(audio, strength)
-
-
-def _none_if_off(value: float | str | None) -> float | str | None:
-    """``"none"``/``"off"`` (any case) -> ``None``: an optional sampling setting turned off by name."""
-    if isinstance(value, str) and value.strip().lower() in ("none", "off"):
-        return None
-    return value

@@ -1,4 +1,4 @@
-"""The per-frame excitation level (``model.excitation_rms``, :func:`level_frames`): its frames, every
+"""The per-frame excitation level (``SamplingConfig.excitation_rms``, :func:`level_frames`): its frames, every
 synthesis path (one shot, batched, chunked, streaming, fast inverse) equal to the levelled offline
 inverse, and its checks."""
 
@@ -14,6 +14,7 @@ from waveflow_py.inference.cuda import fast_inverse
 from waveflow_py.inference.receptive import context_frames
 from waveflow_py.inference.streaming import StreamingSynthesizer
 from waveflow_py.inference.synthesis import synthesize
+from waveflow_py.sampling import DEFAULT_SAMPLING, SamplingConfig
 
 RMS = 1.3
 
@@ -46,7 +47,7 @@ def levelled(request: pytest.FixtureRequest) -> torch.nn.Module:
     else:
         stages = SourceFilterConfig(envelope="gain", pitch="ltp", pitch_strength=3.0, pitch_threshold=0.0)
         model = tiny_waveglow(source_filter=stages)
-    model.excitation_rms = RMS
+    model.sampling = SamplingConfig(excitation_rms=RMS)
     return model
 
 
@@ -54,7 +55,9 @@ def _reference(model: torch.nn.Module, z: torch.Tensor, mel: torch.Tensor) -> to
     """The offline inverse with the excitation levelled between the two stages."""
     with torch.no_grad():
         e, _ = model.inverse_excitation(z, mel)
-        audio, _, _ = model.envelope_synthesis(level_frames(e, model.hop_length, RMS), mel)
+        audio, _, _ = model.envelope_synthesis(
+            level_frames(e, model.hop_length, RMS), mel, sampling=DEFAULT_SAMPLING
+        )
     return audio
 
 
@@ -80,17 +83,18 @@ def test_every_path_equals_the_levelled_offline_inverse(levelled) -> None:
         e_back, _ = model.envelope_analysis(one_shot, mel)
     power = e_back.reshape(2, frames, hop).square().mean(-1)
     torch.testing.assert_close(power, torch.full_like(power, RMS**2), rtol=1e-3, atol=1e-3)
-    model.excitation_rms = None  # and it matters
-    plain, _ = synthesize(model, mel, z=z, max_frames=None)
+    close_to_peak(model.inverse(z, mel)[0], want)  # model.inverse samples with the model's settings too
+    plain, _ = synthesize(model, mel, z=z, max_frames=None, sampling=DEFAULT_SAMPLING)  # and it matters
     assert (plain - one_shot).abs().max() > 1e-2 * float(one_shot.abs().max())
 
 
 def test_checks() -> None:
     plain = tiny_waveflow()
-    plain.excitation_rms = 1.0
     mel, z = mel_and_noise(plain, 4)
-    with pytest.raises(ValueError, match="envelope prior"):
-        run_envelope(plain, z, mel)
+    with pytest.raises(ValueError, match="excitation_rms: needs a model with an envelope prior"):
+        run_envelope(plain, z, mel, sampling=SamplingConfig(excitation_rms=1.0))
+    with pytest.raises(ValueError, match="excitation_rms: needs a model with an envelope prior"):
+        plain.sampling = SamplingConfig(excitation_rms=1.0)
     for bad in (0, -1.0, float("inf"), float("nan"), "loud", True):
         with pytest.raises(ValueError, match="excitation_rms"):
             check_excitation_rms(bad)

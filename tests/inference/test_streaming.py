@@ -9,6 +9,7 @@ import torch
 from waveflow_py.inference.receptive import context_frames
 from waveflow_py.inference.streaming import StreamingSynthesizer
 from waveflow_py.inference.synthesis import synthesize
+from waveflow_py.sampling import SamplingConfig
 
 
 def _pieces(total: int, sizes: list[int]) -> list[tuple[int, int]]:
@@ -101,15 +102,22 @@ def test_streaming_validates(factories) -> None:
 
 
 def test_streaming_truncated_noise_equals_offline(factories) -> None:
-    """The prior's truncation is part of the one noise stream: streaming draws what offline draws."""
+    """The truncation is part of the one noise stream: streaming draws what offline draws, whether it is
+    the model's (release) setting or given explicitly."""
     model = factories[0]()
-    model.prior.truncation = 1.5
+    model.sampling = SamplingConfig(truncation=1.5)
     mel = torch.randn(1, 6, 9)
     gen = torch.Generator().manual_seed(2)
     s = StreamingSynthesizer(model, chunk_frames=3, temperature=0.7, generator=gen)
     out = torch.cat([s.push(mel[:, :, :4]), s.push(mel[:, :, 4:]), s.flush()], dim=1)
     offline, _ = synthesize(model, mel, temperature=0.7, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(out, offline, atol=2e-5, rtol=1e-5)
-    model.prior.truncation = None
+    explicit = SamplingConfig(temperature=0.7, truncation=1.5)
+    s = StreamingSynthesizer(
+        model, chunk_frames=3, sampling=explicit, generator=torch.Generator().manual_seed(2)
+    )
+    out = torch.cat([s.push(mel[:, :, :4]), s.push(mel[:, :, 4:]), s.flush()], dim=1)
+    torch.testing.assert_close(out, offline, atol=2e-5, rtol=1e-5)
+    model.sampling = SamplingConfig()
     plain, _ = synthesize(model, mel, temperature=0.7, generator=torch.Generator().manual_seed(2))
     assert (plain - offline).abs().max() > 1e-4  # the truncated draws differ from the plain ones

@@ -10,6 +10,7 @@ import torch
 from waveflow_py.audio import MelSpectrogram
 from waveflow_py.config import MelConfig, ObjectiveConfig, WaveGlowConfig, from_dict
 from waveflow_py.models import build_model
+from waveflow_py.sampling import SamplingConfig
 from waveflow_py.train.adversarial import (
     Adversary,
     Discriminators,
@@ -190,7 +191,7 @@ def test_objective_gradients_reach_the_generator_when_on(weights: dict) -> None:
     model, critic = _model(), _critic()
     cfg = from_dict(ObjectiveConfig, {"nll": 0.0, "crop": 512, "items": 2, **TINY, **weights})
     mel_fn = MelSpectrogram(from_dict(MelConfig, MEL))
-    objective = TrainingObjective(model, cfg, mel_fn, temperature=0.8)
+    objective = TrainingObjective(model, cfg, mel_fn, SamplingConfig(temperature=0.8))
     audio = _separable(2, 1024)[0]
     mel = mel_fn(audio)
     terms = objective(audio, mel, step=3, critic=critic)
@@ -216,13 +217,15 @@ def test_objective_has_no_adversarial_terms_when_off() -> None:
     )
     off = from_dict(ObjectiveConfig, {"stft": 1.0, "crop": 512})
     for cfg, step in ((on, 3), (off, 4)):  # before adversarial_from; weights 0
-        terms = TrainingObjective(model, cfg, mel_fn, 0.8)(audio, mel, step, critic)
+        terms = TrainingObjective(model, cfg, mel_fn, SamplingConfig(temperature=0.8))(
+            audio, mel, step, critic
+        )
         assert terms.stft_sc is not None
         assert terms.adversarial is None and terms.feature_matching is None and terms.crops is None
         terms.loss(cfg).backward()
         assert all(p.grad is None for p in critic.parameters())
     with pytest.raises(ValueError, match="adversarial terms need the discriminators"):
-        TrainingObjective(model, on, mel_fn, 0.8)(audio, mel, 4)
+        TrainingObjective(model, on, mel_fn, SamplingConfig(temperature=0.8))(audio, mel, 4)
 
 
 def test_adversarial_terms_turn_the_crop_sampling_on() -> None:

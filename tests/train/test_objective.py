@@ -13,6 +13,7 @@ from waveflow_py.config import MelConfig, ObjectiveConfig, WaveGlowConfig, from_
 from waveflow_py.evaluation.spectral import multi_resolution_stft
 from waveflow_py.inference.core import run_inverse, sample_path
 from waveflow_py.models import build_model
+from waveflow_py.sampling import SamplingConfig
 from waveflow_py.train.objective import TrainingObjective, log_mel_l1, mrstft_terms, step_seed
 
 MEL = {"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "win_length": 256, "n_mels": 16, "fmax": 4000.0}
@@ -70,19 +71,23 @@ def test_sample_path_is_the_synthesis_path() -> None:
     model = _model(torch.float32).eval()
     mel = MelSpectrogram(model.config.mel)(_signal(dtype=torch.float32))
     z = 0.9 * torch.randn(1, 1024, generator=torch.Generator().manual_seed(3))
-    for rms in (None, 0.7):
-        model.excitation_rms = rms
+    for settings in (SamplingConfig(), SamplingConfig(excitation_rms=0.7, pitch_strength=2.0)):
+        model.sampling = settings  # the model's settings
         with torch.no_grad():
             want = run_inverse(model, z, mel, cached=False)
-            got = sample_path(model, z, mel, excitation_rms=rms)
+            got = sample_path(model, z, mel)
+            explicit = sample_path(model, z, mel, sampling=settings)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(explicit, want, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        assert (sample_path(model, z, mel, sampling=SamplingConfig()) - want).abs().max() > 1e-3
 
 
 def test_gradients_through_the_sampling_path_match_finite_differences() -> None:
     model = _model()
     cfg = ObjectiveConfig(nll=0.0, stft=1.0, mel=0.5, crop=512, items=1, resolutions=RES)
     mel_fn = MelSpectrogram(from_dict(MelConfig, MEL)).double()
-    objective = TrainingObjective(model, cfg, mel_fn, temperature=0.8, seed=5)
+    objective = TrainingObjective(model, cfg, mel_fn, SamplingConfig(temperature=0.8), seed=5)
     audio = _signal()
     mel = mel_fn(audio)
 
@@ -122,7 +127,8 @@ def test_step_noise_is_a_function_of_seed_and_step() -> None:
         ({"stft": -1.0}, "objective.stft: expected a finite weight >= 0"),
         ({"nll": 0.0}, "every weight is 0"),
         ({"crop": 0}, "objective.crop: expected a positive integer"),
-        ({"temperature": 0.0}, "objective.temperature: expected > 0"),
+        ({"temperature": -1.0}, "objective.temperature: expected a finite number >= 0"),
+        ({"temperature": float("nan")}, "objective.temperature: expected a finite number >= 0"),
         ({"resolutions": [[64, 128]]}, "objective.resolutions"),
     ],
 )
@@ -132,7 +138,7 @@ def test_bad_objective_settings_are_refused(over: dict, message: str) -> None:
 
 
 def test_crop_must_fit_the_segment() -> None:
-    objective = TrainingObjective(_model(), ObjectiveConfig(stft=1.0, crop=1000), torch.nn.Identity(), 1.0)
+    objective = TrainingObjective(_model(), ObjectiveConfig(stft=1.0, crop=1000), torch.nn.Identity())
     with pytest.raises(ValueError, match=r"objective.crop: expected a multiple of the hop \(64\)"):
         objective.check_segment(4096, 64)
     with pytest.raises(ValueError, match="at most data.segment_length"):

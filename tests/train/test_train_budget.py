@@ -145,11 +145,11 @@ def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_exper
     come from the release (the only architecture its weights fit), and training starts from its weights."""
     first = train(tiny_experiment(corpus, tmp_path / "r", steps=2, export_release=True))
     from waveflow_py.pretrained import save_release
+    from waveflow_py.sampling import SamplingConfig
 
     model, _ = load_release(first.release)
-    save_release(  # "tuned" sampling
-        first.release, model, provenance={"steps": 2, "data": "test"}, temperature=0.9, truncation=2.5
-    )
+    tuned = SamplingConfig(temperature=0.9, truncation=2.5)
+    save_release(first.release, model, provenance={"steps": 2, "data": "test"}, sampling=tuned)
     cfg = tmp_path / "ft.yaml"
     cfg.write_text(
         f"data: {{root: {corpus}, segment_length: 512, min_seconds: 0.1, dev_max_items: 1, "
@@ -166,20 +166,21 @@ def test_cli_finetune_config_without_model_adopts_the_release(corpus, tiny_exper
     _, tuned_info = load_release(out / "release")
     assert to_dict(tuned_info.config) == to_dict(info.config)
     assert tuned_info.provenance["init_from"] == str(first.release)
-    assert tuned_info.temperature == 0.9 and tuned_info.truncation == 2.5  # its tuned sampling carries over
+    assert tuned_info.sampling == tuned  # its tuned sampling carries over
     from waveflow_py.config import ExperimentConfig, from_dict, read_yaml
     from waveflow_py.train.loop import Trainer
 
     data = read_yaml(cfg, [f"train.init_from={first.release}", f"train.out_dir={tmp_path / 'ft2'}"])
     data["model_type"], data["model"] = info.model_type, to_dict(info.config)
     trainer = Trainer(from_dict(ExperimentConfig, data))
-    assert trainer._val_temperature() == 0.9 and trainer.parts.model.prior.truncation == 2.5  # validation too
+    assert trainer.sampling == tuned == trainer.parts.model.sampling  # validation too
+    assert trainer.parts.objective.settings == tuned  # and the sampled objective terms
     # resuming (and exporting) the run with the same model-less config takes the run's own model
     assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "train.steps=2"]) == 0
     assert load_checkpoint(out)["state"]["step"] == 2
     (out / "release" / "config.json").unlink()
     assert main(["train", str(cfg), "--out", str(out), "--export-only"]) == 0
     _, exported = load_release(out / "release")  # the export path writes the same provenance/temperature
-    assert exported.temperature == 0.9 and exported.truncation == 2.5
+    assert exported.sampling == tuned
     assert exported.provenance["init_from"] == str(first.release)
     assert exported.provenance["training_cpu_hours"] >= 0 and "training_wall_hours" in exported.provenance

@@ -50,5 +50,7 @@ class StandIn(nn.Module):
         mu, s = self._params(mel, z.shape[-1])
         return mu + z * torch.exp(s), s.sum(-1)
 
-    def envelope_synthesis(self, x: Tensor, mel: Tensor, state: Any = None) -> tuple[Tensor, Tensor, Any]:
+    def envelope_synthesis(
+        self, x: Tensor, mel: Tensor, state: Any = None, sampling: Any = None
+    ) -> tuple[Tensor, Tensor, Any]:
         return x, x.new_zeros(x.shape[0]), state

@@ -119,11 +119,25 @@ def _positive_or_none(text: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0 or 'none', got {text!r}") from None
 
 
+def _strength(text: str) -> float | str | None:
+    """``--pitch-strength`` values: a number >= 0, ``model`` (as the model was built), or ``release``."""
+    from waveflow_py.sampling import SamplingConfig
+
+    word = text.strip().lower()
+    if word in ("release", "model"):
+        return "release" if word == "release" else None
+    try:
+        return SamplingConfig(pitch_strength=text).pitch_strength
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0 or 'model', got {text!r}") from None
+
+
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
-    """``--temperature T`` into ``args.temperature`` (``None``: the release's, else the package default
-    :data:`waveflow_py.inference.DEFAULT_TEMPERATURE`), checked at parse time. And
-    ``--truncation C|none`` into ``args.truncation`` and ``--excitation-rms R|none`` into
-    ``args.excitation_rms`` (``"release"`` when not given: the release's)."""
+    """The sampling settings (:class:`waveflow_py.sampling.SamplingConfig`), checked at parse time (a usage
+    error, reported once): ``--temperature T`` into ``args.temperature`` (``None``: the release's, else
+    the library default :data:`waveflow_py.sampling.DEFAULT_TEMPERATURE`), ``--truncation C|none``,
+    ``--excitation-rms R|none`` and ``--pitch-strength S|model`` into ``args.truncation``,
+    ``args.excitation_rms`` and ``args.pitch_strength`` (``"release"`` when not given: the release's)."""
     parser.add_argument(
         "--temperature",
         type=_temperature,
@@ -146,6 +160,14 @@ def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
         metavar="R",
         help="envelope-prior models: set every frame of the generated excitation to RMS R before the "
         "envelope filter ('none': off; default: the release's)",
+    )
+    parser.add_argument(
+        "--pitch-strength",
+        type=_strength,
+        default="release",
+        metavar="S",
+        help="pitch-prior models: strength of the mel-derived pitch predictor at synthesis ('model': as "
+        "the model was built; default: the release's)",
     )
 
 

@@ -106,7 +106,12 @@ def _vocoder(args: argparse.Namespace, out: Path, name: str | None) -> tuple[Any
         logger.warning("building a tiny release instead -- %s", UNTRAINED_LABEL)
         name = str(build_random_release(out / UNTRAINED_DIR))
     vocoder = Vocoder.from_pretrained(
-        name, device=args.device, truncation=args.truncation, excitation_rms=args.excitation_rms
+        name,
+        device=args.device,
+        temperature=args.temperature,
+        truncation=args.truncation,
+        excitation_rms=args.excitation_rms,
+        pitch_strength=args.pitch_strength,
     )
     return vocoder, bool(vocoder.info is not None and vocoder.info.is_untrained)
 
@@ -166,10 +171,7 @@ def run(args: argparse.Namespace) -> int:
             e.with_hint({"allow_silent": "pass --input with a recording that is not silent"})
         ) from None
     mel_in = vocoder.mel(wav)
-    kwargs = {"mel_format": "model", "denoise": args.denoise}
-    if args.temperature is not None:
-        kwargs["temperature"] = args.temperature
-    audio = vocoder.vocode(mel_in, **kwargs)[: wav.numel()].float().cpu()
+    audio = vocoder.vocode(mel_in, mel_format="model", denoise=args.denoise)[: wav.numel()].float().cpu()
     peak = float(audio.abs().max())
     if untrained and peak > 0.9:  # random weights give loud noise: scale it down for listening
         audio = audio * (0.5 / peak)

@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         truncation=args.truncation,
         excitation_rms=args.excitation_rms,
+        pitch_strength=args.pitch_strength,
     )
     summ = summaries(result)
     if result.clips:

@@ -29,11 +29,26 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _sources(info: Any) -> dict[str, str]:
+    """Where each resolved sampling setting comes from: the release, the model (a pitch strength left as
+    built) or the library default."""
+    out = {}
+    for key, value in info.sampling.to_dict().items():
+        if key == "pitch_strength" and value is None:
+            out[key] = (
+                "model: source_filter.pitch_strength" if info.config.source_filter.pitch != "none" else "-"
+            )
+        else:
+            out[key] = "release" if key in info.stored_sampling else "library default"
+    return out
+
+
 def _summary(info: Any) -> dict[str, Any]:
     from waveflow_py.config import to_dict
-    from waveflow_py.inference.core import DEFAULT_TEMPERATURE
+    from waveflow_py.sampling import describe_sampling, inert_settings
 
     model = to_dict(info.config)
+    sampling = describe_sampling(info.sampling, info.config)
     mel = model.pop("mel")
     return {
         "name": info.name,
@@ -49,11 +64,34 @@ def _summary(info: Any) -> dict[str, Any]:
         "verified": info.verified,
         "format_version": info.format_version,
         "untrained": info.is_untrained,
-        "temperature": info.temperature if info.temperature is not None else DEFAULT_TEMPERATURE,
-        "temperature_source": "release" if info.temperature is not None else "package default",
-        "truncation": info.truncation,  # noise truncation in standard deviations (None: untruncated)
-        "excitation_rms": info.excitation_rms,  # per-frame excitation level (None: off)
+        # the resolved sampling settings (release > library default), where each comes from, and the
+        # settings another one makes inert
+        "sampling": sampling,
+        "sampling_source": _sources(info),
+        "sampling_inert": inert_settings(info.sampling),
+        "temperature": sampling["temperature"],
+        "truncation": sampling["truncation"],  # noise truncation in standard deviations (None: untruncated)
+        "excitation_rms": sampling["excitation_rms"],  # per-frame excitation level (None: off)
     }
+
+
+def _print_sampling(data: dict[str, Any]) -> None:
+    """The resolved sampling settings, one line each, with where each comes from."""
+    src = data["sampling_source"]
+    print(f"temperature: {data['temperature']:g} ({src['temperature']})")
+    c = data["truncation"]
+    trunc = "none (untruncated noise)" if c is None else f"+-{c:g} standard deviations (unit variance)"
+    print(f"truncation:  {trunc} ({src['truncation']})")
+    rms = data["excitation_rms"]
+    level = "as the flows give it" if rms is None else f"every frame set to RMS {rms:g}"
+    print(f"excitation:  {level} ({src['excitation_rms']})")
+    strength = data["sampling"]["pitch_strength"]
+    print(
+        "pitch:       "
+        + ("no pitch prior" if strength is None else f"strength {strength:g} ({src['pitch_strength']})")
+    )
+    for line in data["sampling_inert"]:
+        print(f"note:        {line}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,11 +137,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"config file: config.json sha256 {info.config_sha256} (verified, SHA256SUMS)")
     print(f"format:      {data['format_version']}")
-    print(f"temperature: {data['temperature']:g} ({data['temperature_source']})")
-    c = data["truncation"]
-    trunc = "none (untruncated noise)" if c is None else f"+-{c:g} standard deviations (unit variance)"
-    print(f"truncation:  {trunc}")
-    rms = data["excitation_rms"]
-    print("excitation:  " + ("as the flows give it" if rms is None else f"every frame set to RMS {rms:g}"))
+    _print_sampling(data)
     print(f"dtype auto:  {short_name(choice.dtype)} on cpu ({choice.reason})")
     return 0

@@ -266,8 +266,6 @@ def _synthesise(jobs: list[_Job], vocoder: Any, args: argparse.Namespace) -> lis
     """Audio of prepared jobs through :meth:`Vocoder.vocode_many` (its batching, padding and trimming);
     audio inputs are cut to their recording's length."""
     kwargs: dict[str, Any] = {"denoise": args.denoise, "mel_format": "model", "batch_size": args.batch_size}
-    if args.temperature is not None:
-        kwargs["temperature"] = args.temperature
     audio = vocoder.vocode_many([j.mel[0] for j in jobs], **kwargs)
     return [
         (a if job.length is None else a[: job.length]).float().cpu()
@@ -324,8 +322,10 @@ def _vocoder(args: argparse.Namespace) -> Any:
         args.model,
         device=args.device,
         dtype=args.dtype,
+        temperature=args.temperature,
         truncation=args.truncation,
         excitation_rms=args.excitation_rms,
+        pitch_strength=args.pitch_strength,
     )
 
 

@@ -199,8 +199,12 @@ def write_markdown(result: EvalResult, path: Path, figures: list[Path]) -> None:
 
 
 def _sampling(model: dict[str, Any]) -> str:
-    """How the vocoder's noise was drawn (untruncated, or truncated to +-C standard deviations) and its
-    excitation levelled (when it was)."""
-    c, rms = model.get("truncation"), model.get("excitation_rms")
+    """How the vocoder's noise was drawn (untruncated, or truncated to +-C standard deviations), its
+    excitation levelled (when it was) and its pitch predictor's strength (when it has one): the resolved
+    sampling settings (``model["sampling"]``; results written before it hold the first two flat)."""
+    settings = model.get("sampling", model)
+    c, rms = settings.get("truncation"), settings.get("excitation_rms")
+    strength = settings.get("pitch_strength")
     out = "untruncated noise" if c is None else f"noise truncated to +-{c:g} standard deviations"
-    return out if rms is None else f"{out}, excitation frames set to RMS {rms:g}"
+    out = out if rms is None else f"{out}, excitation frames set to RMS {rms:g}"
+    return out if strength is None else f"{out}, pitch strength {strength:g}"

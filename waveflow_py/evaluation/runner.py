@@ -47,6 +47,7 @@ from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack
 from waveflow_py.evaluation.report import write_report
 from waveflow_py.evaluation.results import SYSTEMS, ClipResult, EvalResult
 from waveflow_py.evaluation.system import EvalModel, nll_from_log_prob, nll_warning
+from waveflow_py.sampling import KEEP, resolve_sampling
 
 # SYSTEMS, ClipResult and EvalResult live in .results (shared with .report); still importable from here
 __all__ = ["SYSTEMS", "ClipResult", "EvalResult", "evaluate_clips", "evaluate"]
@@ -154,9 +155,7 @@ def evaluate_clips(
     data_description: str = "",
 ) -> EvalResult:
     """Score ``clips`` (module docstring); keeps audio and mels of the first ``keep_clips`` for figures."""
-    temperature = model.temperature if temperature is None else temperature
-    if not temperature > 0:
-        raise ValueError(f"temperature: expected > 0, got {temperature}")
+    temperature = resolve_sampling(model.sampling, temperature=temperature).temperature  # the one rule
     pitch_config = pitch_config or PitchConfig()
     require("pesq", "pesq")  # fail before any work when the eval extra is missing
     require("pystoi", "pystoi")
@@ -222,12 +221,14 @@ def evaluate(
     n_figures: int = 3,
     progress: bool = False,
     device: str | None = None,
-    truncation: float | str | None = "release",
-    excitation_rms: float | str | None = "release",
+    truncation: float | str | None = KEEP,
+    excitation_rms: float | str | None = KEEP,
+    pitch_strength: float | str | None = KEEP,
 ) -> EvalResult:
     """Evaluate ``model`` (an :class:`EvalModel`, or a release name/directory) on ``data``.
 
-    ``truncation`` and ``excitation_rms`` (a release name/directory only): the sampling settings, as in
+    ``temperature`` overrides the model's sampling temperature; ``truncation``, ``excitation_rms`` and
+    ``pitch_strength`` (a release name/directory only) its other sampling settings, as in
     :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the release's).
 
     ``data`` is a metadata.csv or a directory (:func:`find_clips`; ``split`` filters it, ``max_clips``
@@ -236,12 +237,17 @@ def evaluate(
     """
     if isinstance(model, str):
         model = EvalModel.from_pretrained(
-            model, device=device, truncation=truncation, excitation_rms=excitation_rms
+            model,
+            device=device,
+            temperature=temperature,
+            truncation=truncation,
+            excitation_rms=excitation_rms,
+            pitch_strength=pitch_strength,
         )
-    elif not all(isinstance(v, str) and v == "release" for v in (truncation, excitation_rms)):
+    elif not all(isinstance(v, str) and v == KEEP for v in (truncation, excitation_rms, pitch_strength)):
         raise ValueError(
-            "truncation, excitation_rms: apply to a release name/directory; set model.prior.truncation "
-            "and model.excitation_rms instead"
+            "truncation, excitation_rms, pitch_strength: apply to a release name/directory; give an "
+            "EvalModel its settings with EvalModel.from_model(..., sampling=SamplingConfig(...))"
         )
     clips = find_clips(data, split=split, max_clips=max_clips)
     desc = f"{data}" + (f" (split {split})" if split else "")

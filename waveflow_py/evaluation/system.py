@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from waveflow_py.config import MelConfig
-from waveflow_py.inference.core import DEFAULT_TEMPERATURE
+from waveflow_py.sampling import (
+    DEFAULT_SAMPLING,
+    KEEP,
+    SamplingConfig,
+    describe_sampling,
+    resolve_sampling,
+    sampling_of,
+)
 
 __all__ = ["EvalModel", "NLL_WARNING_NATS", "nll_from_log_prob", "nll_warning"]
 
@@ -41,7 +48,8 @@ class EvalModel:
     ``mel``: audio ``(T,)`` at ``sample_rate`` -> log-mel ``(n_mels, F)`` with ``mel_config``;
     ``vocode``: ``(log-mel, temperature, seed)`` -> audio ``(T',)``, time-aligned with the reference;
     ``log_prob`` (optional): average log-likelihood of the audio given its mel, nats per sample.
-    ``temperature``: the default sampling temperature (a release's, else ``DEFAULT_TEMPERATURE``).
+    ``sampling``: the sampling settings the vocoder uses (:class:`~waveflow_py.sampling.SamplingConfig`;
+    its ``temperature`` is the default passed to ``vocode``).
     ``provenance`` and ``description`` are shown in the report.
     """
 
@@ -53,7 +61,12 @@ class EvalModel:
     log_prob: LogProbFn | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     description: dict[str, Any] = field(default_factory=dict)
-    temperature: float = DEFAULT_TEMPERATURE
+    sampling: SamplingConfig = DEFAULT_SAMPLING
+
+    @property
+    def temperature(self) -> float:
+        """The default sampling temperature (``sampling.temperature``)."""
+        return self.sampling.temperature
 
     @property
     def is_untrained(self) -> bool:
@@ -69,13 +82,19 @@ class EvalModel:
         provenance: dict[str, Any] | None = None,
         description: dict[str, Any] | None = None,
         device: torch.device | str | None = None,
-        temperature: float = DEFAULT_TEMPERATURE,
+        sampling: SamplingConfig | None = None,
+        temperature: float | None = None,
     ) -> EvalModel:
-        """Wrap a vocoder with ``config.mel`` and ``log_prob``; it is sampled through ``synthesize``."""
+        """Wrap a vocoder with ``config.mel`` and ``log_prob``; it is sampled through ``synthesize`` with
+        ``sampling`` (``None``: the model's) under ``temperature`` (``None``: as ``sampling``), the one
+        rule (:func:`~waveflow_py.sampling.resolve_sampling`); ``vocode``'s temperature argument wins."""
         from waveflow_py.audio import MelSpectrogram
         from waveflow_py.inference.synthesis import synthesize
 
         config = getattr(model, "config", None)
+        settings = resolve_sampling(
+            sampling_of(model) if sampling is None else sampling, temperature=temperature
+        )
         mel_config = getattr(config, "mel", None)
         if not isinstance(mel_config, MelConfig):
             raise ValueError(f"{type(model).__name__}: expected a model with config.mel (a MelConfig)")
@@ -93,7 +112,7 @@ class EvalModel:
         def vocode(log_mel: np.ndarray, temperature: float, seed: int) -> np.ndarray:
             m = torch.as_tensor(log_mel, device=dev, dtype=dtype)[None]
             gen = torch.Generator(device=dev).manual_seed(int(seed))
-            audio, _ = synthesize(model, m, temperature=temperature, generator=gen)
+            audio, _ = synthesize(model, m, temperature=temperature, sampling=settings, generator=gen)
             return audio[0].cpu().numpy()
 
         @torch.no_grad()
@@ -107,8 +126,7 @@ class EvalModel:
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "device": str(dev),
             "dtype": str(dtype).removeprefix("torch."),
-            "truncation": getattr(getattr(model, "prior", None), "truncation", None),  # noise, in std devs
-            "excitation_rms": getattr(model, "excitation_rms", None),  # per-frame excitation level
+            "sampling": describe_sampling(settings, config),  # the resolved settings, shown by the report
         }
         return cls(
             name=name or type(model).__name__,
@@ -119,7 +137,7 @@ class EvalModel:
             log_prob=log_prob,
             provenance=dict(provenance or {}),
             description={**info, **(description or {})},
-            temperature=float(temperature),
+            sampling=settings,
         )
 
     @classmethod
@@ -127,17 +145,25 @@ class EvalModel:
         cls,
         name_or_dir: str,
         device: torch.device | str | None = None,
-        truncation: float | str | None = "release",
-        excitation_rms: float | str | None = "release",
+        *,
+        temperature: float | None = None,
+        truncation: float | str | None = KEEP,
+        excitation_rms: float | str | None = KEEP,
+        pitch_strength: float | str | None = KEEP,
     ) -> EvalModel:
         """Load a release with :meth:`waveflow_py.vocoder.Vocoder.from_pretrained` (name or directory;
-        sha256 checked) and wrap its model (sampled through ``synthesize`` with a seeded generator, at the
-        release's temperature by default, and its noise truncation and excitation level unless
-        ``truncation`` / ``excitation_rms`` override them)."""
+        sha256 checked) and wrap its model, sampled through ``synthesize`` with a seeded generator and the
+        vocoder's sampling settings (the release's, unless ``temperature``, ``truncation``,
+        ``excitation_rms`` or ``pitch_strength`` override them)."""
         from waveflow_py.vocoder import Vocoder
 
         vocoder = Vocoder.from_pretrained(
-            name_or_dir, device=device, truncation=truncation, excitation_rms=excitation_rms
+            name_or_dir,
+            device=device,
+            temperature=temperature,
+            truncation=truncation,
+            excitation_rms=excitation_rms,
+            pitch_strength=pitch_strength,
         )
         info = vocoder.info
         if info is None:  # pragma: no cover - from_pretrained always records its release
@@ -152,7 +178,7 @@ class EvalModel:
                 "weights_sha256": info.sha256,
                 "verified": info.verified,
             },
-            temperature=vocoder.temperature,
+            sampling=vocoder.sampling,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import EllipsisType
 
 import torch
 from torch import Tensor, nn
@@ -22,8 +23,9 @@ class StandardNormal(nn.Module):
     inverse CDF: a monotone squeeze of the same draws, not clamping), rescaled to unit variance (by
     ``1 / truncated_std(c)``, so the temperature alone sets the loudness), then scaled by
     ``temperature * sigma``. It removes the rare large draws that a vocoder can turn into clipped peaks;
-    ``log_prob`` ignores it (training is unchanged). Releases store a tuned value
-    (``experiments/tune_sampling.py``); not part of ``state_dict``.
+    ``log_prob`` ignores it (training is unchanged). Not part of ``state_dict``. A vocoder's samplers pass
+    the truncation of their sampling settings per draw (``sample(..., truncation=)``,
+    :class:`waveflow_py.sampling.SamplingConfig`), so a model's prior keeps ``None``.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class StandardNormal(nn.Module):
         temperature: float = 1.0,
         shape: Sequence[int] | None = None,
         generator: torch.Generator | None = None,
+        truncation: float | None | EllipsisType = ...,
     ) -> Tensor:
         """``n`` draws of shape ``(n, *shape)`` from ``N(0, (temperature * sigma)^2 I)``.
 
@@ -58,30 +61,41 @@ class StandardNormal(nn.Module):
         synthesise speech at 0.6); 0 gives zeros. ``shape`` overrides the event shape (audio lengths
         vary). The noise is drawn on ``generator``'s device when one is given (so a seeded CPU
         generator reproduces the same noise for a model on any device), then moved to ``device``.
+        ``truncation``: this draw's truncation (``None``: untruncated; not given: the prior's own).
         """
         temperature = check_temperature(temperature)
         event = self.shape if shape is None else tuple(shape)
         where = generator.device if generator is not None else device
         z = torch.empty((n, *event), device=where)
-        return self._draw(z, generator).mul_(self.sigma * temperature).to(device=device, dtype=dtype)
+        z = self._draw(z, generator, truncation)
+        return z.mul_(self.sigma * temperature).to(device=device, dtype=dtype)
 
     def sample_into(
-        self, out: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None
+        self,
+        out: Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        truncation: float | None | EllipsisType = ...,
     ) -> Tensor:
         """Fill ``out`` in place with draws at ``temperature`` (the same numbers as :meth:`sample` of
         ``out.numel()`` values from the same generator, without a temporary copy when ``out`` is on the
         generator's device); returns ``out``."""
         temperature = check_temperature(temperature)
         if (generator is not None and generator.device != out.device) or out.dtype != torch.float32:
-            out.copy_(self.sample(1, shape=tuple(out.shape), temperature=temperature, generator=generator)[0])
+            draws = self.sample(
+                1, shape=tuple(out.shape), temperature=temperature, generator=generator, truncation=truncation
+            )
+            out.copy_(draws[0])
             return out
-        return self._draw(out, generator).mul_(self.sigma * temperature)
+        return self._draw(out, generator, truncation).mul_(self.sigma * temperature)
 
-    def _draw(self, out: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _draw(
+        self, out: Tensor, generator: torch.Generator | None, truncation: float | None | EllipsisType = ...
+    ) -> Tensor:
         """Fill float32 ``out`` with unit-variance draws (truncated to ``[-c, c]`` before the rescaling to
         unit variance, when set); returns it."""
         out.normal_(generator=generator)
-        c = self.truncation
+        c = self.truncation if truncation is ... else check_truncation(truncation)
         if c is None:
             return out
         # the same normal draws z, squeezed monotonically into the truncated law: its CDF at z' equals
@@ -123,12 +137,14 @@ def check_positive(value: object, name: str, unit: str = "") -> float | None:
     return v
 
 
-def check_temperature(temperature: float) -> float:
-    """``temperature`` as a float, or ``ValueError`` unless it is a finite number >= 0."""
+def check_temperature(temperature: object) -> float:
+    """``temperature`` as a float, or ``ValueError`` unless it is a finite number >= 0 (a bool is not a
+    number here). The one rule for a temperature, wherever it is given (``SamplingConfig``, the CLI,
+    releases, training and evaluation settings)."""
     try:
-        t = float(temperature)
+        t = math.nan if isinstance(temperature, bool) else float(temperature)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}") from None
+        t = math.nan
     if not (t >= 0 and math.isfinite(t)):
         raise ValueError(f"temperature: expected a finite number >= 0, got {temperature!r}")
     return t

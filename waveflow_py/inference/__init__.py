@@ -12,9 +12,12 @@ from waveflow_py.inference.precision import precision_error
 from waveflow_py.inference.receptive import context_frames, receptive_field
 from waveflow_py.inference.streaming import StreamingSynthesizer
 from waveflow_py.inference.synthesis import DEFAULT_MAX_FRAMES, new_cache, run_inverse, synthesize
+from waveflow_py.sampling import SamplingConfig, resolve_sampling
 
 __all__ = [
     "synthesize",
+    "SamplingConfig",
+    "resolve_sampling",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_MAX_FRAMES",
     "draw_noise",

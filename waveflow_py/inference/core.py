@@ -1,12 +1,13 @@
-"""The pieces every synthesis path shares: the default temperature, noise from the prior, and the two
-synthesis stages run in the model's device and dtype.
+"""The pieces every synthesis path shares: noise from the prior, and the two synthesis stages run in the
+model's device and dtype, each with the sampling settings (:class:`~waveflow_py.sampling.SamplingConfig`)
+passed explicitly.
 
 A model's inverse is two stages (:class:`~waveflow_py.models.base.MelFlowVocoder`):
 :func:`run_excitation` (the flows' inverse; a finite receptive field, so windows of it are exact) and
-:func:`run_envelope` (the mel-conditioned envelope filter; recursive, so it runs over an item's whole
-signal, or carries its ``state`` from chunk to chunk). :func:`run_inverse` is both, i.e.
-``model.inverse`` (unless the model's ``excitation_rms`` sampling setting is on: then
-:func:`run_envelope` first sets each frame of the excitation to that level, see :func:`level_frames`).
+:func:`run_envelope` (the mel-conditioned envelope filter with the settings' excitation level and pitch
+strength; recursive, so it runs over an item's whole signal, or carries its ``state`` from chunk to
+chunk). :func:`run_inverse` is both, i.e. ``model.inverse(z, mel, sampling=...)``. The noise is the
+prior's at the settings' temperature and truncation (:class:`NoiseStream`, :func:`draw_noise`).
 Batched (:mod:`~waveflow_py.inference.synthesis`), streaming
 (:mod:`~waveflow_py.inference.streaming`) and CUDA-graph (:mod:`~waveflow_py.inference.cuda`) synthesis
 are built from these, so all of them equal the offline ``model.inverse``.
@@ -23,6 +24,8 @@ from torch import Tensor, nn
 
 from waveflow_py.flows.distributions import check_temperature
 from waveflow_py.models.base import check_excitation_rms
+from waveflow_py.sampling import DEFAULT_TEMPERATURE, SamplingConfig, sampling_of
+from waveflow_py.sourcefilter.level import level_frames
 
 __all__ = [
     "full_precision",
@@ -36,15 +39,11 @@ __all__ = [
     "sample_path",
     "level_frames",
     "check_excitation_rms",
+    "SamplingConfig",
     "draw_noise",
     "NoiseStream",
     "NOISE_BLOCK",
 ]
-
-# Flow vocoders are trained with the prior N(0, sigma^2) and synthesise speech from a narrower one:
-# z ~ N(0, (temperature * sigma)^2) with temperature 0.6 (WaveGlow, Prenger et al. 2019; WaveFlow, Ping
-# et al. 2020). The one default of the package; a release's config.json may override it ("temperature").
-DEFAULT_TEMPERATURE = 0.6
 
 
 def model_param(model: nn.Module) -> Tensor:
@@ -89,75 +88,37 @@ def run_excitation(
 
 
 @torch.no_grad()
-def run_envelope(model: nn.Module, excitation: Tensor, mel: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-    """Second stage, ``model.envelope_synthesis(excitation, mel, state)`` in the model's dtype: float32
-    audio ``(B, T)`` and the filter state after the last sample (pass it with the following samples).
-
-    With the model's ``excitation_rms`` set (a sampling setting of envelope-prior models, stored in
-    releases), each ``hop``-sample frame of the excitation is first scaled to that RMS
-    (:func:`level_frames`): the level the mel implies, whatever level the flows' inverse produced. The
-    excitation must start on a frame boundary (every synthesis path calls it so)."""
+def run_envelope(
+    model: nn.Module,
+    excitation: Tensor,
+    mel: Tensor,
+    state: Any = None,
+    sampling: SamplingConfig | None = None,
+) -> tuple[Tensor, Any]:
+    """Second stage, ``model.envelope_synthesis(excitation, mel, state, sampling)`` in the model's dtype:
+    float32 audio ``(B, T)`` and the filter state after the last sample (pass it with the following
+    samples). ``sampling`` (``None``: the model's): with ``excitation_rms`` set, each ``hop``-sample frame
+    of the excitation is first scaled to that RMS (:func:`level_frames`), so the excitation must start on
+    a frame boundary (every synthesis path calls it so); ``pitch_strength`` sets the pitch gain."""
     p = model_param(model)
-    rms = getattr(model, "excitation_rms", None)
-    if rms is not None:
-        check_excitation_rms(rms, model)
-        excitation = level_frames(excitation, int(model.hop_length), rms)
     audio, _, state = model.envelope_synthesis(
-        excitation.to(p.device, p.dtype), mel.to(p.device, p.dtype), state
+        excitation.to(p.device, p.dtype), mel.to(p.device, p.dtype), state, sampling=sampling
     )
     return audio.float(), state
 
 
-# a frame whose mean square is below this (the flows' inverse gave silence) is left as it is
-_SILENT_FRAME = 1e-12
-
-
-def level_frames(excitation: Tensor, hop: int, rms: float) -> Tensor:
-    """``excitation (B, T)`` with each frame of ``hop`` samples (the last one may be shorter) scaled to
-    root-mean-square ``rms``; a frame of (near) zeros stays as it is. Frames are counted from sample 0,
-    so a signal cut on frame boundaries gives the same frames piece by piece (streaming == offline).
-
-    Why: the envelope priors (``gain``, ``lpc``) calibrate the excitation to unit variance, and the mel
-    fixes each frame's envelope and energy; the flows add the fine structure. Their inverse can be a
-    steep level amplifier, though (docs/quality-per-compute.md, section 10), so the frame energies it
-    produces wander. This puts the frame energies back where the prior says they are and keeps each
-    frame's shape.
-    """
-    b, t = excitation.shape
-    if t == 0:
-        return excitation
-    full = t // hop * hop
-    x = excitation.float()
-    parts = []
-    if full:
-        frames = x[:, :full].reshape(b, full // hop, hop)
-        parts.append(_scale_to(frames, rms).reshape(b, full))
-    if full < t:
-        parts.append(_scale_to(x[:, None, full:], rms)[:, 0])
-    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-    return out.to(excitation.dtype)
-
-
-def _scale_to(frames: Tensor, rms: float) -> Tensor:
-    power = frames.square().mean(dim=-1, keepdim=True)
-    gain = torch.where(power > _SILENT_FRAME, rms / power.clamp_min(_SILENT_FRAME).sqrt(), 1.0)
-    return frames * gain
-
-
 def sample_path(
-    model: nn.Module, z: Tensor, mel: Tensor, *, excitation_rms: float | None = None, cache: Any = None
+    model: nn.Module, z: Tensor, mel: Tensor, *, sampling: SamplingConfig | None = None, cache: Any = None
 ) -> Tensor:
     """The synthesis path with autograd (training through the sampler): the flows' inverse
-    (``model.inverse_excitation``; the reference inverse when ``cache`` is None), the excitation levelled
-    frame by frame when ``excitation_rms`` is set (:func:`level_frames`), then the fixed stages
-    (``model.envelope_synthesis``, in float32 or float64 outside autocast, their differentiable torch
-    recursions when gradients are needed). Returns the audio ``(B, T)``; ``run_inverse`` is this path
-    without gradients."""
+    (``model.inverse_excitation``; the reference inverse when ``cache`` is None), then the fixed stages
+    with the sampling settings (``None``: the model's; the excitation levelled frame by frame when
+    ``excitation_rms`` is set, the pitch gain at ``pitch_strength``) (``model.envelope_synthesis``, in
+    float32 or float64 outside autocast, their differentiable torch recursions when gradients are
+    needed). Returns the audio ``(B, T)``; ``run_inverse`` is this path without gradients."""
     x, _ = model.inverse_excitation(z, mel, cache=cache)
-    if excitation_rms is not None:
-        x = level_frames(x, int(model.hop_length), excitation_rms)
     with torch.autocast(device_type=x.device.type, enabled=False):
-        audio, _, _ = model.envelope_synthesis(full_precision(x), full_precision(mel))
+        audio, _, _ = model.envelope_synthesis(full_precision(x), full_precision(mel), sampling=sampling)
     return audio
 
 
@@ -168,10 +129,18 @@ def full_precision(x: Tensor) -> Tensor:
 
 @torch.no_grad()
 def run_inverse(
-    model: nn.Module, z: Tensor, mel: Tensor, *, cached: bool = True, dtype: torch.dtype | None = None
+    model: nn.Module,
+    z: Tensor,
+    mel: Tensor,
+    *,
+    cached: bool = True,
+    dtype: torch.dtype | None = None,
+    sampling: SamplingConfig | None = None,
 ) -> Tensor:
-    """Both stages over the whole signal (= ``model.inverse(z, mel)``); float32 audio ``(B, T)``."""
-    return run_envelope(model, run_excitation(model, z, mel, cached=cached, dtype=dtype), mel)[0]
+    """Both stages over the whole signal (= ``model.inverse(z, mel, sampling=sampling)``); float32 audio
+    ``(B, T)``."""
+    excitation = run_excitation(model, z, mel, cached=cached, dtype=dtype)
+    return run_envelope(model, excitation, mel, sampling=sampling)[0]
 
 
 # Noise is drawn in blocks of this many samples (always whole blocks), so noise drawn piece by piece
@@ -180,14 +149,15 @@ NOISE_BLOCK = 1 << 16
 
 
 class NoiseStream:
-    """The noise of ``rows`` signals, drawn from the model's prior (``model.prior.sample_into``) at
-    ``temperature`` in whole blocks of :data:`NOISE_BLOCK` samples (``(rows, NOISE_BLOCK)`` each, from
-    ``generator``), handed out piece by piece with :meth:`take`. One block is held at a time."""
+    """The noise of ``rows`` signals, drawn from the model's prior (``model.prior.sample_into``) at the
+    temperature and truncation of ``sampling`` (``None``: the model's) in whole blocks of
+    :data:`NOISE_BLOCK` samples (``(rows, NOISE_BLOCK)`` each, from ``generator``), handed out piece by
+    piece with :meth:`take`. One block is held at a time."""
 
     def __init__(
         self,
         model: nn.Module,
-        temperature: float,
+        sampling: SamplingConfig | None,
         generator: torch.Generator | None,
         *,
         rows: int = 1,
@@ -196,7 +166,7 @@ class NoiseStream:
     ) -> None:
         p = model_param(model)
         self.prior, self.generator = model.prior, generator
-        self.temperature = check_temperature(temperature)
+        self.sampling = sampling_of(model) if sampling is None else sampling
         self.device = p.device if device is None else device
         self.dtype = p.dtype if dtype is None else dtype
         self.rows = rows
@@ -211,7 +181,8 @@ class NoiseStream:
         while done < n:
             if self._pos == self._block.shape[1]:
                 self._block = torch.empty(self.rows, NOISE_BLOCK, device=self.device)
-                self.prior.sample_into(self._block, self.temperature, self.generator)
+                s = self.sampling
+                self.prior.sample_into(self._block, s.temperature, self.generator, truncation=s.truncation)
                 self._pos = 0
             k = min(n - done, self._block.shape[1] - self._pos)
             out[:, done : done + k] = self._block[:, self._pos : self._pos + k]
@@ -223,16 +194,15 @@ def draw_noise(
     model: nn.Module,
     lengths_samples: Tensor,
     total: int,
-    temperature: float,
+    sampling: SamplingConfig | None,
     generator: torch.Generator | None,
     *,
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``(B, total)`` noise from the model's prior: row ``i`` holds ``lengths_samples[i]`` samples of its
-    own :class:`NoiseStream` at ``temperature`` (items drawn in batch order from ``generator``), then
-    zeros. Device and dtype default to the model's."""
-    temperature = check_temperature(temperature)
+    own :class:`NoiseStream` at the temperature and truncation of ``sampling`` (``None``: the model's;
+    items drawn in batch order from ``generator``), then zeros. Device and dtype default to the model's."""
     p = model_param(model)
     device = p.device if device is None else device
     dtype = p.dtype if dtype is None else dtype
@@ -240,5 +210,5 @@ def draw_noise(
     for i, n in enumerate(lengths_samples.tolist()):
         if n > total:
             raise ValueError(f"lengths: item {i} has {n} samples, more than the {total} of the batch")
-        NoiseStream(model, temperature, generator, device=device, dtype=dtype).take(n, out=z[i : i + 1, :n])
+        NoiseStream(model, sampling, generator, device=device, dtype=dtype).take(n, out=z[i : i + 1, :n])
     return z

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from waveflow_py.inference.core import model_param, new_cache, run_envelope
+from waveflow_py.sampling import SamplingConfig
 
 __all__ = ["CudaGraphInverse", "fast_inverse"]
 
@@ -84,8 +85,9 @@ class CudaGraphInverse:
             out = self._run()
         self.graph, self.out = graph, out
 
-    def __call__(self, z: Tensor, mel: Tensor) -> Tensor:
-        """Audio ``(batch, samples)`` (a fresh tensor) for noise ``z`` and ``mel`` of the captured shapes."""
+    def __call__(self, z: Tensor, mel: Tensor, sampling: SamplingConfig | None = None) -> Tensor:
+        """Audio ``(batch, samples)`` (a fresh tensor) for noise ``z`` and ``mel`` of the captured shapes
+        (``sampling``: the envelope stage's settings, ``None``: the model's)."""
         if tuple(z.shape) != tuple(self.z.shape) or tuple(mel.shape) != tuple(self.mel.shape):
             raise ValueError(
                 f"CudaGraphInverse: captured for z {tuple(self.z.shape)} and mel {tuple(self.mel.shape)}, "
@@ -99,7 +101,7 @@ class CudaGraphInverse:
             self.graph.replay()
             assert self.out is not None
             excitation = self.out.clone()  # the graph's static output is overwritten by the next replay
-        return run_envelope(self.model, excitation, self.mel)[0]
+        return run_envelope(self.model, excitation, self.mel, sampling=sampling)[0]
 
 
 def fast_inverse(
@@ -109,16 +111,17 @@ def fast_inverse(
     *,
     dtype: torch.dtype | None = None,
     graphs: dict[tuple, CudaGraphInverse] | None = None,
+    sampling: SamplingConfig | None = None,
 ) -> Tensor:
     """The fastest available inverse: on CUDA a (per-shape cached in ``graphs``) :class:`CudaGraphInverse`,
     elsewhere the plain cached inverse (:func:`~waveflow_py.inference.core.run_inverse`). Returns float32
-    audio ``(B, T)``, equal to ``model.inverse(z, mel)``."""
+    audio ``(B, T)``, equal to ``model.inverse(z, mel, sampling=sampling)``."""
     from waveflow_py.inference.core import run_inverse
 
     p = model_param(model)
     z, mel = z.to(p.device, p.dtype), mel.to(p.device, p.dtype)
     if p.device.type != "cuda":
-        return run_inverse(model, z, mel, cached=True, dtype=dtype)
+        return run_inverse(model, z, mel, cached=True, dtype=dtype, sampling=sampling)
     hop = int(model.hop_length)
     if z.shape[1] != mel.shape[-1] * hop:
         raise ValueError(f"fast_inverse: expected z of {mel.shape[-1] * hop} samples, got {tuple(z.shape)}")
@@ -126,4 +129,4 @@ def fast_inverse(
     graphs = {} if graphs is None else graphs
     if key not in graphs:
         graphs[key] = CudaGraphInverse(model, z.shape[0], mel.shape[-1], dtype=dtype)
-    return graphs[key](z, mel)
+    return graphs[key](z, mel, sampling)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from waveflow_py.audio.conventions import silent_mel
 from waveflow_py.config import MelConfig
+from waveflow_py.sampling import SamplingConfig
 
 __all__ = ["Denoiser", "check_denoise", "MAX_DENOISE"]
 
@@ -76,9 +77,12 @@ class Denoiser(nn.Module):
         self.register_buffer("bias_spectrum", self._stft(bias[None]).abs().mean(dim=-1)[0])
 
     @classmethod
-    def from_model(cls, model: nn.Module, frames: int = 88) -> Denoiser:
-        """Measure ``model``'s bias: ``synthesize(model, silent_mel, temperature=0)``, STFT as the
-        model's mel."""
+    def from_model(
+        cls, model: nn.Module, frames: int = 88, sampling: SamplingConfig | None = None
+    ) -> Denoiser:
+        """Measure ``model``'s bias: ``synthesize(model, silent_mel, temperature=0, sampling=sampling)``
+        (``sampling``: the settings the audio to clean is made with, ``None``: the model's; its
+        temperature is replaced by 0), STFT as the model's mel."""
         from waveflow_py.inference.synthesis import synthesize
 
         cfg: MelConfig = model.config.mel
@@ -87,7 +91,7 @@ class Denoiser(nn.Module):
         dtype = param.dtype if param is not None else torch.float32
         mel = silent_mel(cfg, frames, device=device, dtype=dtype)
         with torch.inference_mode():
-            bias_audio, _ = synthesize(model, mel, temperature=0.0)
+            bias_audio, _ = synthesize(model, mel, temperature=0.0, sampling=sampling)
         denoiser = cls(bias_audio.float(), cfg.n_fft, cfg.hop_length, cfg.win_length)
         logger.debug("denoiser bias spectrum peak %.3g", float(denoiser.bias_spectrum.max()))
         return denoiser

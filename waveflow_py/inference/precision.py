@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from waveflow_py.inference.core import DEFAULT_TEMPERATURE, draw_noise
 from waveflow_py.inference.synthesis import batch_mels, synthesize
+from waveflow_py.sampling import resolve_sampling, sampling_of
 
 __all__ = [
     "precision_error",
@@ -91,7 +92,8 @@ def precision_error(
         raise ValueError(f"dtype: expected a floating dtype such as torch.bfloat16, got {dtype}")
     mel, lengths = batch_mels(mel, None)
     hop = int(model.hop_length)
-    z = draw_noise(model, lengths * hop, mel.shape[-1] * hop, temperature, generator)
+    settings = resolve_sampling(sampling_of(model), temperature=temperature)
+    z = draw_noise(model, lengths * hop, mel.shape[-1] * hop, settings, generator)
     ref, _ = synthesize(model, mel, z=z, cached=cached)
     low, _ = synthesize(model, mel, z=z, cached=cached, dtype=dtype)
     return _error(low, ref)
@@ -189,7 +191,8 @@ def _measure(model: nn.Module, device: torch.device) -> DtypeChoice:
     mel = _probe_mel(model, device)
     hop = int(model.hop_length)
     n = mel.shape[-1] * hop
-    z = draw_noise(model, torch.tensor([n]), n, DEFAULT_TEMPERATURE, torch.Generator().manual_seed(1))
+    settings = resolve_sampling(sampling_of(model), temperature=DEFAULT_TEMPERATURE)
+    z = draw_noise(model, torch.tensor([n]), n, settings, torch.Generator().manual_seed(1))
     runs: dict[torch.dtype, Callable[[], Tensor]] = {
         d: (lambda d=d: synthesize(model, mel, z=z, dtype=None if d == torch.float32 else d)[0])
         for d in (torch.float32, torch.bfloat16)

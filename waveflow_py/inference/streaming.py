@@ -34,14 +34,13 @@ import torch
 from torch import Tensor, nn
 
 from waveflow_py.inference.core import (
-    DEFAULT_TEMPERATURE,
     NoiseStream,
-    check_temperature,
     model_param,
     run_envelope,
     run_excitation,
 )
 from waveflow_py.inference.receptive import context_frames as rf_frames
+from waveflow_py.sampling import SamplingConfig, check_for_model, resolve_sampling, sampling_of
 
 __all__ = ["StreamingSynthesizer"]
 
@@ -54,15 +53,17 @@ class StreamingSynthesizer:
     ``push(mel (B, n_mels, f), z=None) -> audio (B, k * hop)`` for the frames that became final (``k`` a
     multiple of ``chunk_frames``, maybe 0); ``flush() -> audio`` for the rest at the end of the input.
     ``z`` (``(B, f * hop)``) gives the noise of the pushed frames; by default it is drawn from the model's
-    prior with ``generator`` at ``temperature`` (a :class:`~waveflow_py.inference.core.NoiseStream`: for
-    one stream, the same noise as offline :func:`~waveflow_py.inference.synthesis.synthesize` with that
-    generator, however the input is split).
+    prior with ``generator`` at the settings' temperature and truncation (a
+    :class:`~waveflow_py.inference.core.NoiseStream`: for one stream, the same noise as offline
+    :func:`~waveflow_py.inference.synthesis.synthesize` with that generator, however the input is split).
 
     Args:
         model: WaveGlow or WaveFlow (its ``hop_length`` must be a multiple of ``n_group``).
         chunk_frames: frames synthesised per step.
         context_frames: frames of context on each side (default: the receptive field, exact).
-        temperature, generator: the noise, when ``z`` is not pushed.
+        sampling, temperature: the sampling settings, resolved as in
+            :func:`~waveflow_py.inference.synthesis.synthesize` (``None``: the model's).
+        generator: the noise's generator, when ``z`` is not pushed.
         dtype, cached: as in :func:`~waveflow_py.inference.synthesis.synthesize`.
     """
 
@@ -72,10 +73,11 @@ class StreamingSynthesizer:
         *,
         chunk_frames: int = 32,
         context_frames: int | None = None,
-        temperature: float = DEFAULT_TEMPERATURE,
+        temperature: float | None = None,
         generator: torch.Generator | None = None,
         dtype: torch.dtype | None = None,
         cached: bool = True,
+        sampling: SamplingConfig | None = None,
     ) -> None:
         if chunk_frames < 1:
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
@@ -96,7 +98,8 @@ class StreamingSynthesizer:
                 self.context_frames,
                 self.exact_context,
             )
-        self.temperature = check_temperature(temperature)
+        base = sampling_of(model) if sampling is None else sampling
+        self.sampling = check_for_model(resolve_sampling(base, temperature=temperature), model.config)
         self.generator, self.dtype, self.cached = generator, dtype, cached
         self.reset()
 
@@ -128,7 +131,7 @@ class StreamingSynthesizer:
         f = mel.shape[-1]
         if z is None:
             if self._noise is None:
-                self._noise = NoiseStream(self.model, self.temperature, self.generator, rows=mel.shape[0])
+                self._noise = NoiseStream(self.model, self.sampling, self.generator, rows=mel.shape[0])
             z = self._noise.take(f * self.hop)
         elif tuple(z.shape) != (mel.shape[0], f * self.hop):
             raise ValueError(f"z: expected shape ({mel.shape[0]}, {f * self.hop}), got {tuple(z.shape)}")
@@ -176,6 +179,7 @@ class StreamingSynthesizer:
             excitation[:, off : off + n * self.hop],
             self._mel[:, :, self._emitted - self._start :],
             self._state,
+            sampling=self.sampling,
         )
         self._emitted += n
         drop = max(0, self._emitted - ctx - self._start)  # keep only the left context

@@ -31,10 +31,13 @@ piece by piece (:class:`~waveflow_py.inference.core.NoiseStream`): the working m
 window of ``max_frames + 2 C`` frames whatever the length (only the input mel and the output audio
 grow with it), and the audio equals the one-shot synthesis up to float rounding.
 
-Noise: unless ``z`` is given, item ``i`` gets ``lengths[i] * hop`` draws of the model's prior at
-``temperature`` (``model.prior.sample``) from ``generator`` in batch order, so a batch reproduces the
-same items synthesised one by one with the same generator. The default temperature is
-:data:`~waveflow_py.inference.core.DEFAULT_TEMPERATURE` (0.6).
+Sampling settings (:class:`~waveflow_py.sampling.SamplingConfig`: temperature, truncation, excitation
+level, pitch strength) are resolved once by the one rule (:func:`~waveflow_py.sampling.resolve_sampling`):
+the explicit ``temperature`` over the explicit ``sampling`` over the model's (its release's, else the
+library default), and passed to every stage. Noise: unless ``z`` is given, item ``i`` gets
+``lengths[i] * hop`` draws of the model's prior at the settings' temperature and truncation
+(``model.prior.sample``) from ``generator`` in batch order, so a batch reproduces the same items
+synthesised one by one with the same generator.
 """
 
 from __future__ import annotations
@@ -46,9 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from waveflow_py.inference.core import (
-    DEFAULT_TEMPERATURE,
     NoiseStream,
-    check_temperature,
     draw_noise,
     model_param,
     new_cache,
@@ -57,6 +58,7 @@ from waveflow_py.inference.core import (
     run_inverse,
 )
 from waveflow_py.inference.receptive import context_frames
+from waveflow_py.sampling import SamplingConfig, check_for_model, resolve_sampling, sampling_of
 
 __all__ = ["synthesize", "run_inverse", "new_cache", "batch_mels", "draw_noise", "DEFAULT_MAX_FRAMES"]
 
@@ -117,10 +119,11 @@ def synthesize(
     model: nn.Module,
     mels: Tensor | Sequence[Tensor],
     lengths: Tensor | Sequence[int] | None = None,
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | None = None,
     dtype: torch.dtype | None = None,
     generator: torch.Generator | None = None,
     *,
+    sampling: SamplingConfig | None = None,
     z: Tensor | None = None,
     cached: bool = True,
     exact: bool = True,
@@ -134,9 +137,11 @@ def synthesize(
         mels: ``(B, n_mels, F)`` with ``lengths`` (valid frames per item, default all ``F``) or a list of
             ``(n_mels, F_i)``.
         temperature: scale of the noise relative to the prior's training sigma (ignored when ``z`` is
-            given; default :data:`~waveflow_py.inference.core.DEFAULT_TEMPERATURE`).
+            given); ``None``: the one of ``sampling``.
         dtype: compute dtype of the networks (``torch.bfloat16`` / ``torch.float16``), None: the model's.
         generator: random generator of the noise.
+        sampling: the sampling settings (``None``: the model's, ``model.sampling``: its release's, else
+            the library default); ``temperature`` overrides its temperature.
         z: the noise itself, ``(B, >= F * hop)`` (item ``i`` uses its first ``lengths[i] * hop`` samples).
         cached: use the model's fast cached inverse (default) or the reference inverse.
         exact: recompute the tails of shorter items so that padding never reaches them.
@@ -146,7 +151,10 @@ def synthesize(
     Returns:
         ``audio (B, F * hop)`` float32, zero past each item's end, and ``lengths`` in samples ``(B,)``.
     """
-    temperature = check_temperature(temperature)
+    base = sampling_of(model) if sampling is None else sampling
+    settings = check_for_model(
+        resolve_sampling(base, temperature=temperature), getattr(model, "config", None)
+    )
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames: expected >= 1 or None, got {max_frames}")
     mel, frames = batch_mels(mels, lengths, _n_mels(model))
@@ -159,16 +167,17 @@ def synthesize(
         raise ValueError(f"z: expected noise of shape ({b}, >= {total}), got {tuple(z.shape)}")
     mel = mel.to(p.device, p.dtype)
     if max_frames is not None and f_max > max_frames and _streamable(model):
-        noise = z if z is not None else (temperature, generator)
-        audio = _synthesize_chunked(model, mel, noise, frames, max_frames, cached=cached, dtype=dtype)
+        audio = _synthesize_chunked(
+            model, mel, z, generator, frames, max_frames, settings, cached=cached, dtype=dtype
+        )
         return audio, n_samples
     if z is None:
-        z = draw_noise(model, n_samples, total, temperature, generator)
+        z = draw_noise(model, n_samples, total, settings, generator)
     z = z[:, :total].to(p.device, p.dtype)
     excitation = run_excitation(model, z, mel, cached=cached, dtype=dtype)
     if exact and bool((frames < f_max).any()):
         _fix_tails(model, excitation, z, mel, frames, cached=cached, dtype=dtype)
-    return _envelope_per_item(model, excitation, mel, frames), n_samples
+    return _envelope_per_item(model, excitation, mel, frames, settings), n_samples
 
 
 def _n_mels(model: nn.Module) -> int | None:
@@ -187,50 +196,55 @@ def _streamable(model: nn.Module) -> bool:
     return True
 
 
-def _envelope_per_item(model: nn.Module, excitation: Tensor, mel: Tensor, frames: Tensor) -> Tensor:
+def _envelope_per_item(
+    model: nn.Module, excitation: Tensor, mel: Tensor, frames: Tensor, sampling: SamplingConfig
+) -> Tensor:
     """The envelope stage over each item's own ``frames[i] * hop`` samples and frames (items of equal
     length together); float32 audio ``(B, F * hop)``, zero past each item's end."""
     hop = int(model.hop_length)
     f_max = mel.shape[-1]
     if bool((frames == f_max).all()):
-        return run_envelope(model, excitation, mel)[0]
+        return run_envelope(model, excitation, mel, sampling=sampling)[0]
     audio = torch.zeros(excitation.shape, device=excitation.device, dtype=torch.float32)
     groups: dict[int, list[int]] = {}
     for i, f in enumerate(frames.tolist()):
         groups.setdefault(f, []).append(i)
     for f, items in groups.items():
         idx = torch.tensor(items, device=excitation.device)
-        audio[idx, : f * hop] = run_envelope(model, excitation[idx, : f * hop], mel[idx, :, :f])[0]
+        piece = run_envelope(model, excitation[idx, : f * hop], mel[idx, :, :f], sampling=sampling)[0]
+        audio[idx, : f * hop] = piece
     return audio
 
 
 def _synthesize_chunked(
     model: nn.Module,
     mel: Tensor,
-    noise: Tensor | tuple[float, torch.Generator | None],
+    z: Tensor | None,
+    generator: torch.Generator | None,
     frames: Tensor,
     chunk: int,
+    sampling: SamplingConfig,
     *,
     cached: bool,
     dtype: torch.dtype | None,
 ) -> Tensor:
     """Each item alone through a :class:`StreamingSynthesizer` of ``chunk``-frame steps (exact context):
-    memory per step is bounded by ``chunk + 2 C`` frames. ``noise``: the noise ``z`` itself, or
-    ``(temperature, generator)`` to draw it piece by piece (the same noise as :func:`draw_noise`)."""
+    memory per step is bounded by ``chunk + 2 C`` frames. The noise: ``z`` itself, or (``None``) drawn
+    piece by piece from ``generator`` at ``sampling`` (the same noise as :func:`draw_noise`)."""
     from waveflow_py.inference.streaming import StreamingSynthesizer
 
     hop = int(model.hop_length)
     p = model_param(model)
     audio = torch.zeros(mel.shape[0], mel.shape[-1] * hop, device=p.device, dtype=torch.float32)
-    stream = StreamingSynthesizer(model, chunk_frames=chunk, cached=cached, dtype=dtype)
+    stream = StreamingSynthesizer(model, chunk_frames=chunk, cached=cached, dtype=dtype, sampling=sampling)
     for i, f in enumerate(frames.tolist()):
         pos = 0
-        draws = None if isinstance(noise, Tensor) else NoiseStream(model, noise[0], noise[1])
+        draws = None if z is not None else NoiseStream(model, sampling, generator)
         for a in range(0, f, chunk):
             b = min(f, a + chunk)
             if draws is None:
-                assert isinstance(noise, Tensor)
-                zi = noise[i : i + 1, a * hop : b * hop]
+                assert z is not None
+                zi = z[i : i + 1, a * hop : b * hop]
             else:
                 zi = draws.take((b - a) * hop)
             piece = stream.push(mel[i : i + 1, :, a:b], zi)

@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from waveflow_py.config import MelConfig, SourceFilterConfig, source_filter_of
+from waveflow_py.config import MelConfig, SourceFilterConfig
 from waveflow_py.flows.base import check_tensor
-from waveflow_py.flows.distributions import StandardNormal, check_positive
+from waveflow_py.flows.distributions import StandardNormal
 from waveflow_py.nn.upsample import MelUpsampler, factor_hop
+from waveflow_py.sampling import DEFAULT_SAMPLING, SamplingConfig, check_for_model
 from waveflow_py.sourcefilter import SourceFilter, SourceFilterState
+from waveflow_py.sourcefilter.level import level_frames
 
 __all__ = ["MelFlowVocoder"]
 
@@ -57,9 +59,21 @@ class MelFlowVocoder(nn.Module):
         self.upsampler = MelUpsampler(scales)
         self.prior = StandardNormal((1,), sigma=sigma)
         self.source_filter = SourceFilter(mel, source_filter or SourceFilterConfig())
-        # sampling setting, not a parameter (releases store it): the RMS every excitation frame is set to
-        # before the envelope synthesis in inference.core.run_envelope (None: off; envelope priors only)
-        self.excitation_rms: float | None = None
+        self._sampling = DEFAULT_SAMPLING
+
+    # ------------------------------------------------------------------ sampling settings
+    @property
+    def sampling(self) -> SamplingConfig:
+        """The release level of the sampling settings (:mod:`waveflow_py.sampling`): what every sampler
+        uses when it is given none (``load_release`` sets the release's; the library default otherwise).
+        Not a parameter: not in ``state_dict``."""
+        return self._sampling
+
+    @sampling.setter
+    def sampling(self, value: SamplingConfig) -> None:
+        if not isinstance(value, SamplingConfig):
+            raise ValueError(f"sampling: expected a SamplingConfig, got {type(value).__name__}")
+        self._sampling = check_for_model(value, getattr(self, "config", None))
 
     # ------------------------------------------------------------------ state_dict keys
     def state_dict(self, *args: Any, **kwargs: Any) -> Any:
@@ -170,14 +184,20 @@ class MelFlowVocoder(nn.Module):
         z, ld = self._flow_forward(x, mel)
         return z, ld + ld_env
 
-    def inverse(self, z: Tensor, mel: Tensor, cache: Any = None) -> tuple[Tensor, Tensor]:
+    def inverse(
+        self, z: Tensor, mel: Tensor, cache: Any = None, sampling: SamplingConfig | None = None
+    ) -> tuple[Tensor, Tensor]:
         """``z (B, T), mel -> (audio (B, T), log|det dx/dz| (B,))``.
 
         ``cache=None``: the reference inverse (differentiable, slow); ``cache=self.fast_cache(dtype)``: the
-        same inverse, fast (see the subclass). The source-filter stages run over the whole signal at once.
+        same inverse, fast (see the subclass). The source-filter stages run over the whole signal at once,
+        with the sampling settings' excitation level and pitch strength (``sampling``; ``None``: the
+        model's, :attr:`sampling`), as every synthesis path applies them. With the library default (no
+        level, the pitch strength as built) this is the exact inverse of :meth:`forward`; the log-det is
+        the stages' and the flows' (the levelling adds none).
         """
         x, ld = self._flow_inverse(z, mel, cache)
-        audio, ld_env, _ = self.envelope_synthesis(x, mel)
+        audio, ld_env, _ = self.envelope_synthesis(x, mel, sampling=sampling)
         return audio, ld + ld_env
 
     def inverse_excitation(self, z: Tensor, mel: Tensor, cache: Any = None) -> tuple[Tensor, Tensor]:
@@ -201,7 +221,7 @@ class MelFlowVocoder(nn.Module):
         return self.source_filter.calibrate(audio, mel)
 
     def envelope_synthesis(
-        self, excitation: Tensor, mel: Tensor, state: Any = None
+        self, excitation: Tensor, mel: Tensor, state: Any = None, sampling: SamplingConfig | None = None
     ) -> tuple[Tensor, Tensor, Any]:
         """Second synthesis stage: ``excitation (B, T)`` -> ``(audio (B, T), log|det| (B,), state)``.
 
@@ -213,15 +233,23 @@ class MelFlowVocoder(nn.Module):
         the signal. Centred mels (``padding="center"``) average frames ``i`` and ``i + 1`` for segment
         ``i``: give each chunk's call one mel frame beyond its last segment (as a whole-signal call has)
         and chunked synthesis equals one pass exactly. Identity without stages (still returning a state).
+
+        ``sampling`` (``None``: :attr:`sampling`): with ``excitation_rms`` set, each ``hop``-sample frame
+        of the excitation is first set to that RMS (:func:`~waveflow_py.sourcefilter.level.level_frames`;
+        frames count from the chunk's first sample, so chunks must start on a frame boundary); its
+        ``pitch_strength`` sets the pitch predictor's gain.
         """
         if state is not None and not isinstance(state, SourceFilterState):
             raise ValueError(f"state: expected None or a SourceFilterState, got {type(state).__name__}")
+        settings = self._sampling if sampling is None else check_for_model(sampling, self.config)
         if not self.source_filter.active:
             return excitation, excitation.new_zeros(excitation.shape[0]), state or SourceFilterState()
         check_tensor(excitation, name="excitation", ndims=(2,))
         self._check_mel(mel, excitation.shape[0])
         self._check_length(excitation.shape[1], mel, what="excitation")
-        return self.source_filter.synthesis(excitation, mel, state)
+        if settings.excitation_rms is not None:
+            excitation = level_frames(excitation, self.hop_length, settings.excitation_rms)
+        return self.source_filter.synthesis(excitation, mel, state, settings.pitch_strength)
 
     # ------------------------------------------------------------------ density and sampling
     def log_prob(self, audio: Tensor, mel: Tensor) -> Tensor:
@@ -233,13 +261,9 @@ class MelFlowVocoder(nn.Module):
 def check_excitation_rms(value: Any, model: nn.Module | None = None) -> float | None:
     """``value`` as a float > 0 (or ``None``: off), else ``ValueError``; with ``model``, also a
     ``ValueError`` unless the model has an envelope prior (``gain`` or ``lpc``: only they calibrate the
-    excitation's level; without one the excitation is the audio)."""
-    v = check_positive(value, "excitation_rms")
-    if v is not None and model is not None:
-        envelope = source_filter_of(getattr(model, "config", None)).envelope
-        if envelope not in ("gain", "lpc"):
-            raise ValueError(
-                f"excitation_rms: needs a model with an envelope prior (gain or lpc), this one has "
-                f"envelope {envelope!r}"
-            )
-    return v
+    excitation's level; without one the excitation is the audio). The checks of
+    :class:`~waveflow_py.sampling.SamplingConfig` and :func:`~waveflow_py.sampling.check_for_model`."""
+    settings = SamplingConfig(excitation_rms=value)
+    if model is not None:
+        check_for_model(settings, getattr(model, "config", None))
+    return settings.excitation_rms

@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from waveflow_py.atomic import atomic_write, sha256_file
-from waveflow_py.config import MelConfig, from_dict, source_filter_of, to_dict
+from waveflow_py.config import MelConfig, from_dict, to_dict
 from waveflow_py.dtypes import parse_dtype
-from waveflow_py.flows.distributions import check_positive, check_truncation
 from waveflow_py.pretrained.errors import (
     CONFIG_FILE,
     FORMAT_VERSION,
@@ -40,6 +39,7 @@ from waveflow_py.pretrained.integrity import (
     write_manifest,
 )
 from waveflow_py.pretrained.lookup import default_release, resolve_release
+from waveflow_py.sampling import DEFAULT_SAMPLING, SamplingConfig, check_for_model, sampling_of
 
 __all__ = ["ReleaseInfo", "save_release", "load_release", "load_release_config", "parse_dtype"]
 
@@ -62,10 +62,27 @@ class ReleaseInfo:
     format_version: int = FORMAT_VERSION
     verified: bool = False
     num_parameters: int | None = None
-    temperature: float | None = None  # sampling temperature the release recommends (None: the default)
-    truncation: float | None = None  # noise truncation in standard deviations it recommends (None: off)
-    excitation_rms: float | None = None  # per-frame excitation level it recommends (None: off)
+    # the sampling settings of the release (the "release" level of the one rule): its config.json's
+    # ``sampling`` block, or for a release written before it, the top-level keys it stored, each missing
+    # setting the library default (the pitch strength: the model's ``source_filter.pitch_strength``)
+    sampling: SamplingConfig = DEFAULT_SAMPLING
+    stored_sampling: dict[str, Any] = field(default_factory=dict)  # the settings config.json names
     config_sha256: str | None = None  # from SHA256SUMS (None: an older release without one)
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature config.json stores (``None``: none stored, the library default applies)."""
+        return self.stored_sampling.get("temperature")
+
+    @property
+    def truncation(self) -> float | None:
+        """The noise truncation the release samples with (``None``: untruncated)."""
+        return self.sampling.truncation
+
+    @property
+    def excitation_rms(self) -> float | None:
+        """The per-frame excitation level the release samples with (``None``: off)."""
+        return self.sampling.excitation_rms
 
     @property
     def mel(self) -> MelConfig:
@@ -119,15 +136,13 @@ def save_release(
     model: nn.Module,
     *,
     provenance: Mapping[str, Any],
-    temperature: float | None = None,
-    truncation: float | None = None,
-    excitation_rms: float | None = None,
+    sampling: SamplingConfig | None = None,
 ) -> Path:
     """Write ``model`` as a release in ``directory`` (created if needed); returns the directory.
 
-    ``temperature``, ``truncation`` (the prior's noise truncation, in standard deviations) and
-    ``excitation_rms`` (the per-frame excitation level, :func:`waveflow_py.inference.core.level_frames`)
-    are the sampling settings the release recommends; ``None`` leaves them out (the package defaults).
+    ``sampling``: the sampling settings the release recommends (:class:`~waveflow_py.sampling.SamplingConfig`;
+    ``None``: the model's, ``model.sampling``), stored as the ``sampling`` block of config.json (every
+    setting; ``pitch_strength: null`` means the model's ``source_filter.pitch_strength``).
 
     ``provenance`` must say where the weights come from (e.g. ``{"data": "LJSpeech 1.1", "steps":
     100000, "hardware": "1x H100", "date": "...", "git_commit": "..."}``, or ``{"weights": "untrained
@@ -140,6 +155,8 @@ def save_release(
     config = getattr(model, "config", None)
     if config is None or not dataclasses.is_dataclass(config):
         raise ReleaseError(f"{type(model).__name__} has no dataclass `.config`; cannot write config.json")
+    if sampling is not None and not isinstance(sampling, SamplingConfig):
+        raise ValueError(f"sampling: expected a SamplingConfig or None, got {type(sampling).__name__}")
     from safetensors.torch import save_file
 
     out = Path(directory)
@@ -158,14 +175,8 @@ def save_release(
         "num_parameters": int(sum(p.numel() for p in model.parameters())),
         "files": {WEIGHTS_FILE: {"sha256": sha256_file(weights), "bytes": weights.stat().st_size}},
     }
-    if temperature is not None:  # the sampling temperature this release recommends
-        data["temperature"] = float(temperature)
-    if truncation is not None:  # and the noise truncation (StandardNormal.truncation)
-        data["truncation"] = float(check_truncation(truncation))
-    if excitation_rms is not None:  # and the per-frame excitation level (envelope priors only)
-        from waveflow_py.models.base import check_excitation_rms  # models sit below pretrained
-
-        data["excitation_rms"] = float(check_excitation_rms(excitation_rms, model))
+    settings = sampling_of(model) if sampling is None else sampling
+    data["sampling"] = check_for_model(settings, config).to_dict()
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     write_manifest(out, config_text=text)
     atomic_write(out / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -220,6 +231,7 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
             f"{path / CONFIG_FILE}: sample_rate {sample_rate} disagrees with model.mel.sample_rate "
             f"{config.mel.sample_rate}"
         )
+    sampling, stored = _read_sampling(data, path / CONFIG_FILE, config)
     files = data["files"]
     if not isinstance(files, Mapping) or WEIGHTS_FILE not in files or "sha256" not in files[WEIGHTS_FILE]:
         raise ReleaseFormatError(f"{path / CONFIG_FILE}: expected files.{WEIGHTS_FILE}.sha256")
@@ -237,41 +249,40 @@ def load_release_config(name_or_dir: str | os.PathLike[str]) -> ReleaseInfo:
         sha256=str(files[WEIGHTS_FILE]["sha256"]),
         format_version=int(data["format_version"]),
         num_parameters=data.get("num_parameters"),
-        temperature=_temperature(data.get("temperature"), path / CONFIG_FILE),
-        truncation=_positive(data.get("truncation"), "truncation", path / CONFIG_FILE),
-        excitation_rms=_excitation_rms(data.get("excitation_rms"), path / CONFIG_FILE, config),
+        sampling=sampling,
+        stored_sampling=stored,
         config_sha256=None if sums is None else sums[CONFIG_FILE],
     )
 
 
-def _excitation_rms(value: Any, where: Path, config: Any) -> float | None:
-    """The optional ``"excitation_rms"`` of config.json: a number > 0 or null, for an envelope prior."""
-    rms = _positive(value, "excitation_rms", where)
-    envelope = source_filter_of(config).envelope
-    if rms is not None and envelope not in ("gain", "lpc"):
-        raise ReleaseFormatError(
-            f"{where}: excitation_rms is set but the model has envelope {envelope!r} (needs gain or lpc)"
-        )
-    return rms
+# the sampling settings releases stored at the top level of config.json before the ``sampling`` block
+LEGACY_SAMPLING_KEYS = ("temperature", "truncation", "excitation_rms")
 
 
-def _positive(value: Any, key: str, where: Path) -> float | None:
-    """An optional sampling setting of config.json: a JSON number > 0 or null (a string is not one)."""
-    if value is not None and not isinstance(value, (int, float)):
-        raise ReleaseFormatError(f"{where}: {key}: expected a number > 0 or null, got {value!r}")
+def _read_sampling(
+    data: Mapping[str, Any], where: Path, config: Any
+) -> tuple[SamplingConfig, dict[str, Any]]:
+    """The release's sampling settings and the keys config.json names: its ``sampling`` block, or (a
+    release written before the block) the legacy top-level keys; checked by the one validator and
+    against the model (``ReleaseFormatError`` naming the setting)."""
+    legacy = {k: data[k] for k in LEGACY_SAMPLING_KEYS if k in data and data[k] is not None}
+    if "sampling" in data:
+        if legacy:
+            raise ReleaseFormatError(
+                f"{where}: sampling setting(s) {sorted(legacy)} at the top level beside a 'sampling' block: "
+                "give them in one place, inside sampling"
+            )
+        stored = data["sampling"]
+        label = "sampling"
+    else:
+        stored, label = legacy, "sampling (top-level keys)"
     try:
-        return check_positive(value, key)
+        settings = SamplingConfig.from_dict(stored, "sampling")
+        check_for_model(settings, config)
     except ValueError as e:
         raise ReleaseFormatError(f"{where}: {e}") from None
-
-
-def _temperature(value: Any, where: Path) -> float | None:
-    """The optional ``"temperature"`` of config.json: a number >= 0 (overrides the package default)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ReleaseFormatError(f"{where}: temperature: expected a number >= 0, got {value!r}")
-    return float(value)
+    logger.debug("%s: %s %s", where, label, settings)
+    return settings, dict(stored)
 
 
 def load_release(
@@ -287,9 +298,8 @@ def load_release(
     (names and shapes), compared before the model's memory is allocated beyond the weights' size
     (:func:`~waveflow_py.pretrained.integrity.build_within`). Weights are read with safetensors only.
     ``device``/``dtype`` move the model after loading (``dtype`` may be a string, e.g. "fp16").
-    The release's ``truncation`` is set on the model's prior (``model.prior.truncation``) and its
-    ``excitation_rms`` on the model; its ``temperature`` stays in ``info`` for the caller
-    (:class:`~waveflow_py.Vocoder` applies it).
+    The release's sampling settings (``info.sampling``) become the model's (``model.sampling``): the
+    "release" level every sampler uses unless given settings explicitly.
     """
     info = load_release_config(default_release() if name_or_dir is None else name_or_dir)
     weights = info.path / WEIGHTS_FILE
@@ -309,11 +319,7 @@ def load_release(
         raise ReleaseFormatError(f"{weights}: cannot read safetensors ({e})") from e
     model.load_state_dict(state, strict=True)
     model.eval()
-    prior = getattr(model, "prior", None)
-    if prior is not None and hasattr(prior, "truncation"):
-        prior.truncation = info.truncation  # the model samples as the release recommends
-    if hasattr(model, "excitation_rms"):
-        model.excitation_rms = info.excitation_rms
+    model.sampling = info.sampling  # the model samples as the release recommends
     dt = parse_dtype(dtype)
     if device is not None or dt is not None:
         try:

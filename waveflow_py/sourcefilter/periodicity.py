@@ -172,8 +172,12 @@ class MelPeriodicity(nn.Module):
             out.append(r / r[:, :1].clamp_min(1e-300) / taper)
         return torch.cat(out).reshape(b, frames, -1)
 
-    def forward(self, logmel: Tensor, n_segments: int | None = None) -> tuple[Tensor, Tensor]:
-        """``logmel (B, n_mels, F) -> (lag (B, S), gain (B, S))``, ``S = n_segments`` (default ``F``)."""
+    def forward(
+        self, logmel: Tensor, n_segments: int | None = None, strength: float | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``logmel (B, n_mels, F) -> (lag (B, S), gain (B, S))``, ``S = n_segments`` (default ``F``).
+        ``strength``: the gain map's strength for this call (``None``: the one it was built with; a
+        sampling setting, ``SamplingConfig.pitch_strength``)."""
         segments = check_logmel(logmel, self.config, n_segments)
         used = min(logmel.shape[2], frames_for_segments(self.config, segments))
         rho = self.correlation(logmel[:, :, :used])
@@ -183,7 +187,8 @@ class MelPeriodicity(nn.Module):
         else:
             rho = 0.5 * (rho[:, seg] + rho[:, (seg + 1).clamp(max=used - 1)])
         lag, peak = pick_lag(rho, self.min_lag, self.lag)
-        gain = (self.strength * (peak - self.threshold) / (1.0 - self.threshold)).clamp(0.0, self.max_gain)
+        strength = self.strength if strength is None else float(strength)
+        gain = (strength * (peak - self.threshold) / (1.0 - self.threshold)).clamp(0.0, self.max_gain)
         dtype = logmel.dtype if logmel.dtype == torch.float64 else torch.float32
         return lag.to(dtype), gain.to(dtype)
 

@@ -17,6 +17,7 @@ state field), built in ``__init__`` from its options in the config block.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -130,11 +131,12 @@ class SourceFilter(nn.Module):
             a, log_gain = self.envelope(mel, -(-length // self.hop))
             return lpc_context(a, log_gain + self.envelope_log_scale.to(log_gain.dtype))
 
-    def pitch_context(self, mel: Tensor, length: int) -> Tensor:
-        """Pitch-filter context ``(B, ceil(length / hop), 2)`` (lag, gain) for samples ``0 .. length - 1``."""
+    def pitch_context(self, mel: Tensor, length: int, strength: float | None = None) -> Tensor:
+        """Pitch-filter context ``(B, ceil(length / hop), 2)`` (lag, gain) for samples ``0 .. length - 1``
+        (``strength``: the gain map's strength, ``None``: the configured ``pitch_strength``)."""
         assert self.periodicity is not None
         with torch.no_grad(), _full_precision(mel):
-            lag, gain = self.periodicity(mel, -(-length // self.hop))
+            lag, gain = self.periodicity(mel, -(-length // self.hop), strength)
             return ltp_context(lag, gain)
 
     # ------------------------------------------------------------------ the two directions
@@ -149,18 +151,25 @@ class SourceFilter(nn.Module):
         return x, logdet
 
     def synthesis(
-        self, excitation: Tensor, mel: Tensor, state: SourceFilterState | None = None
+        self,
+        excitation: Tensor,
+        mel: Tensor,
+        state: SourceFilterState | None = None,
+        pitch_strength: float | None = None,
     ) -> tuple[Tensor, Tensor, SourceFilterState]:
         """``excitation (B, T) -> (audio (B, T), log|det| (B,), state)``: the stages' inverses in reverse
         order (the pitch recursion, the all-pole envelope filter, de-emphasis). ``state``: the one returned
         by the call on the preceding samples (``None`` at the start); the returned one continues the
-        signal."""
+        signal. ``pitch_strength``: the pitch gain's strength (a sampling setting; ``None``: the
+        configured one, i.e. the exact inverse of :meth:`analysis`)."""
         if state is not None and not isinstance(state, SourceFilterState):
             raise ValueError(f"state: expected None or a SourceFilterState, got {type(state).__name__}")
         state = state or SourceFilterState()
         x, logdet = excitation, excitation.new_zeros(excitation.shape[0])
         after: dict[str, Tensor] = {}
         for name, flow, context in reversed(self._stages()):
+            if name == "ltp" and pitch_strength is not None:
+                context = functools.partial(self.pitch_context, strength=pitch_strength)
             x, ld, after[name] = flow.synthesis(x, context(mel, x.shape[1]), getattr(state, name))
             logdet = logdet + ld
         return x, logdet, dataclasses.replace(state, **after)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from waveflow_py.config import ExperimentConfig, source_filter_of, to_dict
 from waveflow_py.flows.base import NonFiniteError
+from waveflow_py.sampling import resolve_sampling
 from waveflow_py.train import checkpoint as ckpt
 from waveflow_py.train.distributed import DistInfo, all_gather_objects, any_true, barrier
 from waveflow_py.train.logging import MetricsLogger, bits_per_sample
@@ -93,20 +94,13 @@ class Trainer:
             raise
         from waveflow_py.train.release_writer import inherited_sampling
 
-        # a fine-tuning run keeps its release's tuned sampling (temperature, truncation, excitation
-        # RMS): in its validation and its release
+        # a fine-tuning run keeps its release's tuned sampling settings: the model's release level (what
+        # its release stores), and, under train.val_temperature when set, the run's (its validation and
+        # its sampled objective terms, which listen as the release will; the one rule)
         self.release_sampling = inherited_sampling(self.init_release)
-        self.release_temperature = self.release_sampling["temperature"]
-        prior = getattr(self.parts.model, "prior", None)
-        if prior is not None and hasattr(prior, "truncation"):
-            prior.truncation = self.release_sampling["truncation"]
-        if hasattr(self.parts.model, "excitation_rms"):
-            self.parts.model.excitation_rms = self.release_sampling["excitation_rms"]
-        # the sampled objective terms listen as the release will: its temperature and levelling
-        objective = self.parts.objective
-        if self.exp.train.objective.temperature is None:
-            objective.temperature = self._sampling_temperature()
-        objective.excitation_rms = self.release_sampling["excitation_rms"]
+        self.parts.model.sampling = self.release_sampling
+        self.sampling = resolve_sampling(self.release_sampling, temperature=self.cfg.val_temperature)
+        self.parts.objective.sampling = self.sampling
         self.metrics = MetricsLogger(
             self.out_dir, enabled=self.dist.is_main, tensorboard=self.cfg.tensorboard
         )
@@ -233,19 +227,6 @@ class Trainer:
             if added[key] != before[key]:
                 logger.info("model.%s: release %r, this run %r (no weights)", key, before[key], added[key])
 
-    def _val_temperature(self) -> float | None:
-        """``train.val_temperature``; unset, a fine-tuning run listens at its release's tuned temperature
-        (None: the package default)."""
-        return self.release_temperature if self.cfg.val_temperature is None else self.cfg.val_temperature
-
-    def _sampling_temperature(self) -> float:
-        """The temperature the run's model will be sampled at: ``train.val_temperature``, else the
-        release's, else the package default."""
-        from waveflow_py.inference.core import DEFAULT_TEMPERATURE
-
-        t = self._val_temperature()
-        return DEFAULT_TEMPERATURE if t is None else float(t)
-
     def _calibrate_envelope(self, segments: int = 32) -> None:
         """A new run with an envelope prior: scale the excitation to unit variance on ``segments`` training
         segments (items ``2**61 + j``: the same on every rank, never a training step's data)."""
@@ -338,7 +319,7 @@ class Trainer:
                     p.mel_fn,
                     p.dev,
                     self.cfg.val_clips,
-                    self._val_temperature(),
+                    self.sampling,
                     self.device,
                     self.cfg.seed,
                 )
@@ -475,7 +456,7 @@ class Trainer:
         }
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
-            return write_release(model.eval(), self.out_dir, provenance, **self.release_sampling)
+            return write_release(model.eval(), self.out_dir, provenance, sampling=self.release_sampling)
 
 
 # model keys (dotted paths) that configure a stage without weights (may differ between --init-from's

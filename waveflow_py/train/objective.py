@@ -7,10 +7,12 @@ trains a compact WaveGlow with a spectral loss on its own samples, a step can ad
 ``crop`` samples of the batch:
 
 * ``x_hat = inverse(temperature * eps, mel)``: the model's synthesis path as it ships
-  (:func:`waveflow_py.inference.core.sample_path`: the flows' reference inverse, the release's excitation
-  levelling when set, then the mel-conditioned fixed stages in their differentiable torch form), with
-  ``eps`` from the model's prior (its truncation included) drawn from a generator seeded by
-  ``(seed, step)``, so a resumed run draws the same noise as a straight one;
+  (:func:`waveflow_py.inference.core.sample_path`: the flows' reference inverse, then the mel-conditioned
+  fixed stages in their differentiable torch form), with the run's sampling settings
+  (:class:`~waveflow_py.sampling.SamplingConfig`: temperature, truncation, excitation level, pitch
+  strength, resolved by the one rule: ``train.objective.temperature``, else the run's ``val_temperature``,
+  else the release's, else the library default), and ``eps`` from the model's prior drawn from a
+  generator seeded by ``(seed, step)``, so a resumed run draws the same noise as a straight one;
 * the multi-resolution STFT loss (Yamamoto et al. 2020, Parallel WaveGAN): per ``(n_fft, hop)`` the
   spectral convergence ``||S - S_hat||_F / ||S||_F`` and the log-magnitude L1 ``mean |ln S - ln S_hat|``
   (Hann window of ``n_fft``, centred reflect-padded frames, magnitudes floored at 1e-7), each averaged over
@@ -37,6 +39,7 @@ from torch import Tensor, nn
 
 from waveflow_py.config import ObjectiveConfig
 from waveflow_py.inference.core import full_precision, sample_path
+from waveflow_py.sampling import SamplingConfig, resolve_sampling, sampling_of
 
 __all__ = [
     "Critic",
@@ -141,8 +144,8 @@ class TrainingObjective(nn.Module):
         model: the flow vocoder (``log_prob``, ``inverse_excitation``, ``envelope_synthesis``, ``prior``).
         cfg: the ``train.objective`` settings.
         mel_fn: the model's mel front end (log-mels of the sampled and the reference crops).
-        temperature: noise temperature of the sampled crops (``cfg.temperature`` wins when set).
-        excitation_rms: the release's excitation levelling (``None``: off), as synthesis applies it.
+        sampling: the run's sampling settings (``None``: the model's); ``cfg.temperature`` overrides its
+            temperature (:attr:`settings`).
         seed: the run's seed (the noise of step ``s`` is drawn from :func:`step_seed`).
     """
 
@@ -151,17 +154,22 @@ class TrainingObjective(nn.Module):
         model: nn.Module,
         cfg: ObjectiveConfig,
         mel_fn: nn.Module,
-        temperature: float,
-        excitation_rms: float | None = None,
+        sampling: SamplingConfig | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg
         self.mel_fn = mel_fn
-        self.temperature = float(cfg.temperature if cfg.temperature is not None else temperature)
-        self.excitation_rms = excitation_rms
+        self.sampling = sampling
         self.seed = int(seed)
+
+    @property
+    def settings(self) -> SamplingConfig:
+        """The settings the sampled crops are drawn with: ``cfg.temperature`` over :attr:`sampling` (the
+        run's) over the model's (the one rule, :func:`~waveflow_py.sampling.resolve_sampling`)."""
+        base = sampling_of(self.model) if self.sampling is None else self.sampling
+        return resolve_sampling(base, temperature=self.cfg.temperature)
 
     def check_segment(self, segment_length: int, hop: int) -> None:
         """``ValueError`` unless a crop fits the training segments and starts/ends on a hop boundary."""
@@ -193,15 +201,17 @@ class TrainingObjective(nn.Module):
         # one mel frame beyond the crop's last segment, as whole-signal synthesis has (centred frames)
         cond = mel[: cfg.items, :, : cfg.crop // hop + 1]
         gen = torch.Generator(device="cpu").manual_seed(step_seed(self.seed, step))
+        settings = self.settings
         z = self.model.prior.sample(
             reference.shape[0],
             shape=(cfg.crop,),
-            temperature=self.temperature,
+            temperature=settings.temperature,
+            truncation=settings.truncation,
             generator=gen,
             device=audio.device,
             dtype=audio.dtype,
         )
-        generated = full_precision(sample_path(self.model, z, cond, excitation_rms=self.excitation_rms))
+        generated = full_precision(sample_path(self.model, z, cond, sampling=settings))
         with torch.autocast(device_type=audio.device.type, enabled=False):  # losses in >= float32
             if cfg.stft > 0:
                 terms.stft_sc, terms.stft_logmag = mrstft_terms(generated, reference, cfg.resolutions)

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from waveflow_py.config import ExperimentConfig, to_dict
+from waveflow_py.sampling import DEFAULT_SAMPLING, SamplingConfig
 
 __all__ = ["write_release", "export_checkpoint", "run_provenance", "inherited_sampling"]
 
@@ -25,11 +26,10 @@ def write_release(
     model: nn.Module,
     out_dir: str | Path,
     provenance: Mapping[str, Any],
-    temperature: float | None = None,
-    truncation: float | None = None,
-    excitation_rms: float | None = None,
+    sampling: SamplingConfig | None = None,
 ) -> Path:
-    """``save_release(out_dir / "release", model, provenance=..., <sampling settings>)``."""
+    """``save_release(out_dir / "release", model, provenance=..., sampling=...)`` (``sampling``: the
+    release's sampling settings; ``None``: the model's)."""
     from waveflow_py.pretrained import save_release
 
     prov = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **provenance}
@@ -38,9 +38,7 @@ def write_release(
             Path(out_dir) / "release",
             model,
             provenance=prov,
-            temperature=temperature,
-            truncation=truncation,
-            excitation_rms=excitation_rms,
+            sampling=sampling,
         )
     )
     logger.info("wrote release %s", out)
@@ -59,25 +57,19 @@ def run_provenance(clock: Mapping[str, float] | None, init_from: str | Path | No
     return out
 
 
-def inherited_sampling(init_from: str | Path | None) -> dict[str, float | None]:
-    """A fine-tuned model keeps the tuned sampling settings (``temperature``, ``truncation``,
-    ``excitation_rms``) of the release it started from (``None`` each: not a fine-tuning run, the release
-    had none, or it is no longer readable: the defaults apply)."""
-    none: dict[str, float | None] = {"temperature": None, "truncation": None, "excitation_rms": None}
+def inherited_sampling(init_from: str | Path | None) -> SamplingConfig:
+    """A fine-tuned model keeps the tuned sampling settings of the release it started from (its
+    ``info.sampling``); the library default when this is not a fine-tuning run or the release is no
+    longer readable."""
     if not init_from:
-        return none
+        return DEFAULT_SAMPLING
     from waveflow_py.pretrained import ReleaseError, load_release_config
 
     try:
-        info = load_release_config(init_from)
+        return load_release_config(init_from).sampling
     except (ReleaseError, OSError):
         logger.warning("release %s not readable: its sampling settings are not carried over", init_from)
-        return none
-    return {
-        "temperature": info.temperature,
-        "truncation": info.truncation,
-        "excitation_rms": info.excitation_rms,
-    }
+        return DEFAULT_SAMPLING
 
 
 def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: str | Path) -> Path:
@@ -101,4 +93,5 @@ def export_checkpoint(exp: ExperimentConfig, checkpoint: str | Path, out_dir: st
         "checkpoint": str(data["path"]),
     }
     provenance.update(run_provenance(state.get("clock"), state.get("init_from")))
-    return write_release(model.eval(), out_dir, provenance, **inherited_sampling(state.get("init_from")))
+    sampling = inherited_sampling(state.get("init_from"))
+    return write_release(model.eval(), out_dir, provenance, sampling=sampling)

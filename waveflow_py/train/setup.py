@@ -15,7 +15,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from waveflow_py.config import ExperimentConfig
-from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 from waveflow_py.train.adversarial import Adversary, Discriminators, build_adversary
 from waveflow_py.train.data import (
     DevSet,
@@ -205,8 +204,8 @@ def build_parts(
         )
         ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         amp_dtype, scaler = _precision(exp, device)
-        # the sampling settings (temperature, excitation levelling) are the run's: the Trainer sets them
-        objective = TrainingObjective(model, cfg.objective, mel_fn, DEFAULT_TEMPERATURE, seed=cfg.seed)
+        # the sampling settings are the run's: the Trainer sets them (objective.sampling)
+        objective = TrainingObjective(model, cfg.objective, mel_fn, seed=cfg.seed)
         objective.check_segment(exp.data.segment_length, exp.model_config().mel.hop_length)
         train_module = _wrap(objective, dist, device, cfg.compile)
         n_params = sum(p.numel() for p in model.parameters())

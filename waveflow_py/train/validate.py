@@ -2,9 +2,9 @@
 
 NLL is reported in nats per sample (the models' ``log_prob`` unit) and in bits per sample (nats / ln 2).
 Mel L1 is the mean absolute difference between the log-mels of a clip vocoded from its reference mel
-(through the one sampler, :func:`waveflow_py.inference.synthesize`, at ``temperature``) and of the
-reference audio, over the same frames; MR-STFT is the multi-resolution STFT distance of the same pair
-(spectral convergence + log-magnitude L1 at the evaluation's three resolutions,
+(through the one sampler, :func:`waveflow_py.inference.synthesize`, with the run's sampling settings)
+and of the reference audio, over the same frames; MR-STFT is the multi-resolution STFT distance
+of the same pair (spectral convergence + log-magnitude L1 at the evaluation's three resolutions,
 :func:`waveflow_py.train.objective.mrstft_terms`).
 """
 
@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS
-from waveflow_py.inference.core import DEFAULT_TEMPERATURE
 from waveflow_py.inference.synthesis import synthesize
+from waveflow_py.sampling import SamplingConfig
 from waveflow_py.train.data import DevSet
 from waveflow_py.train.logging import bits_per_sample
 from waveflow_py.train.objective import mrstft_terms
@@ -73,13 +73,12 @@ def vocode_clips(
     mel_fn: nn.Module,
     dev: DevSet,
     n: int,
-    temperature: float | None,
+    sampling: SamplingConfig | None,
     device: torch.device,
     seed: int,
 ) -> tuple[float | None, list[VocodedClip]]:
-    """Vocode the first ``n`` dev clips at ``temperature`` (``None``: :data:`DEFAULT_TEMPERATURE`); returns
-    the mean mel L1 and the clips (on CPU)."""
-    temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
+    """Vocode the first ``n`` dev clips with the ``sampling`` settings (``None``: the model's); returns the
+    mean mel L1 and the clips (on CPU)."""
     clips: list[VocodedClip] = []
     errors = []
     gen = torch.Generator(device=device)
@@ -88,7 +87,7 @@ def vocode_clips(
         name, audio = dev[i]
         a = audio.to(device)[None]
         ref_mel = mel_fn(a)
-        out = synthesize(model, ref_mel, temperature=temperature, generator=gen)[0][..., : a.shape[-1]]
+        out = synthesize(model, ref_mel, sampling=sampling, generator=gen)[0][..., : a.shape[-1]]
         out = torch.nan_to_num(out).clamp(-1.0, 1.0)
         gen_mel = mel_fn(out)
         frames = min(ref_mel.shape[-1], gen_mel.shape[-1])

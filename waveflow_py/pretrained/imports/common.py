@@ -16,7 +16,24 @@ from torch import Tensor, nn
 
 from waveflow_py.pretrained.imports.errors import CheckpointImportError
 
-__all__ = ["ImportReport", "StateMapper", "as_tensor_dict", "read_json_config", "strip_prefix"]
+__all__ = [
+    "ImportReport",
+    "StateMapper",
+    "as_tensor_dict",
+    "nvidia_mel_settings",
+    "read_json_config",
+    "strip_prefix",
+]
+
+# NVIDIA's ``data_config`` names (WaveGlow's config.json, which L0SG's WaveFlow reuses) -> our MelConfig's
+NVIDIA_MEL_NAMES = {
+    "sampling_rate": "sample_rate",
+    "filter_length": "n_fft",
+    "hop_length": "hop_length",
+    "win_length": "win_length",
+    "mel_fmin": "fmin",
+    "mel_fmax": "fmax",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +77,12 @@ def as_tensor_dict(obj: Any, what: str) -> dict[str, Tensor]:
         if isinstance(value, Tensor):
             out[str(key)] = value
     return out
+
+
+def nvidia_mel_settings(theirs: Mapping[str, Any]) -> dict[str, Any]:
+    """The mel settings of an NVIDIA-style config's ``data_config`` under our names (absent ones left out)."""
+    data = theirs.get("data_config", {})
+    return {ours: data[t] for t, ours in NVIDIA_MEL_NAMES.items() if t in data}
 
 
 def strip_prefix(state: Mapping[str, Tensor], prefix: str = "module.") -> dict[str, Tensor]:

@@ -36,6 +36,7 @@ from waveflow_py.pretrained.imports.common import (
     ImportReport,
     StateMapper,
     as_tensor_dict,
+    nvidia_mel_settings,
     read_json_config,
     strip_prefix,
 )
@@ -149,16 +150,7 @@ def _derive_config(state: dict[str, Tensor], theirs: dict[str, Any] | None, wher
             raise CheckpointImportError(
                 f"{where}: the config does not match the checkpoint ({'; '.join(bad)})"
             )
-        data = theirs.get("data_config", {})
-        names = {
-            "sampling_rate": "sample_rate",
-            "filter_length": "n_fft",
-            "hop_length": "hop_length",
-            "win_length": "win_length",
-            "mel_fmin": "fmin",
-            "mel_fmax": "fmax",
-        }
-        mel_kw.update({ours: data[t] for t, ours in names.items() if t in data})
+        mel_kw.update(nvidia_mel_settings(theirs))
     if up_kernel != 4 * mel_kw["hop_length"]:
         raise CheckpointImportError(
             f"{where}: the upsampler kernel {up_kernel} is not 4 x hop_length {mel_kw['hop_length']}"

@@ -38,6 +38,7 @@ from waveflow_py.pretrained.imports.common import (
     ImportReport,
     StateMapper,
     as_tensor_dict,
+    nvidia_mel_settings,
     read_json_config,
     strip_prefix,
 )
@@ -201,16 +202,7 @@ def _l0sg_shapes(state: dict[str, Tensor], wf: dict[str, Any], where: str) -> di
 
 def _l0sg_mel(theirs: dict[str, Any], config: str | Path | None) -> dict[str, Any]:
     """The mel settings of their ``data_config`` under our names (hop 256: their upsampler's)."""
-    data = theirs.get("data_config", {})
-    names = {
-        "sampling_rate": "sample_rate",
-        "filter_length": "n_fft",
-        "hop_length": "hop_length",
-        "win_length": "win_length",
-        "mel_fmin": "fmin",
-        "mel_fmax": "fmax",
-    }
-    mel_kw = {ours: data[t] for t, ours in names.items() if t in data}
+    mel_kw = nvidia_mel_settings(theirs)
     if mel_kw.get("hop_length", 256) != 256:
         raise CheckpointImportError(f"{config}: L0SG's upsampler is fixed at hop 256, config says {mel_kw}")
     return mel_kw

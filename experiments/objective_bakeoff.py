@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", type=Path)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the runs (and baselines) already in --json and score only the others (same clips!)",
+    )
+    p.add_argument(
         "--start",
         default="universal-16k-preview",
         help="release the fine-tuning runs start from: scored as their point at 0 CPU-minutes, and "
@@ -151,16 +156,25 @@ def main(argv: list[str] | None = None) -> int:
     clips = [(c.speaker, read_clip(c, 16000, args.seconds, 256)) for c in chosen]
     cache: dict[Any, Any] = {}
     results: dict[str, list[dict[str, Any]]] = {}
+    if args.reuse and args.json and args.json.exists():  # scored before: kept, not scored again
+        results = json.loads(args.json.read_text(encoding="utf-8"))
     start: list[dict[str, Any]] = []
     if args.start:
         for name, griffin in ((GRIFFIN_LIM, True), (args.start, False)):
+            if name in results:
+                print(f"{name:28s}    0.0 CPU-min  " + _row(results[name][0]) + "  (from --json)", flush=True)
+                continue
             point = {"cpu_minutes": 0.0, "step": 0, **score(args.start, clips, cache, griffin=griffin)}
             results[name] = [point]
             print(f"{name:28s}    0.0 CPU-min  " + _row(point), flush=True)
         start = results[args.start]
     for run in args.runs:
+        if run.name in results:
+            print(f"{run.name:28s} kept from {args.json}", flush=True)
+            continue
         state = json.loads((ckpt.step_dirs(run / "checkpoints")[0][1] / "state.json").read_text())
-        points = list(start) if state.get("init_from") else []
+        init = state.get("init_from")  # the runs fine-tuned from --start begin at its point
+        points = list(start) if init and args.start and Path(init).name == Path(args.start).name else []
         for minutes, step_dir in _checkpoints(run, args.every):
             step = int(step_dir.name.split("_")[1])
             point = {"cpu_minutes": minutes, "step": step, **score(step_dir, clips, cache)}

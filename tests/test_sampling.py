@@ -217,8 +217,10 @@ def test_a_release_stores_one_sampling_block(tmp_path: Path) -> None:
 
 def test_an_old_release_loads_with_the_same_sampling(tmp_path: Path) -> None:
     """A release written before the block (top-level keys, pitch strength in the architecture) samples
-    with exactly its settings; the bundled preview is one."""
-    model, info = load_release(ROOT / "pretrained" / "universal-16k-preview")
+    with exactly its settings; the preview bundled until 2026-12-04 (kept as a resume point) is one."""
+    model, info = load_release(
+        ROOT / "recipes" / "librispeech-mini" / "bakeoff" / "resume" / "wg64-pitch-latest"
+    )
     assert info.sampling == SamplingConfig(temperature=0.98, excitation_rms=1.0) == model.sampling
     assert info.stored_sampling == {"temperature": 0.98, "excitation_rms": 1.0} and info.temperature == 0.98
     assert describe_sampling(info.sampling, info.config)["pitch_strength"] == 1.5  # the architecture key

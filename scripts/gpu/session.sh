@@ -48,7 +48,7 @@ rm -rf /tmp/gpu-run
 # and the spectral objective through the sampling path (RECIPE= to train another candidate)
 RECIPE="${RECIPE:-recipes/librispeech-mini/spectral/wg64-harmonic.yaml}"
 step train wf train "$RECIPE" --out /tmp/gpu-run \
-  --init-from pretrained/universal-16k-preview --minutes "$TRAIN_MIN" \
+  --init-from recipes/librispeech-mini/bakeoff/resume/wg64-pitch-latest --minutes "$TRAIN_MIN" \
   --set "${data[@]}" train.batch_size="$BATCH" train.budget_clock=wall train.num_threads=null \
   train.lr=0.0003 train.val_every=100000 train.val_at_start=false train.val_clips=0 train.ckpt_every=100000
 mkdir -p "$OUT/release" && cp /tmp/gpu-run/release/* "$OUT/release/" 2>/dev/null

@@ -32,8 +32,8 @@ from waveflow_py.sampling import (
 __all__ = ["EvalModel", "NLL_WARNING_NATS", "nll_from_log_prob", "nll_warning"]
 
 # NLL (nats per sample) above which a clip's likelihood is reported as exploding: a model that has learnt
-# speech at all scores well below 0 (pretrained/universal-16k-preview/eval-dev24.json: mean -4.9, worst clip
-# -3.8; the zero-parameter envelope baseline -4.8), while an overflowing coupling scale gave +18,613
+# speech at all scores well below 0 (pretrained/universal-16k-preview/eval-dev24.json: mean -4.7, worst clip
+# -3.7; the zero-parameter envelope baseline -4.8), while an overflowing coupling scale gave +18,613
 NLL_WARNING_NATS = 0.0
 
 MelFn = Callable[[np.ndarray], np.ndarray]  # audio (T,) -> log-mel (n_mels, F)

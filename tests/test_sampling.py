@@ -286,7 +286,8 @@ def test_cli_reports_an_inert_setting_once_and_usage_errors_exit_2_once(
 
 
 def test_info_shows_the_resolved_settings(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["info", str(ROOT / "pretrained" / "universal-16k-preview"), "--json"]) == 0
+    old = ROOT / "recipes" / "librispeech-mini" / "bakeoff" / "resume" / "wg64-pitch-latest"
+    assert main(["info", str(old), "--json"]) == 0  # written before the block: strength from the model
     data = json.loads(capsys.readouterr().out)
     assert data["sampling"] == {
         "temperature": 0.98,
@@ -296,6 +297,10 @@ def test_info_shows_the_resolved_settings(capsys: pytest.CaptureFixture[str]) ->
     }
     assert data["sampling_source"]["pitch_strength"] == "model: source_filter.pitch_strength"
     assert data["sampling_source"]["truncation"] == "library default"
+    assert main(["info", str(ROOT / "pretrained" / "universal-16k-preview"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)  # the bundled preview stores the block, strength 1.0
+    assert data["sampling"]["pitch_strength"] == 1.0
+    assert data["sampling_source"]["pitch_strength"] == "release"
 
 
 def test_the_objective_samples_by_the_same_rule() -> None:

@@ -13,25 +13,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from waveflow_py import Vocoder
+from waveflow_py.dtypes import speed_flags
 from waveflow_py.evaluation.clips import find_clips, read_clip
-
-
-def cpu_line() -> str:
-    """CPU model and the flags that matter for speed (Linux /proc/cpuinfo; 'unknown' elsewhere)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown CPU"
-    model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{model} ({' '.join(shown) or 'no avx2'})"
+from waveflow_py.inference.precision import device_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             vocoder.vocode(mel)
             best[name] = min(best[name], time.perf_counter() - start)
+    cpu = f"{device_name(torch.device('cpu'))} ({speed_flags()})"
     print(
-        f"{cpu_line()}; {args.threads} thread(s), {args.dtype}, {args.seconds:g} s of speech, "
-        f"best of {args.repeats}"
+        f"{cpu}; {args.threads} thread(s), {args.dtype}, {args.seconds:g} s of speech, best of {args.repeats}"
     )
     for name, seconds in best.items():
         print(f"{name}: {args.seconds / seconds:.1f}x real time")

@@ -67,7 +67,7 @@ def _model(step_dir: Path) -> tuple[torch.nn.Module, SamplingConfig, Any]:
 def _release_model(name: str) -> tuple[torch.nn.Module, SamplingConfig, Any]:
     """A release (the runs' starting point) with its own sampling settings."""
     model, info = load_release(name)
-    return model.eval(), resolve_sampling(info.sampling), info.config.mel
+    return model.eval(), info.sampling, info.config.mel
 
 
 @torch.no_grad()

@@ -25,7 +25,6 @@ from waveflow_py.evaluation.pitch import track_pitch
 from waveflow_py.evaluation.plots import plot_spectrograms
 from waveflow_py.inference import synthesize
 from waveflow_py.pretrained import load_release
-from waveflow_py.sampling import resolve_sampling
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     model, info = load_release(args.release)
-    sampling = resolve_sampling(info.sampling)
+    sampling = info.sampling
     cfg = info.config.mel
     mel_fn = MelSpectrogram(cfg)
     clips = find_clips(args.data, "dev", args.clips)

@@ -3,15 +3,20 @@
 Issue 18 asks for gross pitch error <= 5 % and V/UV F1 >= 0.9 for every dev speaker, on the vocoded
 audio *and on the pitch context itself*. The vocoded audio is graded by ``waveflow eval`` (its per-speaker
 table); this script grades the context: the F0 and voicing that
-:class:`waveflow_py.sourcefilter.harmonic.HarmonicSource` computes from the mel alone (the periodicity's
-lag, ``pitch_lag: first``, voiced where the peak is above the threshold), resampled to pYIN's 10 ms frames
+:class:`waveflow_py.sourcefilter.harmonic.HarmonicSource` computes from the mel alone
+(:meth:`~waveflow_py.sourcefilter.harmonic.HarmonicSource.frame_pitch`), resampled to pYIN's 10 ms frames
 and scored with the evaluation's own :func:`~waveflow_py.evaluation.pitch.gross_pitch_error` and
-:func:`~waveflow_py.evaluation.pitch.vuv_f1` against pYIN on the reference audio.
+:func:`~waveflow_py.evaluation.pitch.vuv_f1` against pYIN on the reference audio. Two sources:
 
-    python experiments/pitch_context.py ../shared/data/librispeech-mini --clips 24 --thresholds 0.35 0.45 0.55
+* the periodicity analysis (``source_pitch: analysis``: the lag of its first peak, voiced where the peak
+  is above each ``--thresholds`` value; no parameters);
+* with ``--pitch-net DIR``: also the learned predictor written by ``waveflow train-pitch``
+  (``source_pitch: learned``: voiced where its probability is above 0.5).
 
-No parameters are involved: the context is a fixed function of the mel (the harmonic source's network
-only sets amplitudes and noise gains). Written up in docs/quality-per-compute.md, section 13.
+    python experiments/pitch_context.py ../shared/data/librispeech-mini --clips 24 --thresholds 0.45 \
+        --pitch-net recipes/librispeech-mini/pitchnet
+
+Written up in docs/quality-per-compute.md, sections 13 and 14.
 """
 
 from __future__ import annotations
@@ -27,24 +32,30 @@ from waveflow_py.audio import MelSpectrogram
 from waveflow_py.config import mel_preset
 from waveflow_py.evaluation.clips import find_clips, read_clip
 from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack, gross_pitch_error, track_pitch, vuv_f1
-from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range
+from waveflow_py.sourcefilter.harmonic import HarmonicSource
 
 
 def context_track(
-    lag: np.ndarray,
-    peak: np.ndarray,
-    threshold: float,
-    sample_rate: int,
-    hop: int,
-    frames: int,
-    pcfg: PitchConfig,
+    f0: np.ndarray, voiced: np.ndarray, sample_rate: int, hop: int, frames: int, pcfg: PitchConfig
 ) -> PitchTrack:
     """The context's per-mel-frame F0 and voicing on pYIN's frame times (nearest mel frame; centred)."""
     times = np.arange(frames) * pcfg.hop_length / pcfg.sample_rate
-    idx = np.clip(np.round(times * sample_rate / hop).astype(int), 0, lag.size - 1)
-    voiced = peak[idx] >= threshold
-    f0 = np.where(voiced, sample_rate / lag[idx], np.nan)
-    return PitchTrack(f0=f0, voiced=voiced, voiced_prob=voiced.astype(np.float64))
+    idx = np.clip(np.round(times * sample_rate / hop).astype(int), 0, f0.size - 1)
+    v = voiced[idx]
+    return PitchTrack(f0=np.where(v, f0[idx], np.nan), voiced=v, voiced_prob=v.astype(np.float64))
+
+
+def _sources(cfg, thresholds: list[float], pitch_net: Path | None) -> dict[str, HarmonicSource]:
+    """The stages whose pitch is graded, by row label."""
+    out = {f"analysis {t:.2f}": HarmonicSource(cfg, threshold=t) for t in thresholds}
+    if pitch_net is not None:
+        from safetensors.torch import load_file
+
+        stage = HarmonicSource(cfg, pitch="learned")
+        assert stage.pitchnet is not None
+        stage.pitchnet.load_state_dict(load_file(str(Path(pitch_net) / "pitchnet.safetensors")))
+        out["learned"] = stage
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,34 +65,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=0.0, help="0: whole clips")
     p.add_argument("--preset", default="16k")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.45])
+    p.add_argument("--pitch-net", type=Path, default=None, help="a `waveflow train-pitch` output directory")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = mel_preset(args.preset)
     mel_fn = MelSpectrogram(cfg)
-    lo, hi = lag_range(cfg)
-    periodicity = MelPeriodicity(cfg, lo, hi, lag="first")
     pcfg = PitchConfig()
-    scores: dict[float, dict[str, list[tuple[float, float]]]] = {
-        t: defaultdict(list) for t in args.thresholds
-    }
+    stages = _sources(cfg, args.thresholds, args.pitch_net)
+    scores: dict[str, dict[str, list[tuple[float, float]]]] = {k: defaultdict(list) for k in stages}
     for clip in find_clips(args.data, "dev", args.clips):
         ref = read_clip(clip, cfg.sample_rate, args.seconds or None, cfg.hop_length)
         reference = track_pitch(ref, cfg.sample_rate, pcfg)
-        with torch.no_grad():
-            lag, peak = periodicity.frame_pitch(mel_fn(torch.from_numpy(ref).float()[None]))
-        for t in args.thresholds:
+        logmel = mel_fn(torch.from_numpy(ref).float()[None])
+        for name, stage in stages.items():
+            with torch.no_grad():
+                f0, voicing, _ = stage.frame_pitch(logmel)
             ctx = context_track(
-                lag[0].numpy(), peak[0].numpy(), t, cfg.sample_rate, cfg.hop_length, reference.f0.size, pcfg
+                f0[0].numpy(),
+                voicing[0].numpy() > 0,
+                cfg.sample_rate,
+                cfg.hop_length,
+                reference.f0.size,
+                pcfg,
             )
-            scores[t][clip.speaker].append((gross_pitch_error(reference, ctx), vuv_f1(reference, ctx)))
-    print("threshold  speaker   clips   GPE     V/UV F1")
-    for t, per in scores.items():
+            scores[name][clip.speaker].append((gross_pitch_error(reference, ctx), vuv_f1(reference, ctx)))
+    print("context        speaker   clips   GPE     V/UV F1")
+    for name, per in scores.items():
         for speaker, rows in sorted(per.items()):
             gpe, f1 = np.nanmean([r[0] for r in rows]), np.mean([r[1] for r in rows])
-            print(f"{t:9.2f}  {speaker:8s}  {len(rows):5d}   {gpe:.3f}   {f1:.3f}")
+            print(f"{name:13s}  {speaker:8s}  {len(rows):5d}   {gpe:.3f}   {f1:.3f}")
         all_rows = [r for rows in per.values() for r in rows]
         print(
-            f"{t:9.2f}  {'all':8s}  {len(all_rows):5d}   {np.nanmean([r[0] for r in all_rows]):.3f}   "
+            f"{name:13s}  {'all':8s}  {len(all_rows):5d}   {np.nanmean([r[0] for r in all_rows]):.3f}   "
             f"{np.mean([r[1] for r in all_rows]):.3f}"
         )
     return 0

@@ -331,6 +331,28 @@ CASES: dict[str, list[tuple[str, Argv, str]]] = {
             "argument --from: invalid choice: 'no-such-project'",
         ),
     ],
+    "train-pitch": [
+        (
+            "missing data",
+            lambda f: ["train-pitch", str(f["tmp"] / "no-corpus"), "--out", "p", "--preset", "16k"],
+            "pitch training data not found: ",
+        ),
+        (
+            "no train split",
+            lambda f: ["train-pitch", str(f["tmp"]), "--out", "p", "--preset", "16k"],
+            "no train split to learn from",
+        ),
+        (
+            "output is a file",
+            lambda f: ["train-pitch", str(f["tmp"]), "--out", str(f["good"]), "--preset", "16k"],
+            "exists and is not a directory",
+        ),
+        (
+            "bad option",
+            lambda f: ["train-pitch", str(f["tmp"]), "--out", "p", "--steps", "many"],
+            "argument --steps: invalid int value: 'many'",
+        ),
+    ],
     "export-onnx": [
         (
             "output is a directory",

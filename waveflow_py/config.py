@@ -155,6 +155,7 @@ ENVELOPES = ("none", "gain", "lpc")
 PITCH_PRIORS = ("none", "ltp")
 SOURCES = ("none", "harmonic")
 PITCH_LAGS = ("highest", "first")
+SOURCE_PITCHES = ("analysis", "learned")
 
 
 @dataclass
@@ -182,13 +183,22 @@ class SourceFilterConfig:
     source_bands: int = 8  # harmonic amplitude bands (mel-spaced centres over 0 .. Nyquist)
     source_hidden: int = 64  # width of the per-frame control network
     source_threshold: float = 0.45  # periodicity peak below which a frame is unvoiced (no harmonics)
+    # where the harmonic source's F0 and voicing come from: "analysis" (the periodicity's first peak and
+    # source_threshold) or "learned" (sourcefilter.pitchnet: a network on the mel and that periodicity,
+    # trained on pYIN labels by `waveflow train-pitch`, loaded with train.pitch_net, fixed in training)
+    source_pitch: str = "analysis"
+    source_pitch_hidden: int = 128  # channels of the learned pitch predictor
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"source_filter.source: expected one of {SOURCES}, got {self.source!r}")
+        if self.source_pitch not in SOURCE_PITCHES:
+            raise ValueError(
+                f"source_filter.source_pitch: expected one of {SOURCE_PITCHES}, got {self.source_pitch!r}"
+            )
         if self.pitch_lag not in PITCH_LAGS:
             raise ValueError(f"source_filter.pitch_lag: expected one of {PITCH_LAGS}, got {self.pitch_lag!r}")
-        for name in ("source_bands", "source_hidden"):
+        for name in ("source_bands", "source_hidden", "source_pitch_hidden"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"source_filter.{name}: expected a positive integer, got {value!r}")
@@ -752,6 +762,9 @@ class TrainConfig:
     max_minutes: float | None = None  # time budget: stop cleanly (checkpoint, validate, export) after it
     budget_clock: str = "wall"  # what max_minutes counts: "wall" (elapsed) or "cpu" (this process's CPU time)
     init_from: str | None = None  # a release (name or directory) whose weights start a new run (fine-tuning)
+    # the learned pitch predictor's weights (a `waveflow train-pitch` output directory) for a model with
+    # model.source_filter.source_pitch "learned"; loaded when a run starts (not on resume), then fixed
+    pitch_net: str | None = None
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # NLL and sampled spectral terms
 
     def __post_init__(self) -> None:

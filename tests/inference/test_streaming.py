@@ -121,3 +121,29 @@ def test_streaming_truncated_noise_equals_offline(factories) -> None:
     model.sampling = SamplingConfig()
     plain, _ = synthesize(model, mel, temperature=0.7, generator=torch.Generator().manual_seed(2))
     assert (plain - offline).abs().max() > 1e-4  # the truncated draws differ from the plain ones
+
+
+def test_streaming_with_the_learned_pitch_predictor_equals_offline(factories) -> None:
+    """The learned pitch predictor reads +-16 mel frames: the stream gives the source-filter stages its
+    buffered left context (``mel_offset``) and lookahead, so chunks still equal one pass."""
+    from waveflow_py.config import SourceFilterConfig
+    from waveflow_py.sourcefilter.pitchnet import RECEPTIVE_FRAMES
+
+    stages = SourceFilterConfig(
+        envelope="lpc", lpc_order=4, source="harmonic", source_pitch="learned", source_pitch_hidden=8
+    )
+    model = factories[1](source_filter=stages)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model.source_filter.harmonic.pitchnet.parameters():
+            p.normal_(0.0, 0.3)
+    c = context_frames(model)
+    assert c > RECEPTIVE_FRAMES
+    frames = 2 * c + 9
+    mel, z = torch.randn(1, 6, frames), torch.randn(1, frames * model.hop_length)
+    mel = mel + torch.linspace(-2.0, 2.0, frames)  # the voicing changes along the clip
+    voicing = model.source_filter.harmonic.context(mel, frames * model.hop_length)[..., 1]
+    assert bool((voicing > 0).any()) and bool((voicing == 0).any())
+    offline, _ = synthesize(model, mel, z=z)
+    audio = _stream(model, mel, z, chunk=4, context=None)
+    torch.testing.assert_close(audio, offline, atol=2e-5 * float(offline.abs().max()), rtol=1e-5)

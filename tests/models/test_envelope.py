@@ -29,6 +29,7 @@ VARIANTS = [
     ("gain+ltp", 0.0),
     ("lpc+ltp+harmonic", 0.0),
     ("gain+harmonic", 0.9),
+    ("lpc+harmonic+learned", 0.0),  # the learned pitch predictor (random weights) gives F0 and voicing
 ]
 
 
@@ -44,6 +45,8 @@ def tiny(kind: str, envelope: str, preemphasis: float = 0.0, seed: int = 0) -> t
         pitch_threshold=0.0,
         source="harmonic" if "harmonic" in extra else "none",
         source_threshold=0.0,
+        source_pitch="learned" if "learned" in extra else "analysis",
+        source_pitch_hidden=8,
     )
     if kind == "waveflow":
         cfg = dataclasses.replace(tiny_waveflow_config(8), source_filter=stages)
@@ -141,8 +144,14 @@ def test_envelope_synthesis_in_two_chunks_equals_one_pass(
     whole, ld, state = model.envelope_synthesis(e, mel)
     assert isinstance(state, SourceFilterState)
     cut = 4  # frames in the first chunk; it is given one mel frame beyond (centred frames)
-    first, ld1, s1 = model.envelope_synthesis(e[:, : cut * hop], mel[:, :, : cut + 1])
-    second, ld2, s2 = model.envelope_synthesis(e[:, cut * hop :], mel[:, :, cut:], state=s1)
+    if "learned" in envelope:  # the predictor reads +-16 frames: lookahead, then the left context
+        first, ld1, s1 = model.envelope_synthesis(e[:, : cut * hop], mel)
+        second, ld2, s2 = model.envelope_synthesis(e[:, cut * hop :], mel, state=s1, mel_offset=cut)
+        blind, _, _ = model.envelope_synthesis(e[:, cut * hop :], mel[:, :, cut:], state=s1)
+        assert not torch.allclose(blind, second, atol=1e-4)  # without its context the pitch differs
+    else:
+        first, ld1, s1 = model.envelope_synthesis(e[:, : cut * hop], mel[:, :, : cut + 1])
+        second, ld2, s2 = model.envelope_synthesis(e[:, cut * hop :], mel[:, :, cut:], state=s1)
     # float64: equal up to the rounding of the per-frame mel inversion, whose BLAS kernels differ with the
     # number of frames (measured 3e-10 absolute, 2e-9 relative on an AVX2 CPU); the harmonic source's
     # fractional lag (a parabola through three autocorrelation values) and its running phase amplify that

@@ -59,6 +59,22 @@ def test_adversarial_recipe_is_wg64_harmonic_plus_the_stage_from_the_start() -> 
     assert dataclasses.replace(adv, train=dataclasses.replace(adv.train, objective=same)) == base
 
 
+def test_learned_pitch_recipe_is_wg64_harmonic_with_the_committed_predictor() -> None:
+    """Only the pitch source differs from wg64-harmonic.yaml, and the committed predictor fits the model."""
+    from waveflow_py.train.pitch import load_pitch_net
+
+    base = load_yaml(ExperimentConfig, SPECTRAL / "wg64-harmonic.yaml")
+    learned = load_yaml(ExperimentConfig, SPECTRAL / "wg64-harmonic-learned.yaml")
+    sf = learned.model_config().source_filter
+    assert (sf.source, sf.source_pitch) == ("harmonic", "learned")
+    model = dataclasses.replace(learned.model, source_filter=dataclasses.replace(sf, source_pitch="analysis"))
+    train = dataclasses.replace(learned.train, pitch_net=None)
+    assert dataclasses.replace(learned, model=model, train=train) == base
+    path = RECIPES.parent / learned.train.pitch_net
+    weights = load_pitch_net(path, learned.model_config().mel, sf.source_pitch_hidden)
+    assert weights["out.weight"].shape[1] == sf.source_pitch_hidden
+
+
 @pytest.mark.slow
 def test_librispeech_mini_few_steps(shared_data: Path, tmp_path: Path) -> None:
     from waveflow_py.cli import main

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "demo": "waveflow_py.cli.demo",
     "import": "waveflow_py.cli.import_peer",
     "export-onnx": "waveflow_py.cli.export_onnx",
+    "train-pitch": "waveflow_py.cli.train_pitch",
 }
 
 

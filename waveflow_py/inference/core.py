@@ -94,15 +94,18 @@ def run_envelope(
     mel: Tensor,
     state: Any = None,
     sampling: SamplingConfig | None = None,
+    mel_offset: int = 0,
 ) -> tuple[Tensor, Any]:
     """Second stage, ``model.envelope_synthesis(excitation, mel, state, sampling)`` in the model's dtype:
     float32 audio ``(B, T)`` and the filter state after the last sample (pass it with the following
     samples). ``sampling`` (``None``: the model's): with ``excitation_rms`` set, each ``hop``-sample frame
     of the excitation is first scaled to that RMS (:func:`level_frames`), so the excitation must start on
-    a frame boundary (every synthesis path calls it so); ``pitch_strength`` sets the pitch gain."""
+    a frame boundary (every synthesis path calls it so); ``pitch_strength`` sets the pitch gain.
+    ``mel_offset``: ``mel`` starts this many frames before the excitation (streaming's left context)."""
     p = model_param(model)
+    extra = {"mel_offset": mel_offset} if mel_offset else {}  # only models with context-reading stages
     audio, _, state = model.envelope_synthesis(
-        excitation.to(p.device, p.dtype), mel.to(p.device, p.dtype), state, sampling=sampling
+        excitation.to(p.device, p.dtype), mel.to(p.device, p.dtype), state, sampling=sampling, **extra
     )
     return audio.float(), state
 

@@ -57,5 +57,18 @@ def receptive_field(model: nn.Module) -> int:
 
 
 def context_frames(model: nn.Module) -> int:
-    """:func:`receptive_field` rounded up to whole mel frames (``ceil(R / hop)``)."""
-    return -(-receptive_field(model) // int(model.hop_length))
+    """:func:`receptive_field` rounded up to whole mel frames (``ceil(R / hop)``), and at least the mel
+    context of the source-filter stages (the learned pitch predictor's
+    :data:`~waveflow_py.sourcefilter.pitchnet.RECEPTIVE_FRAMES`)."""
+    frames = -(-receptive_field(model) // int(model.hop_length))
+    stages = stage_context_frames(model)
+    return max(frames, stages + 1) if stages else frames
+
+
+def stage_context_frames(model: nn.Module) -> int:
+    """Mel frames either side of a sample that the source-filter stages read (0: frame-wise stages only;
+    the learned pitch predictor's :data:`~waveflow_py.sourcefilter.pitchnet.RECEPTIVE_FRAMES`)."""
+    from waveflow_py.sourcefilter.pitchnet import RECEPTIVE_FRAMES
+
+    harmonic = getattr(getattr(model, "source_filter", None), "harmonic", None)
+    return RECEPTIVE_FRAMES if getattr(harmonic, "pitchnet", None) is not None else 0

@@ -40,6 +40,7 @@ from waveflow_py.inference.core import (
     run_excitation,
 )
 from waveflow_py.inference.receptive import context_frames as rf_frames
+from waveflow_py.inference.receptive import stage_context_frames
 from waveflow_py.sampling import SamplingConfig, check_for_model, resolve_sampling, sampling_of
 
 __all__ = ["StreamingSynthesizer"]
@@ -91,6 +92,7 @@ class StreamingSynthesizer:
         self.n_mels = int(model.config.mel.n_mels)
         self.chunk_frames = chunk_frames
         self.exact_context = rf_frames(model)
+        self._stage_context = stage_context_frames(model) > 0
         self.context_frames = self.exact_context if context_frames is None else context_frames
         if self.context_frames < self.exact_context:
             log.info(
@@ -173,13 +175,16 @@ class StreamingSynthesizer:
             dtype=self.dtype,
         )
         off = (self._emitted - lo) * self.hop
-        # the envelope sees the mel from the first emitted frame on (all that is buffered after it)
+        # the envelope sees the mel from the first emitted frame on (all that is buffered after it) and,
+        # when a stage reads neighbouring frames (the learned pitch predictor), the left context too
+        left = (self._emitted - lo) if self._stage_context else 0
         piece, self._state = run_envelope(
             self.model,
             excitation[:, off : off + n * self.hop],
-            self._mel[:, :, self._emitted - self._start :],
+            self._mel[:, :, self._emitted - self._start - left :],
             self._state,
             sampling=self.sampling,
+            mel_offset=left,
         )
         self._emitted += n
         drop = max(0, self._emitted - ctx - self._start)  # keep only the left context

@@ -221,7 +221,12 @@ class MelFlowVocoder(nn.Module):
         return self.source_filter.calibrate(audio, mel)
 
     def envelope_synthesis(
-        self, excitation: Tensor, mel: Tensor, state: Any = None, sampling: SamplingConfig | None = None
+        self,
+        excitation: Tensor,
+        mel: Tensor,
+        state: Any = None,
+        sampling: SamplingConfig | None = None,
+        mel_offset: int = 0,
     ) -> tuple[Tensor, Tensor, Any]:
         """Second synthesis stage: ``excitation (B, T)`` -> ``(audio (B, T), log|det| (B,), state)``.
 
@@ -237,7 +242,9 @@ class MelFlowVocoder(nn.Module):
         ``sampling`` (``None``: :attr:`sampling`): with ``excitation_rms`` set, each ``hop``-sample frame
         of the excitation is first set to that RMS (:func:`~waveflow_py.sourcefilter.level.level_frames`;
         frames count from the chunk's first sample, so chunks must start on a frame boundary); its
-        ``pitch_strength`` sets the pitch predictor's gain.
+        ``pitch_strength`` sets the pitch predictor's gain. ``mel_offset``: ``mel`` starts this many frames
+        before the excitation (left context for a stage that looks at neighbouring frames, the learned
+        pitch predictor of the harmonic source; streaming passes it so chunks equal one pass).
         """
         if state is not None and not isinstance(state, SourceFilterState):
             raise ValueError(f"state: expected None or a SourceFilterState, got {type(state).__name__}")
@@ -246,10 +253,16 @@ class MelFlowVocoder(nn.Module):
             return excitation, excitation.new_zeros(excitation.shape[0]), state or SourceFilterState()
         check_tensor(excitation, name="excitation", ndims=(2,))
         self._check_mel(mel, excitation.shape[0])
-        self._check_length(excitation.shape[1], mel, what="excitation")
+        if (
+            isinstance(mel_offset, bool)
+            or not isinstance(mel_offset, int)
+            or not 0 <= mel_offset < mel.shape[-1]
+        ):
+            raise ValueError(f"mel_offset: expected 0 <= offset < {mel.shape[-1]} frames, got {mel_offset!r}")
+        self._check_length(excitation.shape[1], mel[..., mel_offset:], what="excitation")
         if settings.excitation_rms is not None:
             excitation = level_frames(excitation, self.hop_length, settings.excitation_rms)
-        return self.source_filter.synthesis(excitation, mel, state, settings.pitch_strength)
+        return self.source_filter.synthesis(excitation, mel, state, settings.pitch_strength, mel_offset)
 
     # ------------------------------------------------------------------ density and sampling
     def log_prob(self, audio: Tensor, mel: Tensor) -> Tensor:

@@ -42,7 +42,8 @@ from torch import Tensor, nn
 
 from waveflow_py.config import MelConfig
 from waveflow_py.sourcefilter.base import FilterFlow, work_dtype
-from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range
+from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range, pick_lag
+from waveflow_py.sourcefilter.pitchnet import MelPitchNet
 
 __all__ = ["HarmonicSource", "SourceControls", "harmonic_sum", "mel_band_centres", "per_sample"]
 
@@ -140,19 +141,38 @@ class HarmonicSource(FilterFlow):
         mel: the mel front end of the conditioning.
         bands: harmonic amplitude bands.
         hidden: width of the control network.
-        threshold: periodicity peak below which a frame is unvoiced.
+        threshold: periodicity peak below which a frame is unvoiced (``pitch="analysis"``).
+        pitch: ``"analysis"`` (F0 and voicing from the periodicity's first peak) or ``"learned"`` (from
+            :class:`~waveflow_py.sourcefilter.pitchnet.MelPitchNet` on the log-mel and the periodicity:
+            voicing ``v = clamp(2 p - 1, 0, 1)`` of its voicing probability ``p``, unvoiced below 0.5; its
+            weights are fixed, ``requires_grad=False``, set by ``train.pitch_net``).
+        pitch_hidden: channels of the learned predictor.
 
     Context (:meth:`context`): ``(B, S + 1, 3 + bands)`` per segment boundary: F0 (Hz), voicing, noise
     log-gain, band amplitudes. State ``(B, 1)``: the harmonics' phase after the last sample.
     """
 
-    def __init__(self, mel: MelConfig, bands: int = 8, hidden: int = 64, threshold: float = 0.45) -> None:
+    def __init__(
+        self,
+        mel: MelConfig,
+        bands: int = 8,
+        hidden: int = 64,
+        threshold: float = 0.45,
+        pitch: str = "analysis",
+        pitch_hidden: int = 128,
+    ) -> None:
         super().__init__(mel.hop_length, "torch", context_width=3 + bands)
         lo, hi = lag_range(mel)
         self.sample_rate, self.bands, self.threshold = mel.sample_rate, int(bands), float(threshold)
         self.periodicity = MelPeriodicity(mel, lo, hi, lag="first")
         self.f0_floor = mel.sample_rate / (hi + 1)  # below the longest lag the analysis returns
         self.controls = SourceControls(mel.n_mels, bands, hidden)
+        if pitch not in ("analysis", "learned"):
+            raise ValueError(f"HarmonicSource: pitch expected 'analysis' or 'learned', got {pitch!r}")
+        self.pitch = pitch
+        self.pitchnet: MelPitchNet | None = None
+        if pitch == "learned":
+            self.pitchnet = MelPitchNet(mel.n_mels, hi - lo + 1, pitch_hidden).requires_grad_(False)
         self._centres: dict[str, Tensor] = {"cpu": mel_band_centres(bands, mel.sample_rate)}
 
     @property
@@ -160,7 +180,7 @@ class HarmonicSource(FilterFlow):
         return 1
 
     def extra_repr(self) -> str:
-        return f"hop={self.hop}, bands={self.bands}, threshold={self.threshold}"
+        return f"hop={self.hop}, bands={self.bands}, threshold={self.threshold}, pitch={self.pitch!r}"
 
     def _centres_on(self, device: torch.device) -> Tensor:
         key = str(device)
@@ -171,21 +191,38 @@ class HarmonicSource(FilterFlow):
     def context(self, mel: Tensor, length: int) -> Tensor:
         """The per-boundary controls for samples ``0 .. length - 1`` of ``mel (B, n_mels, F)``: boundaries
         ``0 .. S`` (``S = ceil(length / hop)``) take mel frames ``0 .. S``, the last frame repeated where the
-        mel ends. The periodicity analysis runs without autograd in full precision; the control network
-        keeps its gradients."""
+        mel ends. The pitch (periodicity analysis or learned predictor) runs without autograd in full
+        precision over every frame given (the learned predictor reads frames after ``S`` too: streaming's
+        lookahead); the control network keeps its gradients."""
         segments = -(-length // self.hop)
         frames = torch.arange(segments + 1, device=mel.device).clamp(max=mel.shape[-1] - 1)
-        logmel = (
-            mel[..., frames].float() if mel.dtype not in (torch.float32, torch.float64) else mel[..., frames]
-        )
+        full = mel.float() if mel.dtype not in (torch.float32, torch.float64) else mel
+        if self.pitchnet is None:  # frame-wise: only the frames used
+            full = full[..., : segments + 1]
+        logmel = full[..., frames]
         with torch.no_grad(), torch.autocast(device_type=mel.device.type, enabled=False):
-            lag, peak = self.periodicity.frame_pitch(logmel)
-            f0 = self.sample_rate / lag
-            voicing = ((peak - self.threshold) / (1.0 - self.threshold)).clamp(0.0, 1.0)
+            f0, voicing, peak = (v[..., frames] for v in self.frame_pitch(full))
         offsets = self.controls(logmel, f0, voicing, peak)
         amp = voicing.sqrt()[:, None] * torch.exp(offsets[:, : self.bands])
         log_gain = 0.5 * torch.log1p(-_NOISE_FLOOR * voicing) + offsets[:, self.bands]
         return torch.cat([f0[:, None], voicing[:, None], log_gain[:, None], amp], dim=1).transpose(1, 2)
+
+    def frame_pitch(self, logmel: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per frame of ``logmel (B, n_mels, F)``: ``(F0 (Hz), voicing in [0, 1], periodicity peak)``, each
+        ``(B, F)`` in ``logmel``'s dtype (no autograd needed: call under ``no_grad``)."""
+        p = self.periodicity
+        rho = p.correlation(logmel)
+        lag, peak = pick_lag(rho, p.min_lag, "first")
+        dtype = logmel.dtype
+        if self.pitchnet is None:
+            voicing = ((peak - self.threshold) / (1.0 - self.threshold)).clamp(0.0, 1.0)
+            return (self.sample_rate / lag).to(dtype), voicing.to(dtype), peak.to(dtype)
+        w = self.pitchnet.out.weight
+        feats = rho[..., p.min_lag : p.max_lag + 1].transpose(1, 2).to(w.dtype)
+        f0, prob = MelPitchNet.decode(self.pitchnet(logmel.to(w.dtype), feats))
+        f0 = f0.clamp(min=self.f0_floor)
+        voicing = (2.0 * prob - 1.0).clamp(0.0, 1.0)
+        return f0.to(dtype), voicing.to(dtype), peak.to(dtype)
 
     def _source(self, ctx: Tensor, length: int, phase0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(h (B, T), log g (B, T), phase after (B,))`` from a context of ``S + 1`` boundaries."""

@@ -101,7 +101,12 @@ class SourceFilter(nn.Module):
         self.harmonic: HarmonicSource | None = None
         if config.source == "harmonic":
             self.harmonic = HarmonicSource(
-                mel, config.source_bands, config.source_hidden, config.source_threshold
+                mel,
+                config.source_bands,
+                config.source_hidden,
+                config.source_threshold,
+                config.source_pitch,
+                config.source_pitch_hidden,
             )
 
     def _stages(self) -> list[tuple[str, FilterFlow, Context]]:
@@ -156,12 +161,16 @@ class SourceFilter(nn.Module):
         mel: Tensor,
         state: SourceFilterState | None = None,
         pitch_strength: float | None = None,
+        mel_offset: int = 0,
     ) -> tuple[Tensor, Tensor, SourceFilterState]:
         """``excitation (B, T) -> (audio (B, T), log|det| (B,), state)``: the stages' inverses in reverse
         order (the pitch recursion, the all-pole envelope filter, de-emphasis). ``state``: the one returned
         by the call on the preceding samples (``None`` at the start); the returned one continues the
         signal. ``pitch_strength``: the pitch gain's strength (a sampling setting; ``None``: the
-        configured one, i.e. the exact inverse of :meth:`analysis`)."""
+        configured one, i.e. the exact inverse of :meth:`analysis`). ``mel_offset``: ``mel`` starts this
+        many frames (segments) before the excitation: each context is computed over them too and they
+        are dropped (frame-wise contexts are unchanged; the learned pitch predictor sees its left
+        context)."""
         if state is not None and not isinstance(state, SourceFilterState):
             raise ValueError(f"state: expected None or a SourceFilterState, got {type(state).__name__}")
         state = state or SourceFilterState()
@@ -170,7 +179,10 @@ class SourceFilter(nn.Module):
         for name, flow, context in reversed(self._stages()):
             if name == "ltp" and pitch_strength is not None:
                 context = functools.partial(self.pitch_context, strength=pitch_strength)
-            x, ld, after[name] = flow.synthesis(x, context(mel, x.shape[1]), getattr(state, name))
+            ctx = context(mel, x.shape[1] + mel_offset * self.hop)
+            if ctx is not None and mel_offset:
+                ctx = ctx[:, mel_offset:]
+            x, ld, after[name] = flow.synthesis(x, ctx, getattr(state, name))
             logdet = logdet + ld
         return x, logdet, dataclasses.replace(state, **after)
 

@@ -79,6 +79,7 @@ class Trainer:
         self.skipped_steps = 0
         self.clock = _Clock()
         self.init_release: Path | None = None  # the release a fine-tuning run started from
+        self._needs_pitch_net = False  # init_from added a learned pitch predictor (weights: train.pitch_net)
         self.result = TrainResult(0, self.out_dir)
         try:
             if resume:
@@ -87,6 +88,8 @@ class Trainer:
                 self._init_from(self.cfg.init_from)
             else:
                 self._calibrate_envelope()
+            if not resume:
+                self._load_pitch_net()
         except BaseException:
             from waveflow_py.train.distributed import cleanup_distributed
 
@@ -197,6 +200,12 @@ class Trainer:
         before = _pop_parameter_free(theirs)
         new_source = _pop_keys(ours, SOURCE_KEYS)
         old_source = _pop_keys(theirs, SOURCE_KEYS)
+        # a run may swap the source's analysis pitch for the learned predictor (train.pitch_net)
+        new_pitch, old_pitch = _pop_keys(ours, PITCH_KEYS), _pop_keys(theirs, PITCH_KEYS)
+        adds_pitch = _learned(new_pitch) and not _learned(old_pitch)
+        if _learned(old_pitch) and new_pitch != old_pitch:  # a learned predictor is kept as it is
+            ours.update(source_filter={**ours.get("source_filter", {}), **_leaves(new_pitch)})
+            theirs.update(source_filter={**theirs.get("source_filter", {}), **_leaves(old_pitch)})
         if old_source != new_source and old_source["source_filter.source"] not in (None, "none"):
             ours.update(source_filter={**ours.get("source_filter", {}), **_leaves(new_source)})
             theirs.update(source_filter={**theirs.get("source_filter", {}), **_leaves(old_source)})
@@ -217,6 +226,10 @@ class Trainer:
             fresh = {k: v for k, v in self.parts.model.state_dict().items() if k.startswith(SOURCE_PREFIX)}
             weights.update(fresh)
             logger.info("added the harmonic source (%d fresh tensors) to the release's weights", len(fresh))
+        elif adds_pitch:  # the added pitch predictor: its weights come from train.pitch_net
+            fresh = {k: v for k, v in self.parts.model.state_dict().items() if k.startswith(PITCH_PREFIX)}
+            weights.update(fresh)
+            self._needs_pitch_net = True
         ckpt.load_model_weights(self.parts.model, weights, what=f"release {info.path}")
         if self.parts.ema is not None:
             self.parts.ema.load_state_dict(self.parts.model.state_dict())
@@ -226,6 +239,32 @@ class Trainer:
         for key in PARAMETER_FREE_KEYS:
             if added[key] != before[key]:
                 logger.info("model.%s: release %r, this run %r (no weights)", key, before[key], added[key])
+
+    def _load_pitch_net(self) -> None:
+        """``train.pitch_net`` into the harmonic source's learned pitch predictor (a run's start only)."""
+        model_cfg = self.exp.model_config()
+        sf = source_filter_of(model_cfg)
+        learned = sf.source == "harmonic" and sf.source_pitch == "learned"
+        if self.cfg.pitch_net is None:
+            if learned and (self._needs_pitch_net or not self.cfg.init_from):
+                raise ValueError(
+                    "model.source_filter.source_pitch is 'learned' but train.pitch_net is not set: train the "
+                    "predictor with `waveflow train-pitch DATA --out DIR` and pass train.pitch_net=DIR"
+                )
+            return
+        if not learned:
+            raise ValueError(
+                "train.pitch_net is set but the model has no learned pitch predictor (set "
+                "model.source_filter.source=harmonic and source_pitch=learned)"
+            )
+        from waveflow_py.train.pitch import load_pitch_net
+
+        weights = load_pitch_net(self.cfg.pitch_net, model_cfg.mel, sf.source_pitch_hidden)
+        harmonic = self.parts.model.source_filter.harmonic
+        ckpt.load_model_weights(harmonic.pitchnet, weights, what=f"pitch predictor {self.cfg.pitch_net}")
+        if self.parts.ema is not None:
+            self.parts.ema.load_state_dict(self.parts.model.state_dict())
+        logger.info("loaded the learned pitch predictor from %s", self.cfg.pitch_net)
 
     def _calibrate_envelope(self, segments: int = 32) -> None:
         """A new run with an envelope prior: scale the excitation to unit variance on ``segments`` training
@@ -477,6 +516,13 @@ SOURCE_KEYS = (
     "source_filter.source_threshold",
 )
 SOURCE_PREFIX = "source_filter.harmonic."
+# the learned pitch predictor's keys: a run may add it to a release whose source uses the analysis pitch
+PITCH_KEYS = ("source_filter.source_pitch", "source_filter.source_pitch_hidden")
+PITCH_PREFIX = SOURCE_PREFIX + "pitchnet."
+
+
+def _learned(pitch: dict[str, Any]) -> bool:
+    return pitch.get("source_filter.source_pitch") == "learned"
 
 
 def _pop_parameter_free(model: dict[str, Any]) -> dict[str, Any]:

@@ -164,6 +164,9 @@ def test_explicit_beats_release_beats_library_default() -> None:
     assert resolve_sampling(release, temperature=None, truncation="release") == release  # "not given"
     assert resolve_sampling(release, temperature=0.3) == dataclasses.replace(release, temperature=0.3)
     assert resolve_sampling(release, truncation="none", excitation_rms="off").truncation is None
+    assert resolve_sampling(release, pitch_strength="model").pitch_strength is None  # as the model was built
+    with pytest.raises(ValueError, match="temperature: expected a finite number"):
+        resolve_sampling(release, temperature="model")  # "model" names a strength only
     whole = SamplingConfig(temperature=0.5)
     assert resolve_sampling(release, whole) == whole  # an explicit whole object replaces the release's
     assert resolve_sampling(release, whole, pitch_strength=2.0).pitch_strength == 2.0  # single fields win

@@ -122,7 +122,8 @@ def resolve_sampling(
     ``base``: the release level (``None``: :data:`DEFAULT_SAMPLING`); ``sampling``: an explicit whole
     object (replaces ``base``); ``overrides``: explicit single fields (an override of ``None`` means
     "not given" for ``temperature``, and :data:`KEEP` (``"release"``) means "not given" for every field;
-    ``"none"``/``"off"`` turn ``truncation``/``excitation_rms`` off). Returns the validated settings."""
+    ``"none"``/``"off"`` turn ``truncation``/``excitation_rms`` off; ``"model"`` is ``pitch_strength``
+    as the model was built, as on the command line). Returns the validated settings."""
     out = sampling if sampling is not None else (base if base is not None else DEFAULT_SAMPLING)
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
@@ -134,6 +135,8 @@ def resolve_sampling(
         if value is None and name == "temperature":
             continue
         if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+            value = None
+        elif name == "pitch_strength" and isinstance(value, str) and value.strip().lower() == "model":
             value = None
         given[name] = value
     return dataclasses.replace(out, **given) if given else out

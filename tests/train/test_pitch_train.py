@@ -116,6 +116,13 @@ def test_a_vocoder_run_adds_the_learned_pitch_to_a_harmonic_release(
     trainer.run()
     for name, value in net.state_dict().items():
         torch.testing.assert_close(value, before[name], msg=name)
+    # adding the source and its learned predictor at once to a release without a source needs it too
+    plain = train(tiny_experiment(corpus, tmp_path / "plain", steps=1, export_release=True))
+    d["train"].update(init_from=str(plain.release), pitch_net=None)
+    with pytest.raises(ValueError, match="train.pitch_net is not set"):
+        Trainer(from_dict(ExperimentConfig, d))
+    d["train"]["pitch_net"] = str(out)
+    d["model"]["source_filter"]["source_pitch"] = "analysis"
     # a pitch_net for a model without the learned predictor is refused
     d["model"]["source_filter"]["source_pitch"] = "analysis"
     with pytest.raises(ValueError, match="no learned pitch predictor"):

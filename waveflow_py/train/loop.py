@@ -28,6 +28,7 @@ from waveflow_py.flows.base import NonFiniteError
 from waveflow_py.sampling import resolve_sampling
 from waveflow_py.train import checkpoint as ckpt
 from waveflow_py.train.distributed import DistInfo, all_gather_objects, any_true, barrier
+from waveflow_py.train.init_weights import load_pitch_net_into, release_weights
 from waveflow_py.train.logging import MetricsLogger, bits_per_sample
 from waveflow_py.train.schedule import lr_at
 from waveflow_py.train.setup import RunParts, build_parts
@@ -186,85 +187,24 @@ class Trainer:
         logger.info("resumed from %s at step %d", data["path"], self.step)
 
     def _init_from(self, release: str) -> None:
-        """Start from a release's weights (fine-tuning): its model config, mel settings included, must equal
-        the experiment's, so features and architecture cannot silently mismatch. Optimizer and step
-        start fresh."""
-        from waveflow_py.pretrained import load_release
-
-        model, info = load_release(release)
-        ours = to_dict(self.exp.model_config())
-        theirs = to_dict(info.config)
-        # the pitch stage has no weights: a run may add it to (or tune it on) a release's weights; a run may
-        # also add the harmonic source (its weights start fresh)
-        added = _pop_parameter_free(ours)
-        before = _pop_parameter_free(theirs)
-        new_source = _pop_keys(ours, SOURCE_KEYS)
-        old_source = _pop_keys(theirs, SOURCE_KEYS)
-        # a run may swap the source's analysis pitch for the learned predictor (train.pitch_net)
-        new_pitch, old_pitch = _pop_keys(ours, PITCH_KEYS), _pop_keys(theirs, PITCH_KEYS)
-        adds_pitch = _learned(new_pitch) and not _learned(old_pitch)
-        if _learned(old_pitch) and new_pitch != old_pitch:  # a learned predictor is kept as it is
-            ours.update(source_filter={**ours.get("source_filter", {}), **_leaves(new_pitch)})
-            theirs.update(source_filter={**theirs.get("source_filter", {}), **_leaves(old_pitch)})
-        if old_source != new_source and old_source["source_filter.source"] not in (None, "none"):
-            ours.update(source_filter={**ours.get("source_filter", {}), **_leaves(new_source)})
-            theirs.update(source_filter={**theirs.get("source_filter", {}), **_leaves(old_source)})
-        if info.model_type != self.exp.model_type or ours != theirs:
-            diffs = (
-                _dict_diffs(theirs, ours)
-                if info.model_type == self.exp.model_type
-                else [f"model_type: release {info.model_type!r}, config {self.exp.model_type!r}"]
-            )
-            raise ckpt.CheckpointMismatch(
-                f"--init-from {release}: the release's model differs from the experiment's: "
-                + "; ".join(diffs[:8])
-                + (" ..." if len(diffs) > 8 else "")
-                + " (set these model/mel keys to the release's values)"
-            )
-        weights = dict(model.state_dict())
-        if old_source != new_source:  # the added source keeps its fresh initialisation
-            fresh = {k: v for k, v in self.parts.model.state_dict().items() if k.startswith(SOURCE_PREFIX)}
-            weights.update(fresh)
-            logger.info("added the harmonic source (%d fresh tensors) to the release's weights", len(fresh))
-        elif adds_pitch:  # the added pitch predictor: its weights come from train.pitch_net
-            fresh = {k: v for k, v in self.parts.model.state_dict().items() if k.startswith(PITCH_PREFIX)}
-            weights.update(fresh)
-            self._needs_pitch_net = True
+        """Start from a release's weights (fine-tuning; ``init_weights.release_weights`` checks that its
+        model fits). Optimizer and step start fresh."""
+        info, weights, self._needs_pitch_net = release_weights(self.exp, self.parts.model, release)
         ckpt.load_model_weights(self.parts.model, weights, what=f"release {info.path}")
         if self.parts.ema is not None:
             self.parts.ema.load_state_dict(self.parts.model.state_dict())
         self.init_release = info.path
-        steps = info.provenance.get("steps", "?")
-        logger.info("initialised the weights from release %s (%s)", info.path, steps)
-        for key in PARAMETER_FREE_KEYS:
-            if added[key] != before[key]:
-                logger.info("model.%s: release %r, this run %r (no weights)", key, before[key], added[key])
+        logger.info(
+            "initialised the weights from release %s (%s)", info.path, info.provenance.get("steps", "?")
+        )
 
     def _load_pitch_net(self) -> None:
         """``train.pitch_net`` into the harmonic source's learned pitch predictor (a run's start only)."""
-        model_cfg = self.exp.model_config()
-        sf = source_filter_of(model_cfg)
-        learned = sf.source == "harmonic" and sf.source_pitch == "learned"
-        if self.cfg.pitch_net is None:
-            if learned and (self._needs_pitch_net or not self.cfg.init_from):
-                raise ValueError(
-                    "model.source_filter.source_pitch is 'learned' but train.pitch_net is not set: train the "
-                    "predictor with `waveflow train-pitch DATA --out DIR` and pass train.pitch_net=DIR"
-                )
-            return
-        if not learned:
-            raise ValueError(
-                "train.pitch_net is set but the model has no learned pitch predictor (set "
-                "model.source_filter.source=harmonic and source_pitch=learned)"
-            )
-        from waveflow_py.train.pitch import load_pitch_net
-
-        weights = load_pitch_net(self.cfg.pitch_net, model_cfg.mel, sf.source_pitch_hidden)
-        harmonic = self.parts.model.source_filter.harmonic
-        ckpt.load_model_weights(harmonic.pitchnet, weights, what=f"pitch predictor {self.cfg.pitch_net}")
-        if self.parts.ema is not None:
+        if (
+            load_pitch_net_into(self.exp, self.parts.model, self._needs_pitch_net)
+            and self.parts.ema is not None
+        ):
             self.parts.ema.load_state_dict(self.parts.model.state_dict())
-        logger.info("loaded the learned pitch predictor from %s", self.cfg.pitch_net)
 
     def _calibrate_envelope(self, segments: int = 32) -> None:
         """A new run with an envelope prior: scale the excitation to unit variance on ``segments`` training
@@ -496,67 +436,6 @@ class Trainer:
         ctx = p.ema.swapped_in(p.model) if p.ema is not None else contextlib.nullcontext(p.model)
         with ctx as model:
             return write_release(model.eval(), self.out_dir, provenance, sampling=self.release_sampling)
-
-
-# model keys (dotted paths) that configure a stage without weights (may differ between --init-from's
-# release and the run)
-PARAMETER_FREE_KEYS = (
-    "source_filter.pitch",
-    "source_filter.pitch_strength",
-    "source_filter.pitch_threshold",
-    "source_filter.pitch_lag",
-    "scale_bound",
-)
-# the harmonic source's keys: a run may add the source to a release without one (fresh weights under
-# SOURCE_PREFIX); between two runs with a source they must agree
-SOURCE_KEYS = (
-    "source_filter.source",
-    "source_filter.source_bands",
-    "source_filter.source_hidden",
-    "source_filter.source_threshold",
-)
-SOURCE_PREFIX = "source_filter.harmonic."
-# the learned pitch predictor's keys: a run may add it to a release whose source uses the analysis pitch
-PITCH_KEYS = ("source_filter.source_pitch", "source_filter.source_pitch_hidden")
-PITCH_PREFIX = SOURCE_PREFIX + "pitchnet."
-
-
-def _learned(pitch: dict[str, Any]) -> bool:
-    return pitch.get("source_filter.source_pitch") == "learned"
-
-
-def _pop_parameter_free(model: dict[str, Any]) -> dict[str, Any]:
-    """Remove the :data:`PARAMETER_FREE_KEYS` from plain model data; return ``{dotted key: value}``
-    (``None`` where absent)."""
-    return _pop_keys(model, PARAMETER_FREE_KEYS)
-
-
-def _leaves(values: dict[str, Any]) -> dict[str, Any]:
-    """``{"source_filter.x": v}`` -> ``{"x": v}`` (the block's own keys)."""
-    return {k.split(".", 1)[1]: v for k, v in values.items()}
-
-
-def _pop_keys(model: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """Remove ``keys`` (dotted paths) from plain model data; return ``{dotted key: value}`` (``None``
-    where absent)."""
-    out: dict[str, Any] = {}
-    for key in keys:
-        *parents, name = key.split(".")
-        node: Any = model
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        out[key] = node.pop(name, None) if isinstance(node, dict) else None
-    return out
-
-
-def _dict_diffs(a: Any, b: Any, path: str = "model") -> list[str]:
-    """Where two plain configs differ: ``["model.mel.sample_rate: release 22050, config 16000", ...]``."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for k in sorted(set(a) | set(b)):
-            out += _dict_diffs(a.get(k), b.get(k), f"{path}.{k}")
-        return out
-    return [] if a == b else [f"{path}: release {a!r}, config {b!r}"]
 
 
 class _Clock:

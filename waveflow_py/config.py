@@ -188,6 +188,9 @@ class SourceFilterConfig:
     # trained on pYIN labels by `waveflow train-pitch`, loaded with train.pitch_net, fixed in training)
     source_pitch: str = "analysis"
     source_pitch_hidden: int = 128  # channels of the learned pitch predictor
+    # learned pitch: voicing clamp((p - floor) / (1 - floor), 0, 1) of its voicing probability p (0.5: the
+    # predictor's decision; lower: harmonics, scaled by the controls, also where it is unsure)
+    source_pitch_floor: float = 0.5
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -202,6 +205,9 @@ class SourceFilterConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"source_filter.{name}: expected a positive integer, got {value!r}")
+        floor = self.source_pitch_floor
+        if isinstance(floor, bool) or not (isinstance(floor, (int, float)) and 0 <= floor < 1):
+            raise ValueError(f"source_filter.source_pitch_floor: expected 0 <= floor < 1, got {floor!r}")
         if not (isinstance(self.source_threshold, (int, float)) and 0 <= self.source_threshold < 1):
             raise ValueError(
                 f"source_filter.source_threshold: expected 0 <= threshold < 1, got {self.source_threshold!r}"

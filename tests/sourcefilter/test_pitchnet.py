@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from waveflow_py.config import mel_preset
+from waveflow_py.config import SourceFilterConfig, mel_preset
 from waveflow_py.sourcefilter import HarmonicSource
 from waveflow_py.sourcefilter.pitchnet import (
     PITCH_CENTS,
@@ -97,6 +97,12 @@ def test_the_harmonic_source_takes_f0_and_voicing_from_the_predictor() -> None:
         float(voicing[frames // 2 :].abs().max()) == 0.0
         and float(ctx[0, frames // 2 :, 3:].abs().max()) == 0.0
     )
+    # a lower floor keeps harmonics where the predictor is unsure, scaled by (p - floor) / (1 - floor)
+    stage.pitch_floor = 0.1
+    soft = stage.context(mel, length).detach()[0, :, 1]
+    torch.testing.assert_close(soft[: frames // 2], torch.full((frames // 2,), float((p - 0.1) / 0.9)))
+    assert float(soft[frames // 2 :].abs().max()) == 0.0  # p = sigmoid(-4) = 0.018 is below it
+    stage.pitch_floor = 0.5
     # a spectral loss reaches the controls but not the fixed predictor
     e, _, _ = stage.synthesis(torch.zeros(1, (frames - 1) * mel_cfg.hop_length), stage.context(mel, length))
     e.square().mean().backward()
@@ -104,3 +110,5 @@ def test_the_harmonic_source_takes_f0_and_voicing_from_the_predictor() -> None:
     assert all(p.grad is None for p in net.parameters())
     with pytest.raises(ValueError, match="pitch expected"):
         HarmonicSource(mel_cfg, pitch="pyin")
+    with pytest.raises(ValueError, match="source_pitch_floor"):
+        SourceFilterConfig(source="harmonic", source_pitch="learned", source_pitch_floor=1.0)

@@ -144,9 +144,11 @@ class HarmonicSource(FilterFlow):
         threshold: periodicity peak below which a frame is unvoiced (``pitch="analysis"``).
         pitch: ``"analysis"`` (F0 and voicing from the periodicity's first peak) or ``"learned"`` (from
             :class:`~waveflow_py.sourcefilter.pitchnet.MelPitchNet` on the log-mel and the periodicity:
-            voicing ``v = clamp(2 p - 1, 0, 1)`` of its voicing probability ``p``, unvoiced below 0.5; its
-            weights are fixed, ``requires_grad=False``, set by ``train.pitch_net``).
+            voicing ``v = clamp((p - pitch_floor) / (1 - pitch_floor), 0, 1)`` of its voicing probability
+            ``p``; its weights are fixed, ``requires_grad=False``, set by ``train.pitch_net``).
         pitch_hidden: channels of the learned predictor.
+        pitch_floor: the probability below which the learned predictor's frames get no harmonics (0.5:
+            its own decision; lower leaves the controls to scale harmonics where it is unsure).
 
     Context (:meth:`context`): ``(B, S + 1, 3 + bands)`` per segment boundary: F0 (Hz), voicing, noise
     log-gain, band amplitudes. State ``(B, 1)``: the harmonics' phase after the last sample.
@@ -160,6 +162,7 @@ class HarmonicSource(FilterFlow):
         threshold: float = 0.45,
         pitch: str = "analysis",
         pitch_hidden: int = 128,
+        pitch_floor: float = 0.5,
     ) -> None:
         super().__init__(mel.hop_length, "torch", context_width=3 + bands)
         lo, hi = lag_range(mel)
@@ -169,7 +172,9 @@ class HarmonicSource(FilterFlow):
         self.controls = SourceControls(mel.n_mels, bands, hidden)
         if pitch not in ("analysis", "learned"):
             raise ValueError(f"HarmonicSource: pitch expected 'analysis' or 'learned', got {pitch!r}")
-        self.pitch = pitch
+        if not 0 <= pitch_floor < 1:
+            raise ValueError(f"HarmonicSource: pitch_floor expected in [0, 1), got {pitch_floor!r}")
+        self.pitch, self.pitch_floor = pitch, float(pitch_floor)
         self.pitchnet: MelPitchNet | None = None
         if pitch == "learned":
             self.pitchnet = MelPitchNet(mel.n_mels, hi - lo + 1, pitch_hidden).requires_grad_(False)
@@ -221,7 +226,7 @@ class HarmonicSource(FilterFlow):
         feats = rho[..., p.min_lag : p.max_lag + 1].transpose(1, 2).to(w.dtype)
         f0, prob = MelPitchNet.decode(self.pitchnet(logmel.to(w.dtype), feats))
         f0 = f0.clamp(min=self.f0_floor)
-        voicing = (2.0 * prob - 1.0).clamp(0.0, 1.0)
+        voicing = ((prob - self.pitch_floor) / (1.0 - self.pitch_floor)).clamp(0.0, 1.0)
         return f0.to(dtype), voicing.to(dtype), peak.to(dtype)
 
     def _source(self, ctx: Tensor, length: int, phase0: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -107,6 +107,7 @@ class SourceFilter(nn.Module):
                 config.source_threshold,
                 config.source_pitch,
                 config.source_pitch_hidden,
+                config.source_pitch_floor,
             )
 
     def _stages(self) -> list[tuple[str, FilterFlow, Context]]:

@@ -40,6 +40,7 @@ PARAMETER_FREE_KEYS = (
     "source_filter.pitch_strength",
     "source_filter.pitch_threshold",
     "source_filter.pitch_lag",
+    "source_filter.source_pitch_floor",
     "scale_bound",
 )
 # the harmonic source's keys: a run may add the source to a release without one (fresh weights under

@@ -67,7 +67,9 @@ def test_learned_pitch_recipe_is_wg64_harmonic_with_the_committed_predictor() ->
     learned = load_yaml(ExperimentConfig, SPECTRAL / "wg64-harmonic-learned.yaml")
     sf = learned.model_config().source_filter
     assert (sf.source, sf.source_pitch) == ("harmonic", "learned")
-    model = dataclasses.replace(learned.model, source_filter=dataclasses.replace(sf, source_pitch="analysis"))
+    assert sf.source_pitch_floor == 0.1
+    analysis = dataclasses.replace(sf, source_pitch="analysis", source_pitch_floor=0.5)
+    model = dataclasses.replace(learned.model, source_filter=analysis)
     train = dataclasses.replace(learned.train, pitch_net=None)
     assert dataclasses.replace(learned, model=model, train=train) == base
     path = RECIPES.parent / learned.train.pitch_net

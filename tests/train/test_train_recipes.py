@@ -97,3 +97,12 @@ def test_librispeech_mini_few_steps(shared_data: Path, tmp_path: Path) -> None:
     dev = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     dev = [r for r in dev if r["split"] == "dev"]
     assert [r["step"] for r in dev] == [0, 4]
+
+
+def test_finetune_speaker_recipe_trains_through_the_sampling_path() -> None:
+    """The speaker fine-tuning recipe carries the spectral objective, so a harmonic source's amplitudes
+    (which the NLL does not train) adapt to the speaker too."""
+    exp = load_yaml(ExperimentConfig, RECIPES / "finetune-speaker" / "config.yaml")
+    objective = exp.train.objective
+    assert (objective.nll, objective.stft, objective.mel, objective.every) == (1.0, 1.0, 1.0, 1)
+    assert not objective.adversarial_on

@@ -49,11 +49,11 @@ def _sources(cfg, thresholds: list[float], pitch_net: Path | None) -> dict[str, 
     """The stages whose pitch is graded, by row label."""
     out = {f"analysis {t:.2f}": HarmonicSource(cfg, threshold=t) for t in thresholds}
     if pitch_net is not None:
-        from safetensors.torch import load_file
+        from waveflow_py.train.pitch import load_pitch_net
 
         stage = HarmonicSource(cfg, pitch="learned")
         assert stage.pitchnet is not None
-        stage.pitchnet.load_state_dict(load_file(str(Path(pitch_net) / "pitchnet.safetensors")))
+        stage.pitchnet.load_state_dict(load_pitch_net(pitch_net, cfg, stage.pitchnet.hidden))
         out["learned"] = stage
     return out
 

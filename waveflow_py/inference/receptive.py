@@ -66,9 +66,7 @@ def context_frames(model: nn.Module) -> int:
 
 
 def stage_context_frames(model: nn.Module) -> int:
-    """Mel frames either side of a sample that the source-filter stages read (0: frame-wise stages only;
-    the learned pitch predictor's :data:`~waveflow_py.sourcefilter.pitchnet.RECEPTIVE_FRAMES`)."""
-    from waveflow_py.sourcefilter.pitchnet import RECEPTIVE_FRAMES
-
-    harmonic = getattr(getattr(model, "source_filter", None), "harmonic", None)
-    return RECEPTIVE_FRAMES if getattr(harmonic, "pitchnet", None) is not None else 0
+    """Mel frames either side of a sample that the source-filter stages read (``SourceFilter.mel_context``:
+    0 for frame-wise stages; the learned pitch predictor's
+    :data:`~waveflow_py.sourcefilter.pitchnet.RECEPTIVE_FRAMES`)."""
+    return int(getattr(getattr(model, "source_filter", None), "mel_context", 0))

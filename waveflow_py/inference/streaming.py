@@ -92,7 +92,7 @@ class StreamingSynthesizer:
         self.n_mels = int(model.config.mel.n_mels)
         self.chunk_frames = chunk_frames
         self.exact_context = rf_frames(model)
-        self._stage_context = stage_context_frames(model) > 0
+        self._stage_context = stage_context_frames(model)  # left mel frames the stages need (0: none)
         self.context_frames = self.exact_context if context_frames is None else context_frames
         if self.context_frames < self.exact_context:
             log.info(
@@ -177,7 +177,7 @@ class StreamingSynthesizer:
         off = (self._emitted - lo) * self.hop
         # the envelope sees the mel from the first emitted frame on (all that is buffered after it) and,
         # when a stage reads neighbouring frames (the learned pitch predictor), the left context too
-        left = (self._emitted - lo) if self._stage_context else 0
+        left = min(self._emitted - lo, self._stage_context)
         piece, self._state = run_envelope(
             self.model,
             excitation[:, off : off + n * self.hop],

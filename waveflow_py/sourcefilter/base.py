@@ -142,6 +142,9 @@ class FilterFlow(Transform):
         super().__init__()
         self.hop, self.backend, self.context_width = int(hop), check_backend(backend), context_width
         self.accepts_context = context_width is not None
+        # mel frames either side of a segment that its context reads (0: its own frames only); a stage
+        # that reads more needs that much mel before a chunk (``SourceFilter.synthesis``'s mel_offset)
+        self.mel_context = 0
 
     @property
     def state_size(self) -> int:

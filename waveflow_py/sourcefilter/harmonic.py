@@ -42,8 +42,8 @@ from torch import Tensor, nn
 
 from waveflow_py.config import MelConfig
 from waveflow_py.sourcefilter.base import FilterFlow, work_dtype
-from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range, pick_lag
-from waveflow_py.sourcefilter.pitchnet import MelPitchNet
+from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range
+from waveflow_py.sourcefilter.pitchnet import RECEPTIVE_FRAMES, MelPitchNet, lag_features
 
 __all__ = ["HarmonicSource", "SourceControls", "harmonic_sum", "mel_band_centres", "per_sample"]
 
@@ -178,6 +178,7 @@ class HarmonicSource(FilterFlow):
         self.pitchnet: MelPitchNet | None = None
         if pitch == "learned":
             self.pitchnet = MelPitchNet(mel.n_mels, hi - lo + 1, pitch_hidden).requires_grad_(False)
+            self.mel_context = RECEPTIVE_FRAMES
         self._centres: dict[str, Tensor] = {"cpu": mel_band_centres(bands, mel.sample_rate)}
 
     @property
@@ -202,7 +203,7 @@ class HarmonicSource(FilterFlow):
         segments = -(-length // self.hop)
         frames = torch.arange(segments + 1, device=mel.device).clamp(max=mel.shape[-1] - 1)
         full = mel.float() if mel.dtype not in (torch.float32, torch.float64) else mel
-        if self.pitchnet is None:  # frame-wise: only the frames used
+        if not self.mel_context:  # frame-wise: only the frames used
             full = full[..., : segments + 1]
         logmel = full[..., frames]
         with torch.no_grad(), torch.autocast(device_type=mel.device.type, enabled=False):
@@ -216,14 +217,13 @@ class HarmonicSource(FilterFlow):
         """Per frame of ``logmel (B, n_mels, F)``: ``(F0 (Hz), voicing in [0, 1], periodicity peak)``, each
         ``(B, F)`` in ``logmel``'s dtype (no autograd needed: call under ``no_grad``)."""
         p = self.periodicity
-        rho = p.correlation(logmel)
-        lag, peak = pick_lag(rho, p.min_lag, "first")
+        lag, peak, rho = p.frame_analysis(logmel)
         dtype = logmel.dtype
         if self.pitchnet is None:
             voicing = ((peak - self.threshold) / (1.0 - self.threshold)).clamp(0.0, 1.0)
             return (self.sample_rate / lag).to(dtype), voicing.to(dtype), peak.to(dtype)
         w = self.pitchnet.out.weight
-        feats = rho[..., p.min_lag : p.max_lag + 1].transpose(1, 2).to(w.dtype)
+        feats = lag_features(rho, p.min_lag, p.max_lag).to(w.dtype)
         f0, prob = MelPitchNet.decode(self.pitchnet(logmel.to(w.dtype), feats))
         f0 = f0.clamp(min=self.f0_floor)
         voicing = ((prob - self.pitch_floor) / (1.0 - self.pitch_floor)).clamp(0.0, 1.0)

@@ -195,7 +195,14 @@ class MelPeriodicity(nn.Module):
     def frame_pitch(self, logmel: Tensor) -> tuple[Tensor, Tensor]:
         """Per frame (not segment): ``logmel (B, n_mels, F) -> (lag (B, F), peak (B, F))``, the lag in
         samples (fractional with ``lag="first"``) and the normalised autocorrelation at it (0..1)."""
+        lag, peak, _ = self.frame_analysis(logmel)
+        return lag, peak
+
+    def frame_analysis(self, logmel: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`frame_pitch` and the autocorrelation it picked from, ``(B, F, max_lag + 1)`` float64
+        (:meth:`correlation`; the learned pitch predictor's input)."""
         check_logmel(logmel, self.config, None)
-        lag, peak = pick_lag(self.correlation(logmel), self.min_lag, self.lag)
+        rho = self.correlation(logmel)
+        lag, peak = pick_lag(rho, self.min_lag, self.lag)
         dtype = logmel.dtype if logmel.dtype == torch.float64 else torch.float32
-        return lag.to(dtype), peak.to(dtype)
+        return lag.to(dtype), peak.to(dtype), rho

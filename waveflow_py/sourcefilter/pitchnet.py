@@ -37,6 +37,7 @@ __all__ = [
     "PITCH_FMAX",
     "PITCH_FMIN",
     "RECEPTIVE_FRAMES",
+    "lag_features",
     "pitch_bins",
     "pitch_loss",
     "pitch_targets",
@@ -108,6 +109,13 @@ class MelPitchNet(nn.Module):
         centre = (weight * idx.float()).sum(1) / weight.sum(1).clamp_min(1e-12)
         f0 = PITCH_FMIN * torch.exp2(centre * PITCH_CENTS / 1200)
         return f0, torch.sigmoid(logits[:, 0].float())
+
+
+def lag_features(rho: Tensor, min_lag: int, max_lag: int) -> Tensor:
+    """The network's autocorrelation input ``(B, lags, F)`` float32 from the periodicity's ``rho (B, F,
+    max_lag + 1)`` (:meth:`~waveflow_py.sourcefilter.periodicity.MelPeriodicity.frame_analysis`): lags
+    ``min_lag .. max_lag``. Training and synthesis both build it here."""
+    return rho[..., min_lag : max_lag + 1].transpose(1, 2).float()
 
 
 def pitch_targets(f0: Tensor, voiced: Tensor) -> Tensor:

@@ -124,6 +124,11 @@ class SourceFilter(nn.Module):
         return stages
 
     @property
+    def mel_context(self) -> int:
+        """Mel frames either side of a segment that the stages read (0: frame-wise stages only)."""
+        return max((flow.mel_context for _, flow, _ in self._stages()), default=0)
+
+    @property
     def active(self) -> bool:
         """Whether any stage is on (else both directions are the identity)."""
         return bool(self._stages())
@@ -169,9 +174,9 @@ class SourceFilter(nn.Module):
         by the call on the preceding samples (``None`` at the start); the returned one continues the
         signal. ``pitch_strength``: the pitch gain's strength (a sampling setting; ``None``: the
         configured one, i.e. the exact inverse of :meth:`analysis`). ``mel_offset``: ``mel`` starts this
-        many frames (segments) before the excitation: each context is computed over them too and they
-        are dropped (frame-wise contexts are unchanged; the learned pitch predictor sees its left
-        context)."""
+        many frames (segments) before the excitation: a stage that reads neighbouring frames
+        (``mel_context``, the learned pitch predictor) computes its context over them too and drops them;
+        frame-wise stages skip them."""
         if state is not None and not isinstance(state, SourceFilterState):
             raise ValueError(f"state: expected None or a SourceFilterState, got {type(state).__name__}")
         state = state or SourceFilterState()
@@ -180,9 +185,11 @@ class SourceFilter(nn.Module):
         for name, flow, context in reversed(self._stages()):
             if name == "ltp" and pitch_strength is not None:
                 context = functools.partial(self.pitch_context, strength=pitch_strength)
-            ctx = context(mel, x.shape[1] + mel_offset * self.hop)
-            if ctx is not None and mel_offset:
-                ctx = ctx[:, mel_offset:]
+            if mel_offset and flow.mel_context:  # over the left context too, then dropped
+                ctx = context(mel, x.shape[1] + mel_offset * self.hop)
+                ctx = ctx if ctx is None else ctx[:, mel_offset:]
+            else:
+                ctx = context(mel[..., mel_offset:], x.shape[1])
             x, ld, after[name] = flow.synthesis(x, ctx, getattr(state, name))
             logdet = logdet + ld
         return x, logdet, dataclasses.replace(state, **after)

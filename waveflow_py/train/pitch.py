@@ -123,6 +123,7 @@ def prepare_items(clips: list[Any], mel: MelConfig, cache: Path, progress: bool 
     """Inputs and labels of ``clips`` (:class:`~waveflow_py.evaluation.clips.EvalClip`); an unreadable
     file is reported and skipped."""
     from waveflow_py.audio import AudioError, load_audio
+    from waveflow_py.sourcefilter.pitchnet import lag_features
 
     mel_fn, periodicity, lo, hi = _analysis(mel)
     items: list[PitchItem] = []
@@ -140,7 +141,7 @@ def prepare_items(clips: list[Any], mel: MelConfig, cache: Path, progress: bool 
         f0, voiced = _pyin_labels(Path(clip.path), audio.numpy(), mel.sample_rate, cache)
         with torch.no_grad():
             logmel = mel_fn(audio[None].float())
-            rho = periodicity.correlation(logmel)[0, :, lo : hi + 1].T.float()
+            rho = lag_features(periodicity.frame_analysis(logmel)[2], lo, hi)[0]
         frames = logmel.shape[-1]
         items.append(
             PitchItem(

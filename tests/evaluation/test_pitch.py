@@ -12,6 +12,7 @@ from waveflow_py.evaluation.pitch import (
     NO_SHARED_VOICING,
     PitchTrack,
     f0_rmse_cents,
+    f1_from_counts,
     gross_pitch_error,
     periodicity_rmse,
     pitch_metrics_from_tracks,
@@ -126,3 +127,21 @@ def test_compute_metrics_gives_gpe_from_the_cached_reference_track_and_names_why
     assert np.isnan(silent.values["gpe"]) and np.isnan(silent.values["f0_rmse_cents"])
     assert silent.errors["gpe"] == NO_SHARED_VOICING == silent.errors["f0_rmse_cents"]
     assert "no frame is voiced" in NO_SHARED_VOICING
+
+
+def test_f1_from_counts_is_the_usual_f1() -> None:
+    # precision 3/4, recall 3/5: F1 = 2 p r / (p + r) = 2/3
+    assert f1_from_counts(3, 1, 2) == pytest.approx(2 * 0.75 * 0.6 / (0.75 + 0.6))
+    assert f1_from_counts(0, 0, 0) == 1.0  # nothing voiced on either side: agreement
+    assert np.isnan(f1_from_counts(0, 0, 0, empty=float("nan")))
+    ref = PitchTrack(
+        f0=np.array([100.0, 100.0, np.nan, 100.0]),
+        voiced=np.array([True, True, False, True]),
+        voiced_prob=np.ones(4),
+    )
+    deg = PitchTrack(
+        f0=np.array([100.0, np.nan, 100.0, 100.0]),
+        voiced=np.array([True, False, True, True]),
+        voiced_prob=np.ones(4),
+    )
+    assert vuv_f1(ref, deg) == pytest.approx(f1_from_counts(2, 1, 1))

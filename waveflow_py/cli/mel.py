@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def _mel_config(args: argparse.Namespace) -> tuple[Any, str]:
+def mel_settings(args: argparse.Namespace) -> tuple[Any, str]:
     """The settings and where they come from (said on stderr)."""
     from waveflow_py.pretrained import ReleaseNotFoundError, default_model, load_release_config
 
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from waveflow_py.audio.melfile import write_settings
 
     parse_device(args.device)
-    cfg, which = _mel_config(args)
+    cfg, which = mel_settings(args)
     out_dir = Path(args.output)
     jobs, problems = _jobs(args.inputs, out_dir, f".{args.format}")
     _check_output(out_dir, cfg, jobs, args.overwrite)

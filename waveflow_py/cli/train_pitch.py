@@ -39,7 +39,7 @@ def _fmt(value: float) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from waveflow_py.cli.mel import _mel_config
+    from waveflow_py.cli.mel import mel_settings
     from waveflow_py.train.pitch import PitchTrainConfig, train_pitch_net
 
     cfg = PitchTrainConfig(steps=args.steps, minutes=args.minutes, hidden=args.hidden, seed=args.seed)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads: expected a positive integer, got {args.threads}")
         torch.set_num_threads(args.threads)
-    mel, why = _mel_config(args)
+    mel, why = mel_settings(args)
     print(f"mel settings: {why}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -33,6 +33,7 @@ __all__ = [
     "GPE_THRESHOLD",
     "NO_SHARED_VOICING",
     "f0_rmse_cents",
+    "f1_from_counts",
     "gross_pitch_error",
     "periodicity_rmse",
     "vuv_f1",
@@ -165,8 +166,14 @@ def vuv_f1(reference: PitchTrack, degraded: PitchTrack) -> float:
     tp = int(np.sum(ref.voiced & deg.voiced))
     fp = int(np.sum(~ref.voiced & deg.voiced))
     fn = int(np.sum(ref.voiced & ~deg.voiced))
+    return f1_from_counts(tp, fp, fn)
+
+
+def f1_from_counts(tp: float, fp: float, fn: float, empty: float = 1.0) -> float:
+    """``2 tp / (2 tp + fp + fn)`` from true-positive, false-positive and false-negative counts (voiced =
+    positive); ``empty`` when all three are zero (nothing voiced on either side)."""
     if tp + fp + fn == 0:
-        return 1.0
+        return float(empty)
     return 2.0 * tp / (2.0 * tp + fp + fn)
 
 

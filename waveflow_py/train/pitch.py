@@ -33,7 +33,7 @@ from torch import Tensor
 
 from waveflow_py.atomic import atomic_write, atomic_write_text
 from waveflow_py.config import MelConfig, to_dict
-from waveflow_py.evaluation.pitch import GPE_THRESHOLD, PitchConfig
+from waveflow_py.evaluation.pitch import GPE_THRESHOLD, PitchConfig, f1_from_counts
 
 __all__ = ["PitchItem", "PitchTrainConfig", "load_pitch_net", "prepare_items", "score", "train_pitch_net"]
 
@@ -196,7 +196,7 @@ def score(net: torch.nn.Module, items: list[PitchItem]) -> dict[str, dict[str, f
     net.train(was)
     out = {}
     for key, (tp, fp, fn, nb, bad) in counts.items():
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+        f1 = f1_from_counts(tp, fp, fn, empty=float("nan"))
         out[key] = {"vuv_f1": f1, "gpe": bad / nb if nb else float("nan"), "frames_voiced": tp + fn}
     return out
 

@@ -1,15 +1,17 @@
 """Tune a release's sampling settings on dev clips, side by side, and optionally store them in the release.
 
-Tunes four settings together: temperature, noise truncation, excitation RMS and pitch strength (it was
+Tunes five settings together: temperature, noise truncation, excitation RMS, pitch strength and the mel
+projection's strength (it was
 ``benchmarks/tune_temperature.py``, named for the first only). What it measured and chose for the
 bundled preview is written up in docs/quality-per-compute.md: section 3 (the temperature grid of the
 bake-off weights), 9 (truncation and the temperature cliff), 10 (excitation RMS) and 11 (pitch strength,
-the settings stored in ``universal-16k-preview``).
+the settings stored in ``universal-16k-preview``) and 15 (the mel projection).
 
 The grid: temperature x noise truncation x excitation level (``excitation_rms``, envelope priors) and,
 for a release with the pitch prior, its strength (``pitch_strength``: the pitch stage has no weights, so
 it is a sampling setting, ``SamplingConfig.pitch_strength``: one model for every value; the likelihood
-``waveflow eval`` reports stays the one of the strength the model was built with).
+``waveflow eval`` reports stays the one of the strength the model was built with), and the strength of the
+mel projection (``mel_projection``, a post-filter on the sample: ``--mel-projections 1.0 none``).
 For each setting every clip is vocoded through the one sampler (``inference.synthesize``, noise seed
 ``seed + clip index``, the same for every setting) and scored against its reference: MR-STFT, log-mel
 L1, peak |sample| and (unless ``--fast``) V/UV F1 and F0 RMSE.
@@ -25,7 +27,8 @@ turns either off.
 
     python experiments/tune_sampling.py RELEASE --data ../shared/data/librispeech-mini/metadata.csv \\
         --split dev --max-clips 12 --temperatures 0.98 1.0 1.02 --excitation-rms none 1.0 \\
-        --pitch-strengths 1.0 1.25 1.5 [--max-peak 1.0] [--min-vuv-f1 0.84] [--write]
+        --pitch-strengths 1.0 1.25 1.5 [--mel-projections none 1.0] [--max-peak 1.0] [--min-vuv-f1 0.84] \\
+        [--write]
 """
 
 from __future__ import annotations
@@ -85,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="F",
         help="choose only among settings whose mean V/UV F1 is >= F (not with --fast)",
     )
+    ap.add_argument(
+        "--mel-projections",
+        nargs="+",
+        default=[KEEP],
+        metavar="S",
+        help="mel projection strengths to try, in [0, 1], or 'none' (default: the release's)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action="store_true", help="spectral metrics only (no pitch tracking)")
     ap.add_argument("--write", action="store_true", help="store the chosen settings in the release")
@@ -96,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from waveflow_py.flows.distributions import check_truncation
     from waveflow_py.inference.core import check_excitation_rms
     from waveflow_py.pretrained import load_release, save_release
+    from waveflow_py.sampling import check_mel_projection
 
     def values(texts: list[str], check: Callable[[str], float | None], flag: str) -> list[float | None]:
         try:
@@ -105,6 +116,18 @@ def main(argv: list[str] | None = None) -> int:
 
     truncations = values(args.truncations, check_truncation, "--truncations")
     levels = values(args.excitation_rms, check_excitation_rms, "--excitation-rms")
+    projections: list[float | str | None] = [
+        KEEP if text == KEEP else value
+        for text, value in zip(
+            args.mel_projections,
+            values(
+                [t if t != KEEP else "none" for t in args.mel_projections],
+                check_mel_projection,
+                "--mel-projections",
+            ),
+            strict=True,
+        )
+    ]
     base, info = load_release(args.release)
     strengths: list[float | None] = [None] if args.pitch_strengths is None else list(args.pitch_strengths)
     try:
@@ -119,13 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     refs = [read_clip(clip, cfg.sample_rate, args.max_seconds).astype(np.float32) for clip in clips]
 
     rows = []
-    grid = [(s, t, c, r) for s in strengths for t in args.temperatures for c in truncations for r in levels]
-    for strength, temp, trunc, level in grid:
-        means = _score(base, refs, _settings(base, strength, temp, trunc, level), args.seed, fast=args.fast)
-        rows.append(((strength, temp, trunc, level), means))
+    grid = [
+        (s, t, c, r, p)
+        for s in strengths
+        for t in args.temperatures
+        for c in truncations
+        for r in levels
+        for p in projections
+    ]
+    for point in grid:
+        means = _score(base, refs, _settings(base, *point), args.seed, fast=args.fast)
+        rows.append((point, means))
         print(
-            f"{_describe((strength, temp, trunc, level))}: "
-            + ", ".join(f"{k} {v:.4f}" for k, v in means.items()),
+            f"{_describe(point)}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()),
             flush=True,
         )
     allowed = [
@@ -139,15 +168,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     best = min(allowed, key=lambda r: (r[1]["mrstft"], r[1]["log_mel_l1"]))
     print(
-        "\n| pitch strength | temperature | truncation | excitation RMS | MR-STFT | log-mel L1 | peak | "
-        "V/UV F1 | F0 RMSE (cents) |\n|---|---|---|---|---|---|---|---|---|"
+        "\n| pitch strength | temperature | truncation | excitation RMS | mel projection | MR-STFT | "
+        "log-mel L1 | peak | V/UV F1 | F0 RMSE (cents) |\n|---|---|---|---|---|---|---|---|---|---|"
     )
-    for (strength, temp, trunc, level), m in rows:
-        mark = " (chosen)" if (strength, temp, trunc, level) == best[0] else ""
+    for point, m in rows:
+        strength, temp, trunc, level, proj = point
+        mark = " (chosen)" if point == best[0] else ""
         name = "release's" if strength is None else f"{strength:g}"
         print(
-            f"| {name}{mark} | {temp:.2f} | {_name(trunc)} | {_name(level)} | {m['mrstft']:.4f} | "
-            f"{m['log_mel_l1']:.4f} | {m['peak']:.3f} | {m['vuv_f1']:.3f} | {m['f0_rmse_cents']:.1f} |"
+            f"| {name}{mark} | {temp:.2f} | {_name(trunc)} | {_name(level)} | {_name(proj)} | "
+            f"{m['mrstft']:.4f} | {m['log_mel_l1']:.4f} | {m['peak']:.3f} | {m['vuv_f1']:.3f} | "
+            f"{m['f0_rmse_cents']:.1f} |"
         )
     limits = [f"peak <= {args.max_peak:g}"] if args.max_peak is not None else []
     limits += [f"V/UV F1 >= {args.min_vuv_f1:g}"] if args.min_vuv_f1 is not None else []
@@ -163,15 +194,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings(
-    model: torch.nn.Module, strength: float | None, temp: float, trunc: float | None, level: float | None
+    model: torch.nn.Module,
+    strength: float | None,
+    temp: float,
+    trunc: float | None,
+    level: float | None,
+    projection: float | str | None = KEEP,
 ) -> SamplingConfig:
-    """One grid point over the release's settings (a strength of ``None``: the release's)."""
+    """One grid point over the release's settings (a strength of ``None`` or a projection of ``KEEP``:
+    the release's)."""
     return resolve_sampling(
         model.sampling,
         temperature=temp,
         truncation=trunc,
         excitation_rms=level,
         pitch_strength=KEEP if strength is None else strength,
+        mel_projection=projection,
     )
 
 
@@ -207,13 +245,14 @@ def _score(
 
 
 def _describe(setting: tuple) -> str:
-    strength, temp, trunc, level = setting
+    strength, temp, trunc, level, projection = setting
     out = f"temperature {temp:.2f}, truncation {_name(trunc)}, excitation RMS {_name(level)}"
+    out = out if projection == KEEP else f"{out}, mel projection {_name(projection)}"
     return out if strength is None else f"pitch strength {strength:g}, {out}"
 
 
-def _name(value: float | None) -> str:
-    return "none" if value is None else f"{value:g}"
+def _name(value: float | str | None) -> str:
+    return "none" if value is None else value if isinstance(value, str) else f"{value:g}"
 
 
 if __name__ == "__main__":

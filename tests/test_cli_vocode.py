@@ -137,6 +137,7 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
         "truncation": None,
         "excitation_rms": None,
         "pitch_strength": None,
+        "mel_projection": None,
     }
     main(["info", str(release)])
     text = capsys.readouterr().out

@@ -280,6 +280,7 @@ def test_cli_reports_an_inert_setting_once_and_usage_errors_exit_2_once(
     for flag, bad, why in (
         ("--pitch-strength", "-1", "expected a finite number >= 0 or 'model'"),
         ("--temperature", "nan", "expected a finite number >= 0"),
+        ("--mel-projection", "1.5", "expected a strength in [0, 1]"),
     ):
         with pytest.raises(SystemExit) as e:
             main([*argv, "-o", str(tmp_path / "never"), flag, bad])
@@ -297,6 +298,7 @@ def test_info_shows_the_resolved_settings(capsys: pytest.CaptureFixture[str]) ->
         "truncation": None,
         "excitation_rms": 1.0,
         "pitch_strength": 1.5,
+        "mel_projection": None,
     }
     assert data["sampling_source"]["pitch_strength"] == "model: source_filter.pitch_strength"
     assert data["sampling_source"]["truncation"] == "library default"

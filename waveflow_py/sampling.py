@@ -8,7 +8,11 @@ How a flow vocoder turns noise into audio is set by a few numbers that are not w
 * ``excitation_rms``: each ``hop``-sample frame of the flows' output set to this RMS before the envelope
   filter (:func:`~waveflow_py.sourcefilter.level.level_frames`; envelope priors only; ``None``: off);
 * ``pitch_strength``: the gain of the mel-derived pitch predictor at synthesis (``None``: the strength the
-  model was built with, ``model.source_filter.pitch_strength``; pitch priors only).
+  model was built with, ``model.source_filter.pitch_strength``; pitch priors only);
+* ``mel_projection``: the strength in [0, 1] of the mel projection, a post-filter that moves the output's
+  STFT magnitude onto the one the mel describes and keeps its phase
+  (:func:`~waveflow_py.inference.projection.project_to_mel`; centred mels only; ``None`` or 0: off). It
+  acts on the sample, after the flow: ``log_prob`` and the training objective never see it.
 
 :class:`SamplingConfig` holds them, validated by :meth:`SamplingConfig.__post_init__` (the one validator;
 every reader of a temperature, truncation, level or strength goes through it). The one rule,
@@ -41,6 +45,7 @@ __all__ = [
     "pitch_strength_of",
     "inert_settings",
     "describe_sampling",
+    "check_mel_projection",
 ]
 
 # Flow vocoders are trained with the prior N(0, sigma^2) and synthesise speech from a narrower one:
@@ -52,7 +57,7 @@ DEFAULT_TEMPERATURE = 0.6
 # the CLI and in the keyword arguments of Vocoder / EvalModel
 KEEP = "release"
 
-FIELDS = ("temperature", "truncation", "excitation_rms", "pitch_strength")
+FIELDS = ("temperature", "truncation", "excitation_rms", "pitch_strength", "mel_projection")
 
 
 def _check_strength(value: Any) -> float | None:
@@ -68,6 +73,20 @@ def _check_strength(value: Any) -> float | None:
     return v
 
 
+def check_mel_projection(value: Any) -> float | None:
+    """``mel_projection``: a finite number in [0, 1] (a bool is not one), or ``None``; 0 is stored as
+    ``None`` (off)."""
+    if value is None:
+        return None
+    try:
+        v = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"mel_projection: expected a strength in [0, 1] or none (0: off), got {value!r}")
+    return v or None
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """The sampling settings (module docstring). Frozen: change one with :func:`resolve_sampling` or
@@ -78,6 +97,7 @@ class SamplingConfig:
     truncation: float | None = None
     excitation_rms: float | None = None
     pitch_strength: float | None = None
+    mel_projection: float | None = None
 
     def __post_init__(self) -> None:
         checked = {
@@ -85,6 +105,7 @@ class SamplingConfig:
             "truncation": check_positive(self.truncation, "truncation", "standard deviations"),
             "excitation_rms": check_positive(self.excitation_rms, "excitation_rms"),
             "pitch_strength": _check_strength(self.pitch_strength),
+            "mel_projection": check_mel_projection(self.mel_projection),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -122,8 +143,8 @@ def resolve_sampling(
     ``base``: the release level (``None``: :data:`DEFAULT_SAMPLING`); ``sampling``: an explicit whole
     object (replaces ``base``); ``overrides``: explicit single fields (an override of ``None`` means
     "not given" for ``temperature``, and :data:`KEEP` (``"release"``) means "not given" for every field;
-    ``"none"``/``"off"`` turn ``truncation``/``excitation_rms`` off; ``"model"`` is ``pitch_strength``
-    as the model was built, as on the command line). Returns the validated settings."""
+    ``"none"``/``"off"`` turn ``truncation``/``excitation_rms``/``mel_projection`` off; ``"model"`` is
+    ``pitch_strength`` as the model was built, as on the command line). Returns the validated settings."""
     out = sampling if sampling is not None else (base if base is not None else DEFAULT_SAMPLING)
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
@@ -151,8 +172,9 @@ def sampling_of(model: Any) -> SamplingConfig:
 
 def check_for_model(sampling: SamplingConfig, config: Any) -> SamplingConfig:
     """``sampling`` if it fits a model of ``config``: ``excitation_rms`` needs an envelope prior (gain or
-    lpc: only they calibrate the excitation's level), ``pitch_strength`` a pitch prior (ltp); else a
-    ``ValueError`` naming the setting and the model's stage."""
+    lpc: only they calibrate the excitation's level), ``pitch_strength`` a pitch prior (ltp),
+    ``mel_projection`` centred mel frames; else a ``ValueError`` naming the setting and the model's
+    stage."""
     stages = source_filter_of(config)
     if sampling.excitation_rms is not None and stages.envelope not in ("gain", "lpc"):
         raise ValueError(
@@ -162,6 +184,11 @@ def check_for_model(sampling: SamplingConfig, config: Any) -> SamplingConfig:
     if sampling.pitch_strength is not None and stages.pitch == "none":
         raise ValueError(
             "pitch_strength: needs a model with a pitch prior (source_filter.pitch: ltp), this one has none"
+        )
+    padding = getattr(getattr(config, "mel", None), "padding", "center")
+    if sampling.mel_projection is not None and padding != "center":
+        raise ValueError(
+            f"mel_projection: needs centred mel frames (padding 'center'), this model's are {padding!r}"
         )
     return sampling
 
@@ -184,7 +211,7 @@ def inert_settings(sampling: SamplingConfig) -> list[str]:
 
 
 def describe_sampling(sampling: SamplingConfig, config: Any) -> dict[str, Any]:
-    """The resolved settings as shown by ``waveflow info`` and eval reports: the four fields, with the
+    """The resolved settings as shown by ``waveflow info`` and eval reports: every field, with the
     pitch strength filled in from the model where the setting leaves it as built."""
     out: dict[str, Any] = sampling.to_dict()
     out["pitch_strength"] = pitch_strength_of(sampling, config)

@@ -68,6 +68,9 @@ class Vocoder:
             ``sampling``; ``None``: off).
         pitch_strength: the pitch predictor's strength of pitch-prior models (``"release"``: as
             ``sampling``; ``None``: the strength the model was built with).
+        mel_projection: strength in [0, 1] of the mel projection post-filter (the output's STFT magnitude
+            moved onto the mel's, its phase kept: :mod:`waveflow_py.inference.projection`;
+            ``"release"``: as ``sampling``; ``None`` or 0: off).
         compute_dtype: dtype of the networks during synthesis (``"auto"``: bfloat16 where it was measured
             faster than float32 for this model on this machine and its audio within tolerance, else
             float32, see :func:`waveflow_py.inference.precision.choose_dtype`; ``None``: the parameters'
@@ -87,6 +90,7 @@ class Vocoder:
         truncation: float | str | None = KEEP,
         excitation_rms: float | str | None = KEEP,
         pitch_strength: float | str | None = KEEP,
+        mel_projection: float | str | None = KEEP,
         compute_dtype: torch.dtype | str | None = None,
         max_frames: int | None = DEFAULT_MAX_FRAMES,
     ) -> None:
@@ -99,6 +103,7 @@ class Vocoder:
             truncation=truncation,
             excitation_rms=excitation_rms,
             pitch_strength=pitch_strength,
+            mel_projection=mel_projection,
         )
         explicit = sampling is not None or temperature is not None
         envelope = source_filter_of(getattr(model, "config", None)).envelope != "none"
@@ -130,6 +135,7 @@ class Vocoder:
         truncation: float | str | None = KEEP,
         excitation_rms: float | str | None = KEEP,
         pitch_strength: float | str | None = KEEP,
+        mel_projection: float | str | None = KEEP,
     ) -> Vocoder:
         """Load a release by bundled name or directory (``None``: the default bundled release).
 
@@ -138,7 +144,8 @@ class Vocoder:
         (measured once, cached: :func:`waveflow_py.inference.precision.choose_dtype`), else float32;
         ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
         stay float32 (``"float64"`` moves them to float64). ``sampling`` and the single settings
-        ``temperature``, ``truncation``, ``excitation_rms``, ``pitch_strength`` override the release's
+        ``temperature``, ``truncation``, ``excitation_rms``, ``pitch_strength``, ``mel_projection`` override
+        the release's
         (see :class:`Vocoder`).
         """
         wanted = None if is_auto(dtype) else parse_dtype(dtype)
@@ -156,6 +163,7 @@ class Vocoder:
             truncation=truncation,
             excitation_rms=excitation_rms,
             pitch_strength=pitch_strength,
+            mel_projection=mel_projection,
             compute_dtype=compute,
         )
         logger.info("compute dtype %s (%s)", vocoder.compute_dtype or vocoder.dtype, vocoder.dtype_reason)
@@ -188,7 +196,7 @@ class Vocoder:
     @property
     def sampling(self) -> SamplingConfig:
         """The sampling settings every call samples with (unless it overrides the temperature):
-        temperature, truncation, excitation level, pitch strength."""
+        temperature, truncation, excitation level, pitch strength, mel projection."""
         return self._sampling
 
     @sampling.setter
@@ -237,6 +245,15 @@ class Vocoder:
     @pitch_strength.setter
     def pitch_strength(self, value: float | str | None) -> None:
         self._set(self._resolve(pitch_strength=value))
+
+    @property
+    def mel_projection(self) -> float | None:
+        """The mel projection's strength (``None``: off), see :mod:`waveflow_py.inference.projection`."""
+        return self._sampling.mel_projection
+
+    @mel_projection.setter
+    def mel_projection(self, value: float | str | None) -> None:
+        self._set(self._resolve(mel_projection=value))
 
     @property
     def mel_config(self) -> MelConfig:

@@ -133,12 +133,28 @@ def _strength(text: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0 or 'model', got {text!r}") from None
 
 
+def _projection(text: str) -> float | str | None:
+    """``--mel-projection`` values: a number in [0, 1], ``none``/``off``, or ``release``."""
+    from waveflow_py.sampling import check_mel_projection
+
+    word = text.strip().lower()
+    if word in ("none", "off"):
+        return None
+    if word == "release":
+        return "release"
+    try:
+        return check_mel_projection(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a strength in [0, 1] or 'none', got {text!r}") from None
+
+
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     """The sampling settings (:class:`waveflow_py.sampling.SamplingConfig`), checked at parse time (a usage
     error, reported once): ``--temperature T`` into ``args.temperature`` (``None``: the release's, else
     the library default :data:`waveflow_py.sampling.DEFAULT_TEMPERATURE`), ``--truncation C|none``,
-    ``--excitation-rms R|none`` and ``--pitch-strength S|model`` into ``args.truncation``,
-    ``args.excitation_rms`` and ``args.pitch_strength`` (``"release"`` when not given: the release's)."""
+    ``--excitation-rms R|none``, ``--pitch-strength S|model`` and ``--mel-projection S|none`` into
+    ``args.truncation``, ``args.excitation_rms``, ``args.pitch_strength`` and ``args.mel_projection``
+    (``"release"`` when not given: the release's)."""
     parser.add_argument(
         "--temperature",
         type=_temperature,
@@ -169,6 +185,14 @@ def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="pitch-prior models: strength of the mel-derived pitch predictor at synthesis ('model': as "
         "the model was built; default: the release's)",
+    )
+    parser.add_argument(
+        "--mel-projection",
+        type=_projection,
+        default="release",
+        metavar="S",
+        help="strength in [0, 1] of the mel projection post-filter: the output's STFT magnitude moved onto "
+        "the mel's, its phase kept ('none' or 0: off; default: the release's)",
     )
 
 

@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         truncation=args.truncation,
         excitation_rms=args.excitation_rms,
         pitch_strength=args.pitch_strength,
+        mel_projection=args.mel_projection,
     )
     summ = summaries(result)
     if result.clips:

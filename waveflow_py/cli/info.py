@@ -90,6 +90,12 @@ def _print_sampling(data: dict[str, Any]) -> None:
         "pitch:       "
         + ("no pitch prior" if strength is None else f"strength {strength:g} ({src['pitch_strength']})")
     )
+    projection = data["sampling"].get("mel_projection")
+    print(
+        "projection:  "
+        + ("off (the flow's sample)" if projection is None else f"mel projection, strength {projection:g}")
+        + f" ({src.get('mel_projection', 'library default')})"
+    )
     for line in data["sampling_inert"]:
         print(f"note:        {line}")
 

@@ -326,6 +326,7 @@ def _vocoder(args: argparse.Namespace) -> Any:
         truncation=args.truncation,
         excitation_rms=args.excitation_rms,
         pitch_strength=args.pitch_strength,
+        mel_projection=args.mel_projection,
     )
 
 

@@ -204,7 +204,8 @@ def _sampling(model: dict[str, Any]) -> str:
     sampling settings (``model["sampling"]``; results written before it hold the first two flat)."""
     settings = model.get("sampling", model)
     c, rms = settings.get("truncation"), settings.get("excitation_rms")
-    strength = settings.get("pitch_strength")
+    strength, projection = settings.get("pitch_strength"), settings.get("mel_projection")
     out = "untruncated noise" if c is None else f"noise truncated to +-{c:g} standard deviations"
     out = out if rms is None else f"{out}, excitation frames set to RMS {rms:g}"
-    return out if strength is None else f"{out}, pitch strength {strength:g}"
+    out = out if strength is None else f"{out}, pitch strength {strength:g}"
+    return out if projection is None else f"{out}, mel projection {projection:g}"

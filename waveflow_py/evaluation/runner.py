@@ -224,12 +224,13 @@ def evaluate(
     truncation: float | str | None = KEEP,
     excitation_rms: float | str | None = KEEP,
     pitch_strength: float | str | None = KEEP,
+    mel_projection: float | str | None = KEEP,
 ) -> EvalResult:
     """Evaluate ``model`` (an :class:`EvalModel`, or a release name/directory) on ``data``.
 
-    ``temperature`` overrides the model's sampling temperature; ``truncation``, ``excitation_rms`` and
-    ``pitch_strength`` (a release name/directory only) its other sampling settings, as in
-    :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the release's).
+    ``temperature`` overrides the model's sampling temperature; ``truncation``, ``excitation_rms``,
+    ``pitch_strength`` and ``mel_projection`` (a release name/directory only) its other sampling settings,
+    as in :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the release's).
 
     ``data`` is a metadata.csv or a directory (:func:`find_clips`; ``split`` filters it, ``max_clips``
     keeps the first N). When ``out_dir`` is given, writes ``report.md``, ``metrics.json`` and the
@@ -243,10 +244,14 @@ def evaluate(
             truncation=truncation,
             excitation_rms=excitation_rms,
             pitch_strength=pitch_strength,
+            mel_projection=mel_projection,
         )
-    elif not all(isinstance(v, str) and v == KEEP for v in (truncation, excitation_rms, pitch_strength)):
+    elif not all(
+        isinstance(v, str) and v == KEEP for v in (truncation, excitation_rms, pitch_strength, mel_projection)
+    ):
         raise ValueError(
-            "truncation, excitation_rms, pitch_strength: apply to a release name/directory; give an "
+            "truncation, excitation_rms, pitch_strength, mel_projection: apply to a release name/directory; "
+            "give an "
             "EvalModel its settings with EvalModel.from_model(..., sampling=SamplingConfig(...))"
         )
     clips = find_clips(data, split=split, max_clips=max_clips)

@@ -63,7 +63,8 @@ class StreamingSynthesizer:
         chunk_frames: frames synthesised per step.
         context_frames: frames of context on each side (default: the receptive field, exact).
         sampling, temperature: the sampling settings, resolved as in
-            :func:`~waveflow_py.inference.synthesis.synthesize` (``None``: the model's).
+            :func:`~waveflow_py.inference.synthesis.synthesize` (``None``: the model's); its
+            ``mel_projection`` is not applied to a stream (a warning says so).
         generator: the noise's generator, when ``z`` is not pushed.
         dtype, cached: as in :func:`~waveflow_py.inference.synthesis.synthesize`.
     """
@@ -102,6 +103,12 @@ class StreamingSynthesizer:
             )
         base = sampling_of(model) if sampling is None else sampling
         self.sampling = check_for_model(resolve_sampling(base, temperature=temperature), model.config)
+        if self.sampling.mel_projection is not None:
+            log.warning(
+                "streaming does not apply the mel projection (mel_projection %g): the stream is the flow's "
+                "sample, not what vocode() returns for the same noise",
+                self.sampling.mel_projection,
+            )
         self.generator, self.dtype, self.cached = generator, dtype, cached
         self.reset()
 

@@ -42,6 +42,7 @@ synthesised one by one with the same generator.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -141,7 +142,8 @@ def synthesize(
         dtype: compute dtype of the networks (``torch.bfloat16`` / ``torch.float16``), None: the model's.
         generator: random generator of the noise.
         sampling: the sampling settings (``None``: the model's, ``model.sampling``: its release's, else
-            the library default); ``temperature`` overrides its temperature.
+            the library default); ``temperature`` overrides its temperature. Its ``mel_projection``
+            post-filter (:mod:`waveflow_py.inference.projection`) acts on each item's audio last.
         z: the noise itself, ``(B, >= F * hop)`` (item ``i`` uses its first ``lengths[i] * hop`` samples).
         cached: use the model's fast cached inverse (default) or the reference inverse.
         exact: recompute the tails of shorter items so that padding never reaches them.
@@ -170,14 +172,34 @@ def synthesize(
         audio = _synthesize_chunked(
             model, mel, z, generator, frames, max_frames, settings, cached=cached, dtype=dtype
         )
-        return audio, n_samples
+        return _mel_projection(model, audio, mel, frames, settings), n_samples
     if z is None:
         z = draw_noise(model, n_samples, total, settings, generator)
     z = z[:, :total].to(p.device, p.dtype)
     excitation = run_excitation(model, z, mel, cached=cached, dtype=dtype)
     if exact and bool((frames < f_max).any()):
         _fix_tails(model, excitation, z, mel, frames, cached=cached, dtype=dtype)
-    return _envelope_per_item(model, excitation, mel, frames, settings), n_samples
+    audio = _envelope_per_item(model, excitation, mel, frames, settings)
+    return _mel_projection(model, audio, mel, frames, settings), n_samples
+
+
+def _mel_projection(
+    model: nn.Module, audio: Tensor, mel: Tensor, frames: Tensor, sampling: SamplingConfig
+) -> Tensor:
+    """The mel projection post-filter (``sampling.mel_projection``; off: ``audio`` as it is), each item on
+    its own samples and frames (as if alone: the padding never reaches it)."""
+    if sampling.mel_projection is None:
+        return audio
+    from waveflow_py.inference.projection import project_to_mel
+
+    cfg = model.config.mel
+    out = torch.zeros_like(audio)
+    for i, f in enumerate(frames.tolist()):
+        n = f * int(model.hop_length)
+        out[i, :n] = project_to_mel(
+            audio[i : i + 1, :n], mel[i : i + 1, :, :f].float(), cfg, sampling.mel_projection
+        )[0]
+    return out
 
 
 def _n_mels(model: nn.Module) -> int | None:
@@ -236,7 +258,8 @@ def _synthesize_chunked(
     hop = int(model.hop_length)
     p = model_param(model)
     audio = torch.zeros(mel.shape[0], mel.shape[-1] * hop, device=p.device, dtype=torch.float32)
-    stream = StreamingSynthesizer(model, chunk_frames=chunk, cached=cached, dtype=dtype, sampling=sampling)
+    flow_only = dataclasses.replace(sampling, mel_projection=None)  # synthesize projects the whole item
+    stream = StreamingSynthesizer(model, chunk_frames=chunk, cached=cached, dtype=dtype, sampling=flow_only)
     for i, f in enumerate(frames.tolist()):
         pos = 0
         draws = None if z is not None else NoiseStream(model, sampling, generator)

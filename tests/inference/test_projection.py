@@ -1,0 +1,119 @@
+"""The mel projection post-filter (``SamplingConfig.mel_projection``, :func:`project_to_mel`): its step equals
+a direct computation, strength 0 is the identity, chunks equal one pass, synthesis applies it per item as
+if alone, releases store it, and bad settings are errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.inference.conftest import close_to_peak, mel_and_noise, tiny_waveglow
+from waveflow_py.audio import MelSpectrogram
+from waveflow_py.audio.mel import mel_filter_bank
+from waveflow_py.config import MelConfig, SourceFilterConfig, mel_preset
+from waveflow_py.inference.projection import mel_magnitude, project_to_mel
+from waveflow_py.inference.synthesis import synthesize
+from waveflow_py.sampling import SamplingConfig, check_for_model, resolve_sampling
+
+CFG = mel_preset("16k", n_fft=256, win_length=256, hop_length=64, n_mels=20)
+
+
+def _signals(seconds: float = 0.5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    n = int(seconds * CFG.sample_rate) // CFG.hop_length * CFG.hop_length
+    t = torch.arange(n) / CFG.sample_rate
+    tone = sum(torch.sin(2 * torch.pi * k * 140.0 * t) / k for k in range(1, 20))
+    target = (tone + 0.05 * torch.randn(n, generator=gen))[None].float()
+    return 0.1 * torch.randn(2, n, generator=gen), MelSpectrogram(CFG)(target).expand(2, -1, -1)
+
+
+def test_one_pass_equals_a_direct_computation() -> None:
+    audio, mel = _signals()
+    window = torch.hann_window(CFG.n_fft, dtype=torch.float64)
+    y = torch.stft(audio.double(), CFG.n_fft, CFG.hop_length, window=window, return_complex=True)
+    target = mel_magnitude(mel, CFG)
+    frames = target.shape[-1]
+    seen = torch.from_numpy(mel_filter_bank(CFG).sum(axis=0) > 0)
+    for s in (1.0, 0.6):
+        mag = y.abs()
+        new = mag.clone()
+        new[..., :frames] = mag[..., :frames] ** (1 - s) * target**s
+        new[:, ~seen] = mag[:, ~seen]  # bins no filter covers keep the sample's magnitude
+        direct = torch.istft(new * y / mag, CFG.n_fft, CFG.hop_length, window=window, length=audio.shape[1])
+        close_to_peak(project_to_mel(audio, mel, CFG, s), direct.float())
+
+
+def test_the_magnitude_is_the_mels_pseudo_inverse() -> None:
+    _, mel = _signals()
+    target = mel_magnitude(mel[:1], CFG)  # (1, bins, F) >= 0, and the filter bank maps it back to the mel
+    assert target.shape == (1, CFG.n_fft // 2 + 1, mel.shape[-1]) and bool((target >= 0).all())
+    basis = torch.from_numpy(mel_filter_bank(CFG)).double()
+    back = torch.log((basis @ target[0]).clamp_min(CFG.clamp))
+    assert float((back - mel[0].double()).abs().mean()) < 0.1  # NNLS: close, not exact (ln units)
+
+
+def test_projection_moves_the_mel_towards_the_target_and_off_is_the_identity() -> None:
+    audio, mel = _signals()
+    fn = MelSpectrogram(CFG)
+    before = (fn(audio) - mel).abs().mean()
+    after = (fn(project_to_mel(audio, mel, CFG, 1.0)) - mel).abs().mean()
+    assert float(after) < 0.5 * float(before)
+    assert project_to_mel(audio, mel, CFG, 0.0) is audio and project_to_mel(audio, mel, CFG, None) is audio
+    tiny = project_to_mel(audio, mel, CFG, 1e-12)  # the STFT round trip: perfect reconstruction
+    close_to_peak(tiny, audio)
+
+
+def test_chunks_equal_one_pass() -> None:
+    audio, mel = _signals(seconds=1.3)
+    one = project_to_mel(audio, mel, CFG, 0.8)
+    close_to_peak(project_to_mel(audio, mel, CFG, 0.8, chunk_frames=7), one)
+    cut = audio[:, :-37]  # a length that is not a whole number of chunks (nor of frames)
+    close_to_peak(project_to_mel(cut, mel, CFG, 0.8, chunk_frames=5), project_to_mel(cut, mel, CFG, 0.8))
+
+
+def test_synthesis_projects_each_item_as_if_alone() -> None:
+    model = tiny_waveglow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4))
+    mel, z = mel_and_noise(model, 40)
+    settings = SamplingConfig(temperature=0.9, mel_projection=1.0)
+    plain, _ = synthesize(model, mel, z=z, sampling=SamplingConfig(temperature=0.9))
+    batch, _ = synthesize(model, mel, lengths=[40, 25], z=z, sampling=settings)
+    alone, _ = synthesize(model, mel[1:, :, :25], z=z[1:, : 25 * model.hop_length], sampling=settings)
+    close_to_peak(batch[1, : alone.shape[1]], alone[0])
+    assert bool((batch[1, 25 * model.hop_length :] == 0).all())
+    direct = project_to_mel(plain[:1], mel[:1], model.config.mel, 1.0)
+    close_to_peak(batch[0], direct[0])
+    chunked, _ = synthesize(model, mel, z=z, sampling=settings, max_frames=16)
+    close_to_peak(chunked, synthesize(model, mel, z=z, sampling=settings, max_frames=None)[0], rel=1e-5)
+
+
+def test_settings_are_checked_and_stored() -> None:
+    assert SamplingConfig(mel_projection=0).mel_projection is None  # 0 is off
+    assert resolve_sampling(SamplingConfig(mel_projection=0.5), mel_projection="off").mel_projection is None
+    assert SamplingConfig.from_dict({"mel_projection": 1}).to_dict()["mel_projection"] == 1.0
+    for bad in (1.5, -0.1, float("nan"), True, "x"):
+        with pytest.raises(ValueError, match="mel_projection"):
+            SamplingConfig(mel_projection=bad)  # type: ignore[arg-type]
+    hifigan = tiny_waveglow(mel=MelConfig(**{**tiny_waveglow().config.mel.__dict__, "padding": "hifigan"}))
+    with pytest.raises(ValueError, match="centred mel frames"):
+        check_for_model(SamplingConfig(mel_projection=1.0), hifigan.config)
+    audio, mel = _signals()
+    with pytest.raises(ValueError, match="audio \\(B, T\\)"):
+        project_to_mel(audio[0], mel, CFG)
+
+
+def test_a_release_stores_and_applies_it(tmp_path) -> None:
+    from waveflow_py.pretrained import load_release, save_release
+    from waveflow_py.vocoder import Vocoder
+
+    model = tiny_waveglow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4))
+    settings = SamplingConfig(temperature=0.9, mel_projection=0.7)
+    save_release(tmp_path / "rel", model, provenance={"note": "test release"}, sampling=settings)
+    loaded, info = load_release(tmp_path / "rel")
+    assert info.sampling.mel_projection == 0.7
+    voc = Vocoder(loaded, info)
+    mel = voc.mel(0.1 * torch.randn(1, 30 * model.hop_length, generator=torch.Generator().manual_seed(2)))
+    out = voc.vocode(mel, generator=torch.Generator().manual_seed(3))
+    voc.mel_projection = "off"
+    assert voc.mel_projection is None
+    raw = voc.vocode(mel, generator=torch.Generator().manual_seed(3))
+    close_to_peak(out, project_to_mel(raw, mel, model.config.mel, 0.7), rel=1e-5)

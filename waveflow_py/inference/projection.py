@@ -1,0 +1,126 @@
+"""Mel projection: a synthesis post-filter that gives the output the magnitude spectrum the mel describes.
+
+A flow vocoder's sample is a fresh draw: even with the right spectral envelope, the STFT magnitude of a
+noise-driven sample fluctuates around it bin by bin, and on the dev clips that randomness, not the
+envelope, is most of the distance to the reference (docs/quality-per-compute.md, section 15). The mel
+already fixes the magnitude (up to its band smoothing); what a model adds that the mel does not carry is
+the phase: the harmonics at the right pitch, the voicing, the pulses. The projection keeps the sample's
+phase and moves its magnitude onto the mel's:
+
+1. the STFT of the audio on the mel's own frames (``n_fft``, ``hop_length``, Hann of ``win_length``,
+   centred with the mel's edge padding), ``Y``;
+2. the mel's linear magnitude spectrum ``M`` per frame, by the non-negative pseudo-inverse of the filter
+   bank that the envelope prior uses (:meth:`~waveflow_py.sourcefilter.envelope.SpectralEnvelope.frame_power`,
+   NNLS multiplicative updates; Griffin-Lim starts from the same kind of magnitude);
+3. ``|Y|^(1 - s) * M^s * Y / |Y|`` for strength ``s`` in [0, 1] (0: off; 1: the mel's magnitude with the
+   sample's phase); frames past the mel's last one and bins no mel filter covers (e.g. DC) unchanged;
+4. the inverse STFT (overlap-add), trimmed to the input's length.
+
+It is one pass (no Griffin-Lim iterations: they would replace the model's phase with a consistent but
+pitch-blind one), deterministic given the sample, and not part of the flow: ``log_prob`` and the training
+objective are those of the sample before it. Only centred mels (``padding="center"``) are supported: the
+inverse STFT needs the centred frames' overlap-add.
+
+Shapes: audio ``(B, T)``, log-mel ``(B, n_mels, F)`` in the model's convention; returns ``(B, T)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from waveflow_py.config import MelConfig
+from waveflow_py.sampling import check_mel_projection
+
+__all__ = ["project_to_mel", "mel_magnitude", "MEL_PROJECTION_NNLS_ITERS", "DEFAULT_CHUNK_FRAMES"]
+
+# multiplicative-update iterations of the filter-bank pseudo-inverse (the envelope prior uses 2; the
+# projection puts the magnitude itself into the audio, measured worth more: docs/quality-per-compute.md)
+MEL_PROJECTION_NNLS_ITERS = 32
+_FRAMES_PER_STEP = 2048  # frames per NNLS step (bounds memory on long inputs)
+DEFAULT_CHUNK_FRAMES = 1024  # frames per pass of the projection (long inputs)
+
+
+def _window(cfg: MelConfig, device: torch.device) -> Tensor:
+    window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64, device=device)
+    left = (cfg.n_fft - cfg.win_length) // 2
+    return torch.nn.functional.pad(window, (left, cfg.n_fft - cfg.win_length - left))
+
+
+def _seen_bins(cfg: MelConfig, device: torch.device) -> Tensor:
+    """``(n_fft // 2 + 1,)`` bool: the STFT bins some mel filter covers."""
+    from waveflow_py.audio.mel import mel_filter_bank
+
+    return torch.from_numpy(mel_filter_bank(cfg).sum(axis=0) > 0).to(device)
+
+
+def mel_magnitude(logmel: Tensor, cfg: MelConfig, nnls_iters: int = MEL_PROJECTION_NNLS_ITERS) -> Tensor:
+    """The linear STFT magnitude ``(B, n_fft // 2 + 1, F)`` (float64) a log-mel ``(B, n_mels, F)`` describes,
+    in the units of ``torch.stft`` of the audio with the mel's window (unnormalised)."""
+    from waveflow_py.sourcefilter.envelope import SpectralEnvelope
+
+    envelope = SpectralEnvelope(cfg, 0, nnls_iters=nnls_iters)
+    log_linear = envelope.log_linear_mel(logmel).transpose(1, 2)  # (B, F, n_mels)
+    b, f, n = log_linear.shape
+    out = []
+    for chunk in log_linear.reshape(b * f, n).split(_FRAMES_PER_STEP):
+        power, scale = envelope.frame_power(chunk)
+        out.append(power.double().sqrt() * torch.exp(0.5 * scale.double())[:, None])
+    return torch.cat(out).reshape(b, f, -1).transpose(1, 2)
+
+
+def project_to_mel(
+    audio: Tensor,
+    logmel: Tensor,
+    cfg: MelConfig,
+    strength: float | None = 1.0,
+    nnls_iters: int = MEL_PROJECTION_NNLS_ITERS,
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+) -> Tensor:
+    """``audio (B, T)`` with its STFT magnitude moved onto the mel's by ``strength`` (module docstring);
+    same shape, dtype and device. ``logmel (B, n_mels, F)``: the mel the audio was synthesised from
+    (frame ``f`` centred on sample ``f * hop``). Long inputs are processed ``chunk_frames`` frames at a
+    time with an ``n_fft`` margin on both sides (bounded memory; equal to one pass up to rounding)."""
+    s = check_mel_projection(strength)
+    if audio.dim() != 2 or logmel.dim() != 3 or audio.shape[0] != logmel.shape[0]:
+        raise ValueError(
+            f"project_to_mel: expected audio (B, T) and log-mel (B, n_mels, F), got {tuple(audio.shape)} "
+            f"and {tuple(logmel.shape)}"
+        )
+    if cfg.padding != "center":
+        raise ValueError(
+            f"mel_projection: needs centred mel frames (padding 'center'), this mel has {cfg.padding!r}"
+        )
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames: expected >= 1, got {chunk_frames}")
+    t, hop = audio.shape[1], cfg.hop_length
+    if not s or t <= cfg.n_fft // 2:
+        return audio
+    step = chunk_frames * hop
+    margin = -(-cfg.n_fft // hop) * hop  # whole frames, >= n_fft: every frame an output sample sees
+    if t <= step + 2 * margin:
+        return _project(audio, logmel, cfg, s, nnls_iters, 0).to(audio.dtype)
+    parts = []
+    for lo in range(0, t, step):
+        a, b = max(lo - margin, 0), min(lo + step + margin, t)
+        out = _project(audio[:, a:b], logmel, cfg, s, nnls_iters, a // hop)
+        parts.append(out[:, lo - a : min(lo + step, t) - a])
+    return torch.cat(parts, dim=1).to(audio.dtype)
+
+
+def _project(audio: Tensor, logmel: Tensor, cfg: MelConfig, s: float, nnls_iters: int, first: int) -> Tensor:
+    """One pass over ``audio``, whose sample 0 is the signal's sample ``first * hop`` (its frames are the
+    mel's frames ``first, first + 1, ...``)."""
+    window = _window(cfg, audio.device)
+    stft_kw = {"n_fft": cfg.n_fft, "hop_length": cfg.hop_length, "window": window, "center": True}
+    y = torch.stft(audio.double(), pad_mode=cfg.pad_mode, return_complex=True, **stft_kw)
+    frames = max(0, min(y.shape[-1], logmel.shape[-1] - first))
+    mag = y.abs()
+    gain = torch.ones_like(mag)
+    if frames:
+        target = mel_magnitude(logmel[..., first : first + frames].double(), cfg, nnls_iters)
+        head = mag[..., :frames]
+        new = target if s == 1.0 else head.pow(1.0 - s) * target.pow(s)
+        gain[..., :frames] = torch.where(head > 0, new / head.clamp_min(1e-300), torch.zeros_like(head))
+        gain[:, ~_seen_bins(cfg, audio.device)] = 1.0  # bins no mel filter covers: the mel says nothing
+    return torch.istft(y * gain, length=audio.shape[1], **stft_kw)

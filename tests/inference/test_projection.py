@@ -1,6 +1,6 @@
 """The mel projection post-filter (``SamplingConfig.mel_projection``, :func:`project_to_mel`): its step equals
-a direct computation, strength 0 is the identity, chunks equal one pass, synthesis applies it per item as
-if alone, releases store it, and bad settings are errors."""
+a direct computation, strength 0 is the identity, chunks and streams equal one pass, synthesis applies it
+per item as if alone, releases store it, and bad settings are errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from tests.inference.conftest import close_to_peak, mel_and_noise, tiny_waveglow
 from waveflow_py.audio import MelSpectrogram
 from waveflow_py.audio.mel import mel_filter_bank
 from waveflow_py.config import MelConfig, SourceFilterConfig, mel_preset
-from waveflow_py.inference.projection import mel_magnitude, project_to_mel
+from waveflow_py.inference.projection import ProjectionStream, mel_magnitude, project_to_mel
+from waveflow_py.inference.streaming import StreamingSynthesizer
 from waveflow_py.inference.synthesis import synthesize
 from waveflow_py.sampling import SamplingConfig, check_for_model, resolve_sampling
 
@@ -69,6 +70,37 @@ def test_chunks_equal_one_pass() -> None:
     close_to_peak(project_to_mel(audio, mel, CFG, 0.8, chunk_frames=7), one)
     cut = audio[:, :-37]  # a length that is not a whole number of chunks (nor of frames)
     close_to_peak(project_to_mel(cut, mel, CFG, 0.8, chunk_frames=5), project_to_mel(cut, mel, CFG, 0.8))
+
+
+def test_a_stream_of_pieces_equals_one_pass() -> None:
+    audio, mel = _signals(seconds=0.8)
+    hop = CFG.hop_length
+    one = project_to_mel(audio, mel, CFG, 0.9)
+    stream = ProjectionStream(CFG, 0.9)
+    cuts = [0, 3, 4, 40, 41, 90, audio.shape[1] // hop]  # frames per push: 3, 1, 36, 1, 49, the rest
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        mel_part = mel[..., a:b] if b < cuts[-1] else mel[..., a:]  # the mel has one frame more: at the end
+        out.append(stream.push(audio[:, a * hop : b * hop], mel_part))
+    assert sum(p.shape[1] for p in out) < audio.shape[1]  # it lags: the last margin waits for the end
+    out.append(stream.flush())
+    close_to_peak(torch.cat(out, dim=1), one)
+    assert stream.push(audio[:, :hop], None).shape == (2, 0)  # no mel yet: nothing is final
+    stream.reset()
+
+
+def test_streaming_synthesis_equals_offline() -> None:
+    model = tiny_waveglow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4))
+    mel, z = mel_and_noise(model, 50)
+    hop = model.hop_length
+    settings = SamplingConfig(temperature=0.9, mel_projection=1.0)
+    offline, _ = synthesize(model, mel, z=z, sampling=settings, max_frames=None)
+    stream = StreamingSynthesizer(model, chunk_frames=4, sampling=settings)
+    pieces = [
+        stream.push(mel[:, :, a:b], z[:, a * hop : b * hop]) for a, b in [(0, 7), (7, 8), (8, 30), (30, 50)]
+    ]
+    pieces.append(stream.flush())
+    close_to_peak(torch.cat(pieces, dim=1), offline, rel=1e-5)
 
 
 def test_synthesis_projects_each_item_as_if_alone() -> None:

@@ -32,7 +32,13 @@ from torch import Tensor
 from waveflow_py.config import MelConfig
 from waveflow_py.sampling import check_mel_projection
 
-__all__ = ["project_to_mel", "mel_magnitude", "MEL_PROJECTION_NNLS_ITERS", "DEFAULT_CHUNK_FRAMES"]
+__all__ = [
+    "project_to_mel",
+    "mel_magnitude",
+    "ProjectionStream",
+    "MEL_PROJECTION_NNLS_ITERS",
+    "DEFAULT_CHUNK_FRAMES",
+]
 
 # multiplicative-update iterations of the filter-bank pseudo-inverse (the envelope prior uses 2; the
 # projection puts the magnitude itself into the audio, measured worth more: docs/quality-per-compute.md)
@@ -124,3 +130,83 @@ def _project(audio: Tensor, logmel: Tensor, cfg: MelConfig, s: float, nnls_iters
         gain[..., :frames] = torch.where(head > 0, new / head.clamp_min(1e-300), torch.zeros_like(head))
         gain[:, ~_seen_bins(cfg, audio.device)] = 1.0  # bins no mel filter covers: the mel says nothing
     return torch.istft(y * gain, length=audio.shape[1], **stft_kw)
+
+
+class ProjectionStream:
+    """:func:`project_to_mel` on a signal that arrives in pieces, equal to one pass up to rounding.
+
+    ``push(audio (B, n), mel (B, n_mels, f) or None)`` appends samples and mel frames (both counted from the
+    signal's start) and returns the projected samples that are final: those whose frames are whole and
+    whose neighbours' edge effects lie in the buffer, so the output lags the input by ``margin`` samples
+    (``n_fft`` rounded up to whole hops) and more until the mel has arrived; ``flush(audio)`` appends the last
+    samples and returns the rest (the signal has ended: its true edge is padded as in one pass). Each
+    emitted piece is projected from its samples with ``margin`` on both sides, the chunked form of
+    :func:`project_to_mel`. Samples and frames older than the margin are dropped (bounded memory).
+    """
+
+    def __init__(self, cfg: MelConfig, strength: float, nnls_iters: int = MEL_PROJECTION_NNLS_ITERS) -> None:
+        if cfg.padding != "center":
+            raise ValueError(
+                f"mel_projection: needs centred mel frames (padding 'center'), this mel has {cfg.padding!r}"
+            )
+        self.cfg, self.nnls_iters = cfg, nnls_iters
+        self.strength = check_mel_projection(strength)
+        self.margin = -(-cfg.n_fft // cfg.hop_length) * cfg.hop_length
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the signal (start a new one)."""
+        self._audio: Tensor | None = None  # samples [self._a0, self._a0 + n)
+        self._mel: Tensor | None = None  # frames [self._m0, self._m0 + f)
+        self._a0 = self._m0 = self._done = 0
+
+    def push(self, audio: Tensor, mel: Tensor | None = None) -> Tensor:
+        """Append ``audio (B, n)`` and ``mel`` frames; return the final projected samples ``(B, k)``."""
+        self._append(audio, mel)
+        assert self._audio is not None
+        total = self._a0 + self._audio.shape[1]
+        hop = self.cfg.hop_length
+        end = (total - self.margin) // hop * hop  # the segment reaches `margin` past it
+        frames = self._m0 + (0 if self._mel is None else self._mel.shape[-1])
+        end = min(end, frames * hop - self.margin)  # and has the mel of every frame up to there
+        return self._emit(end, final=False)
+
+    def flush(self, audio: Tensor | None = None) -> Tensor:
+        """Append the last samples; return every sample not yet returned; then reset."""
+        if audio is not None:
+            self._append(audio, None)
+        if self._audio is None:
+            return torch.zeros(0, 0) if audio is None else audio[:, :0]
+        out = self._emit(self._a0 + self._audio.shape[1], final=True)
+        self.reset()
+        return out
+
+    def _append(self, audio: Tensor, mel: Tensor | None) -> None:
+        if audio.dim() != 2 or (self._audio is not None and audio.shape[0] != self._audio.shape[0]):
+            raise ValueError(f"audio: expected (B, n) with the stream's B, got {tuple(audio.shape)}")
+        self._audio = audio if self._audio is None else torch.cat([self._audio, audio.to(self._audio)], dim=1)
+        if mel is not None:
+            self._mel = mel if self._mel is None else torch.cat([self._mel, mel.to(self._mel)], dim=-1)
+
+    def _emit(self, end: int, final: bool) -> Tensor:
+        assert self._audio is not None
+        hop = self.cfg.hop_length
+        if end <= self._done:
+            return self._audio[:, :0]
+        lo = max(self._done - self.margin, 0)
+        hi = self._a0 + self._audio.shape[1] if final else end + self.margin
+        seg = self._audio[:, lo - self._a0 : hi - self._a0]
+        mel = self._mel if self._mel is not None else torch.zeros(seg.shape[0], self.cfg.n_mels, 0)
+        first = lo // hop - self._m0
+        if self.strength and seg.shape[1] > self.cfg.n_fft // 2:
+            out = _project(seg, mel[..., first:], self.cfg, self.strength, self.nnls_iters, 0).to(seg.dtype)
+        else:
+            out = seg
+        piece = out[:, self._done - lo : end - lo]
+        self._done = end
+        keep = max(self._done - self.margin, 0)  # the next piece's left margin
+        self._audio, self._a0 = self._audio[:, keep - self._a0 :], keep
+        if self._mel is not None:
+            drop = max(0, keep // hop - self._m0)
+            self._mel, self._m0 = self._mel[..., drop:], self._m0 + drop
+        return piece

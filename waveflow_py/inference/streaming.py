@@ -39,6 +39,7 @@ from waveflow_py.inference.core import (
     run_envelope,
     run_excitation,
 )
+from waveflow_py.inference.projection import ProjectionStream
 from waveflow_py.inference.receptive import context_frames as rf_frames
 from waveflow_py.inference.receptive import stage_context_frames
 from waveflow_py.sampling import SamplingConfig, check_for_model, resolve_sampling, sampling_of
@@ -52,7 +53,8 @@ class StreamingSynthesizer:
     """Incremental synthesiser for a batch of ``batch`` streams of equal progress.
 
     ``push(mel (B, n_mels, f), z=None) -> audio (B, k * hop)`` for the frames that became final (``k`` a
-    multiple of ``chunk_frames``, maybe 0); ``flush() -> audio`` for the rest at the end of the input.
+    multiple of ``chunk_frames``, maybe 0; with a mel projection, the samples whose projection is final,
+    about ``n_fft`` fewer); ``flush() -> audio`` for the rest at the end of the input.
     ``z`` (``(B, f * hop)``) gives the noise of the pushed frames; by default it is drawn from the model's
     prior with ``generator`` at the settings' temperature and truncation (a
     :class:`~waveflow_py.inference.core.NoiseStream`: for one stream, the same noise as offline
@@ -63,8 +65,10 @@ class StreamingSynthesizer:
         chunk_frames: frames synthesised per step.
         context_frames: frames of context on each side (default: the receptive field, exact).
         sampling, temperature: the sampling settings, resolved as in
-            :func:`~waveflow_py.inference.synthesis.synthesize` (``None``: the model's); its
-            ``mel_projection`` is not applied to a stream (a warning says so).
+            :func:`~waveflow_py.inference.synthesis.synthesize` (``None``: the model's); with a
+            ``mel_projection`` the audio is projected as it streams
+            (:class:`~waveflow_py.inference.projection.ProjectionStream`: equal to offline, returned about
+            ``n_fft`` samples later).
         generator: the noise's generator, when ``z`` is not pushed.
         dtype, cached: as in :func:`~waveflow_py.inference.synthesis.synthesize`.
     """
@@ -103,12 +107,9 @@ class StreamingSynthesizer:
             )
         base = sampling_of(model) if sampling is None else sampling
         self.sampling = check_for_model(resolve_sampling(base, temperature=temperature), model.config)
+        self._projection: ProjectionStream | None = None  # the mel projection, streamed (lags ~n_fft samples)
         if self.sampling.mel_projection is not None:
-            log.warning(
-                "streaming does not apply the mel projection (mel_projection %g): the stream is the flow's "
-                "sample, not what vocode() returns for the same noise",
-                self.sampling.mel_projection,
-            )
+            self._projection = ProjectionStream(model.config.mel, self.sampling.mel_projection)
         self.generator, self.dtype, self.cached = generator, dtype, cached
         self.reset()
 
@@ -121,6 +122,8 @@ class StreamingSynthesizer:
         self._start = 0
         self._received = 0
         self._emitted = 0
+        if self._projection is not None:
+            self._projection.reset()
 
     @property
     def buffered_frames(self) -> int:
@@ -151,7 +154,8 @@ class StreamingSynthesizer:
         out = []
         while self._received - self._emitted - self.context_frames >= self.chunk_frames:
             out.append(self._emit(self.chunk_frames))
-        return self._join(out)
+        audio = self._join(out)
+        return audio if self._projection is None else self._projection.push(audio, mel)
 
     def flush(self) -> Tensor:
         """Synthesise every remaining frame (the input has ended); the stream is then reset."""
@@ -159,6 +163,8 @@ class StreamingSynthesizer:
         while self._emitted < self._received:
             out.append(self._emit(min(self.chunk_frames, self._received - self._emitted)))
         audio = self._join(out)
+        if self._projection is not None:
+            audio = self._projection.flush(audio)
         self.reset()
         return audio
 

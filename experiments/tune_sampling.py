@@ -11,14 +11,16 @@ The grid: temperature x noise truncation x excitation level (``excitation_rms``,
 for a release with the pitch prior, its strength (``pitch_strength``: the pitch stage has no weights, so
 it is a sampling setting, ``SamplingConfig.pitch_strength``: one model for every value; the likelihood
 ``waveflow eval`` reports stays the one of the strength the model was built with), and the strength of the
-mel projection (``mel_projection``, a post-filter on the sample: ``--mel-projections 1.0 none``).
+mel projection (``mel_projection``, a post-filter on the sample: ``--mel-projections 1.0 none``) and its
+Griffin-Lim iterations (``projection_iters``: ``--projection-iters 0 16``).
 For each setting every clip is vocoded through the one sampler (``inference.synthesize``, noise seed
 ``seed + clip index``, the same for every setting) and scored against its reference: MR-STFT, log-mel
 L1, peak |sample| and (unless ``--fast``) V/UV F1 and F0 RMSE.
 
-The setting with the lowest mean MR-STFT is chosen (ties: log-mel L1), among those that keep their
-loudest sample within ``--max-peak`` (e.g. 1.0: nothing clips in a 16-bit file) and their V/UV F1 at
-``--min-vuv-f1`` or above (e.g. Griffin-Lim's on the same clips), when given. ``--write`` stores it in
+The setting with the lowest mean MR-STFT is chosen (ties: log-mel L1; ``--select log_mel_l1`` the other
+way round), among those that keep their loudest sample within ``--max-peak`` (e.g. 1.0: nothing clips in
+a 16-bit file), their V/UV F1 at ``--min-vuv-f1`` or above (e.g. Griffin-Lim's on the same clips) and
+their gross pitch error at ``--max-gpe`` or below, when given. ``--write`` stores it in
 the release (config.json and weights rewritten atomically by ``save_release``; the weights are
 unchanged). Truncation (``StandardNormal.truncation``) squeezes the same noise draws into the normal
 truncated to +-C standard deviations, at unit variance; the excitation RMS
@@ -27,8 +29,8 @@ turns either off.
 
     python experiments/tune_sampling.py RELEASE --data ../shared/data/librispeech-mini/metadata.csv \\
         --split dev --max-clips 12 --temperatures 0.98 1.0 1.02 --excitation-rms none 1.0 \\
-        --pitch-strengths 1.0 1.25 1.5 [--mel-projections none 1.0] [--max-peak 1.0] [--min-vuv-f1 0.84] \\
-        [--write]
+        --pitch-strengths 1.0 1.25 1.5 [--mel-projections none 1.0] [--projection-iters 0 16] \\
+        [--max-peak 1.0] [--min-vuv-f1 0.84] [--max-gpe 0.011] [--select mrstft|log_mel_l1] [--write]
 """
 
 from __future__ import annotations
@@ -95,18 +97,27 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help="mel projection strengths to try, in [0, 1], or 'none' (default: the release's)",
     )
+    ap.add_argument(
+        "--projection-iters",
+        nargs="+",
+        default=[KEEP],
+        metavar="N",
+        help="Griffin-Lim iterations after the mel projection to try (default: the release's)",
+    )
+    ap.add_argument("--max-gpe", type=float, default=None, help="keep settings with a GPE at most this")
+    ap.add_argument("--select", choices=("mrstft", "log_mel_l1"), default="mrstft", help="what to minimise")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action="store_true", help="spectral metrics only (no pitch tracking)")
     ap.add_argument("--write", action="store_true", help="store the chosen settings in the release")
     args = ap.parse_args(argv)
-    if args.fast and args.min_vuv_f1 is not None:
-        ap.error("--min-vuv-f1 needs the pitch metrics: drop --fast")
+    if args.fast and (args.min_vuv_f1 is not None or args.max_gpe is not None):
+        ap.error("--min-vuv-f1 and --max-gpe need the pitch metrics: drop --fast")
 
     from waveflow_py.evaluation.clips import find_clips, read_clip
     from waveflow_py.flows.distributions import check_truncation
     from waveflow_py.inference.core import check_excitation_rms
     from waveflow_py.pretrained import load_release, save_release
-    from waveflow_py.sampling import check_mel_projection
+    from waveflow_py.sampling import check_mel_projection, check_projection_iters
 
     def values(texts: list[str], check: Callable[[str], float | None], flag: str) -> list[float | None]:
         try:
@@ -142,13 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     refs = [read_clip(clip, cfg.sample_rate, args.max_seconds).astype(np.float32) for clip in clips]
 
     rows = []
+    iterations = [KEEP if t == KEEP else check_projection_iters(t) for t in args.projection_iters]
     grid = [
-        (s, t, c, r, p)
+        (s, t, c, r, p, g)
         for s in strengths
         for t in args.temperatures
         for c in truncations
         for r in levels
         for p in projections
+        for g in iterations
     ]
     for point in grid:
         means = _score(base, refs, _settings(base, *point), args.seed, fast=args.fast)
@@ -162,26 +175,32 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
         if (args.max_peak is None or r[1]["peak"] <= args.max_peak)
         and (args.min_vuv_f1 is None or r[1]["vuv_f1"] >= args.min_vuv_f1)
+        and (args.max_gpe is None or r[1]["gpe"] <= args.max_gpe)
     ]
     if not allowed:
-        print("no setting meets --max-peak / --min-vuv-f1: widen the grid")
+        print("no setting meets --max-peak / --min-vuv-f1 / --max-gpe: widen the grid")
         return 1
-    best = min(allowed, key=lambda r: (r[1]["mrstft"], r[1]["log_mel_l1"]))
+    other = "log_mel_l1" if args.select == "mrstft" else "mrstft"
+    best = min(allowed, key=lambda r: (r[1][args.select], r[1][other]))
     print(
-        "\n| pitch strength | temperature | truncation | excitation RMS | mel projection | MR-STFT | "
-        "log-mel L1 | peak | V/UV F1 | F0 RMSE (cents) |\n|---|---|---|---|---|---|---|---|---|---|"
+        "\n| pitch strength | temperature | truncation | excitation RMS | mel projection | iterations "
+        "| MR-STFT | log-mel L1 | peak | V/UV F1 | GPE | F0 RMSE (cents) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for point, m in rows:
-        strength, temp, trunc, level, proj = point
+        strength, temp, trunc, level, proj, iters = point
         mark = " (chosen)" if point == best[0] else ""
         name = "release's" if strength is None else f"{strength:g}"
         print(
             f"| {name}{mark} | {temp:.2f} | {_name(trunc)} | {_name(level)} | {_name(proj)} | "
+            f"{_name(iters)} | "
             f"{m['mrstft']:.4f} | {m['log_mel_l1']:.4f} | {m['peak']:.3f} | {m['vuv_f1']:.3f} | "
-            f"{m['f0_rmse_cents']:.1f} |"
+            f"{m['gpe']:.3f} | {m['f0_rmse_cents']:.1f} |"
         )
     limits = [f"peak <= {args.max_peak:g}"] if args.max_peak is not None else []
     limits += [f"V/UV F1 >= {args.min_vuv_f1:g}"] if args.min_vuv_f1 is not None else []
+    limits += [f"GPE <= {args.max_gpe:g}"] if args.max_gpe is not None else []
+    limits += [f"lowest {args.select}"]
     print(
         f"\nchosen: {_describe(best[0])} ({len(refs)} {args.split} clips of <= {args.max_seconds} s"
         + "".join(f", {lim}" for lim in limits)
@@ -200,6 +219,7 @@ def _settings(
     trunc: float | None,
     level: float | None,
     projection: float | str | None = KEEP,
+    iters: int | str = KEEP,
 ) -> SamplingConfig:
     """One grid point over the release's settings (a strength of ``None`` or a projection of ``KEEP``:
     the release's)."""
@@ -210,6 +230,7 @@ def _settings(
         excitation_rms=level,
         pitch_strength=KEEP if strength is None else strength,
         mel_projection=projection,
+        projection_iters=iters,
     )
 
 
@@ -224,7 +245,7 @@ def _score(
 
     cfg = model.config.mel
     front = MelSpectrogram(cfg)
-    keys = ("mrstft", "log_mel_l1", "peak", "vuv_f1", "f0_rmse_cents")
+    keys = ("mrstft", "log_mel_l1", "peak", "vuv_f1", "gpe", "f0_rmse_cents")
     scores: dict[str, list[float]] = {k: [] for k in keys}
     for i, ref in enumerate(refs):
         with torch.no_grad():
@@ -238,6 +259,7 @@ def _score(
         if not fast:
             p = pitch_metrics(ref, deg, cfg.sample_rate)
             scores["vuv_f1"].append(p["vuv_f1"])
+            scores["gpe"].append(p["gpe"])
             scores["f0_rmse_cents"].append(p["f0_rmse_cents"])
     means = {k: float(np.nanmean(v)) if v else math.nan for k, v in scores.items()}
     means["peak"] = max(scores["peak"])  # the loudest sample of any clip
@@ -245,9 +267,10 @@ def _score(
 
 
 def _describe(setting: tuple) -> str:
-    strength, temp, trunc, level, projection = setting
+    strength, temp, trunc, level, projection, iters = setting
     out = f"temperature {temp:.2f}, truncation {_name(trunc)}, excitation RMS {_name(level)}"
     out = out if projection == KEEP else f"{out}, mel projection {_name(projection)}"
+    out = out if iters == KEEP else f"{out}, {iters} Griffin-Lim iterations"
     return out if strength is None else f"pitch strength {strength:g}, {out}"
 
 

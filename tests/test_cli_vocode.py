@@ -138,6 +138,7 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
         "excitation_rms": None,
         "pitch_strength": None,
         "mel_projection": None,
+        "projection_iters": 0,
     }
     main(["info", str(release)])
     text = capsys.readouterr().out

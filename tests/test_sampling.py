@@ -281,6 +281,7 @@ def test_cli_reports_an_inert_setting_once_and_usage_errors_exit_2_once(
         ("--pitch-strength", "-1", "expected a finite number >= 0 or 'model'"),
         ("--temperature", "nan", "expected a finite number >= 0"),
         ("--mel-projection", "1.5", "expected a strength in [0, 1]"),
+        ("--projection-iters", "2.5", "expected a whole number in [0, 256]"),
     ):
         with pytest.raises(SystemExit) as e:
             main([*argv, "-o", str(tmp_path / "never"), flag, bad])
@@ -299,6 +300,7 @@ def test_info_shows_the_resolved_settings(capsys: pytest.CaptureFixture[str]) ->
         "excitation_rms": 1.0,
         "pitch_strength": 1.5,
         "mel_projection": None,
+        "projection_iters": 0,
     }
     assert data["sampling_source"]["pitch_strength"] == "model: source_filter.pitch_strength"
     assert data["sampling_source"]["truncation"] == "library default"

@@ -12,7 +12,9 @@ How a flow vocoder turns noise into audio is set by a few numbers that are not w
 * ``mel_projection``: the strength in [0, 1] of the mel projection, a post-filter that moves the output's
   STFT magnitude onto the one the mel describes and keeps its phase
   (:func:`~waveflow_py.inference.projection.project_to_mel`; centred mels only; ``None`` or 0: off). It
-  acts on the sample, after the flow: ``log_prob`` and the training objective never see it.
+  acts on the sample, after the flow: ``log_prob`` and the training objective never see it;
+* ``projection_iters``: Griffin-Lim iterations after the mel projection, started from the sample's phase
+  (0: none; inert without ``mel_projection``).
 
 :class:`SamplingConfig` holds them, validated by :meth:`SamplingConfig.__post_init__` (the one validator;
 every reader of a temperature, truncation, level or strength goes through it). The one rule,
@@ -46,6 +48,8 @@ __all__ = [
     "inert_settings",
     "describe_sampling",
     "check_mel_projection",
+    "check_projection_iters",
+    "MAX_PROJECTION_ITERS",
 ]
 
 # Flow vocoders are trained with the prior N(0, sigma^2) and synthesise speech from a narrower one:
@@ -57,7 +61,14 @@ DEFAULT_TEMPERATURE = 0.6
 # the CLI and in the keyword arguments of Vocoder / EvalModel
 KEEP = "release"
 
-FIELDS = ("temperature", "truncation", "excitation_rms", "pitch_strength", "mel_projection")
+FIELDS = (
+    "temperature",
+    "truncation",
+    "excitation_rms",
+    "pitch_strength",
+    "mel_projection",
+    "projection_iters",
+)
 
 
 def _check_strength(value: Any) -> float | None:
@@ -87,6 +98,27 @@ def check_mel_projection(value: Any) -> float | None:
     return v or None
 
 
+# Griffin-Lim iterations a projection may ask for (each costs two STFTs of the output and widens the
+# streaming lag by n_fft samples)
+MAX_PROJECTION_ITERS = 256
+
+
+def check_projection_iters(value: Any) -> int:
+    """``projection_iters``: a whole number in [0, :data:`MAX_PROJECTION_ITERS`] (``None``: 0)."""
+    if value is None:
+        return 0
+    try:
+        v = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (0 <= v <= MAX_PROJECTION_ITERS and v == int(v)):
+        raise ValueError(
+            f"projection_iters: expected a whole number in [0, {MAX_PROJECTION_ITERS}] (0: none), "
+            f"got {value!r}"
+        )
+    return int(v)
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """The sampling settings (module docstring). Frozen: change one with :func:`resolve_sampling` or
@@ -98,6 +130,7 @@ class SamplingConfig:
     excitation_rms: float | None = None
     pitch_strength: float | None = None
     mel_projection: float | None = None
+    projection_iters: int = 0
 
     def __post_init__(self) -> None:
         checked = {
@@ -106,6 +139,7 @@ class SamplingConfig:
             "excitation_rms": check_positive(self.excitation_rms, "excitation_rms"),
             "pitch_strength": _check_strength(self.pitch_strength),
             "mel_projection": check_mel_projection(self.mel_projection),
+            "projection_iters": check_projection_iters(self.projection_iters),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -207,6 +241,8 @@ def inert_settings(sampling: SamplingConfig) -> list[str]:
     out = []
     if sampling.temperature == 0 and sampling.truncation is not None:
         out.append(f"truncation {sampling.truncation:g} has no effect at temperature 0 (the noise is zero)")
+    if sampling.projection_iters and sampling.mel_projection is None:
+        out.append(f"projection_iters {sampling.projection_iters} has no effect without mel_projection")
     return out
 
 

@@ -71,6 +71,8 @@ class Vocoder:
         mel_projection: strength in [0, 1] of the mel projection post-filter (the output's STFT magnitude
             moved onto the mel's, its phase kept: :mod:`waveflow_py.inference.projection`;
             ``"release"``: as ``sampling``; ``None`` or 0: off).
+        projection_iters: Griffin-Lim iterations after the mel projection, from the sample's phase
+            (``"release"``: as ``sampling``; 0: none).
         compute_dtype: dtype of the networks during synthesis (``"auto"``: bfloat16 where it was measured
             faster than float32 for this model on this machine and its audio within tolerance, else
             float32, see :func:`waveflow_py.inference.precision.choose_dtype`; ``None``: the parameters'
@@ -91,6 +93,7 @@ class Vocoder:
         excitation_rms: float | str | None = KEEP,
         pitch_strength: float | str | None = KEEP,
         mel_projection: float | str | None = KEEP,
+        projection_iters: int | str | None = KEEP,
         compute_dtype: torch.dtype | str | None = None,
         max_frames: int | None = DEFAULT_MAX_FRAMES,
     ) -> None:
@@ -104,6 +107,7 @@ class Vocoder:
             excitation_rms=excitation_rms,
             pitch_strength=pitch_strength,
             mel_projection=mel_projection,
+            projection_iters=projection_iters,
         )
         explicit = sampling is not None or temperature is not None
         envelope = source_filter_of(getattr(model, "config", None)).envelope != "none"
@@ -136,6 +140,7 @@ class Vocoder:
         excitation_rms: float | str | None = KEEP,
         pitch_strength: float | str | None = KEEP,
         mel_projection: float | str | None = KEEP,
+        projection_iters: int | str | None = KEEP,
     ) -> Vocoder:
         """Load a release by bundled name or directory (``None``: the default bundled release).
 
@@ -144,7 +149,8 @@ class Vocoder:
         (measured once, cached: :func:`waveflow_py.inference.precision.choose_dtype`), else float32;
         ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
         stay float32 (``"float64"`` moves them to float64). ``sampling`` and the single settings
-        ``temperature``, ``truncation``, ``excitation_rms``, ``pitch_strength``, ``mel_projection`` override
+        ``temperature``, ``truncation``, ``excitation_rms``, ``pitch_strength``, ``mel_projection``,
+        ``projection_iters`` override
         the release's
         (see :class:`Vocoder`).
         """
@@ -164,6 +170,7 @@ class Vocoder:
             excitation_rms=excitation_rms,
             pitch_strength=pitch_strength,
             mel_projection=mel_projection,
+            projection_iters=projection_iters,
             compute_dtype=compute,
         )
         logger.info("compute dtype %s (%s)", vocoder.compute_dtype or vocoder.dtype, vocoder.dtype_reason)

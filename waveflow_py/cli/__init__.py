@@ -148,13 +148,25 @@ def _projection(text: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"expected a strength in [0, 1] or 'none', got {text!r}") from None
 
 
+def _iters(text: str) -> int | str:
+    """``--projection-iters`` values: a whole number >= 0, or ``release``."""
+    from waveflow_py.sampling import check_projection_iters
+
+    if text.strip().lower() == "release":
+        return "release"
+    try:
+        return check_projection_iters(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
+
+
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     """The sampling settings (:class:`waveflow_py.sampling.SamplingConfig`), checked at parse time (a usage
     error, reported once): ``--temperature T`` into ``args.temperature`` (``None``: the release's, else
     the library default :data:`waveflow_py.sampling.DEFAULT_TEMPERATURE`), ``--truncation C|none``,
-    ``--excitation-rms R|none``, ``--pitch-strength S|model`` and ``--mel-projection S|none`` into
-    ``args.truncation``, ``args.excitation_rms``, ``args.pitch_strength`` and ``args.mel_projection``
-    (``"release"`` when not given: the release's)."""
+    ``--excitation-rms R|none``, ``--pitch-strength S|model``, ``--mel-projection S|none`` and
+    ``--projection-iters N`` into ``args.truncation``, ``args.excitation_rms``, ``args.pitch_strength``,
+    ``args.mel_projection`` and ``args.projection_iters`` (``"release"`` when not given: the release's)."""
     parser.add_argument(
         "--temperature",
         type=_temperature,
@@ -193,6 +205,14 @@ def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="strength in [0, 1] of the mel projection post-filter: the output's STFT magnitude moved onto "
         "the mel's, its phase kept ('none' or 0: off; default: the release's)",
+    )
+    parser.add_argument(
+        "--projection-iters",
+        type=_iters,
+        default="release",
+        metavar="N",
+        help="Griffin-Lim iterations after the mel projection, started from the sample's phase (0: none; "
+        "default: the release's)",
     )
 
 

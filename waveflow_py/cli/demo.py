@@ -113,6 +113,7 @@ def _vocoder(args: argparse.Namespace, out: Path, name: str | None) -> tuple[Any
         excitation_rms=args.excitation_rms,
         pitch_strength=args.pitch_strength,
         mel_projection=args.mel_projection,
+        projection_iters=args.projection_iters,
     )
     return vocoder, bool(vocoder.info is not None and vocoder.info.is_untrained)
 

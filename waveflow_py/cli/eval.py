@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         excitation_rms=args.excitation_rms,
         pitch_strength=args.pitch_strength,
         mel_projection=args.mel_projection,
+        projection_iters=args.projection_iters,
     )
     summ = summaries(result)
     if result.clips:

@@ -94,6 +94,11 @@ def _print_sampling(data: dict[str, Any]) -> None:
     print(
         "projection:  "
         + ("off (the flow's sample)" if projection is None else f"mel projection, strength {projection:g}")
+        + (
+            f", then {data['sampling'].get('projection_iters')} Griffin-Lim iterations"
+            if data["sampling"].get("projection_iters")
+            else ""
+        )
         + f" ({src.get('mel_projection', 'library default')})"
     )
     for line in data["sampling_inert"]:

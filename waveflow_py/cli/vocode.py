@@ -327,6 +327,7 @@ def _vocoder(args: argparse.Namespace) -> Any:
         excitation_rms=args.excitation_rms,
         pitch_strength=args.pitch_strength,
         mel_projection=args.mel_projection,
+        projection_iters=args.projection_iters,
     )
 
 

@@ -208,4 +208,8 @@ def _sampling(model: dict[str, Any]) -> str:
     out = "untruncated noise" if c is None else f"noise truncated to +-{c:g} standard deviations"
     out = out if rms is None else f"{out}, excitation frames set to RMS {rms:g}"
     out = out if strength is None else f"{out}, pitch strength {strength:g}"
-    return out if projection is None else f"{out}, mel projection {projection:g}"
+    if projection is not None:
+        out = f"{out}, mel projection {projection:g}"
+        iters = settings.get("projection_iters") or 0
+        out = f"{out} and {iters} Griffin-Lim iterations" if iters else out
+    return out

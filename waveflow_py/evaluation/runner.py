@@ -225,12 +225,14 @@ def evaluate(
     excitation_rms: float | str | None = KEEP,
     pitch_strength: float | str | None = KEEP,
     mel_projection: float | str | None = KEEP,
+    projection_iters: int | str | None = KEEP,
 ) -> EvalResult:
     """Evaluate ``model`` (an :class:`EvalModel`, or a release name/directory) on ``data``.
 
     ``temperature`` overrides the model's sampling temperature; ``truncation``, ``excitation_rms``,
-    ``pitch_strength`` and ``mel_projection`` (a release name/directory only) its other sampling settings,
-    as in :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the release's).
+    ``pitch_strength``, ``mel_projection`` and ``projection_iters`` (a release name/directory only) its
+    other sampling settings, as in :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the
+    release's).
 
     ``data`` is a metadata.csv or a directory (:func:`find_clips`; ``split`` filters it, ``max_clips``
     keeps the first N). When ``out_dir`` is given, writes ``report.md``, ``metrics.json`` and the
@@ -245,14 +247,16 @@ def evaluate(
             excitation_rms=excitation_rms,
             pitch_strength=pitch_strength,
             mel_projection=mel_projection,
+            projection_iters=projection_iters,
         )
     elif not all(
-        isinstance(v, str) and v == KEEP for v in (truncation, excitation_rms, pitch_strength, mel_projection)
+        isinstance(v, str) and v == KEEP
+        for v in (truncation, excitation_rms, pitch_strength, mel_projection, projection_iters)
     ):
         raise ValueError(
-            "truncation, excitation_rms, pitch_strength, mel_projection: apply to a release name/directory; "
-            "give an "
-            "EvalModel its settings with EvalModel.from_model(..., sampling=SamplingConfig(...))"
+            "truncation, excitation_rms, pitch_strength, mel_projection, projection_iters: apply to a "
+            "release name/directory; give an EvalModel its settings with "
+            "EvalModel.from_model(..., sampling=SamplingConfig(...))"
         )
     clips = find_clips(data, split=split, max_clips=max_clips)
     desc = f"{data}" + (f" (split {split})" if split else "")

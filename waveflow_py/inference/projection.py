@@ -16,9 +16,14 @@ phase and moves its magnitude onto the mel's:
    sample's phase); frames past the mel's last one and bins no mel filter covers (e.g. DC) unchanged;
 4. the inverse STFT (overlap-add), trimmed to the input's length.
 
-It is one pass (no Griffin-Lim iterations: they would replace the model's phase with a consistent but
-pitch-blind one), deterministic given the sample, and not part of the flow: ``log_prob`` and the training
-objective are those of the sample before it. Only centred mels (``padding="center"``) are supported: the
+5. optionally ``iters`` Griffin-Lim iterations on that magnitude started from the sample's phase (fast
+   Griffin-Lim, Perraudin, Balazs & Sondergaard 2013, momentum 0.99): the overlap-add of step 4 changes
+   the magnitudes each frame was given, the iterations make phase and magnitude consistent. Started from
+   the model's phase rather than a random one, they keep most of its pitch and voicing
+   (docs/quality-per-compute.md, section 15).
+
+It is deterministic given the sample and not part of the flow: ``log_prob`` and the training objective
+are those of the sample before it. Only centred mels (``padding="center"``) are supported: the
 inverse STFT needs the centred frames' overlap-add.
 
 Shapes: audio ``(B, T)``, log-mel ``(B, n_mels, F)`` in the model's convention; returns ``(B, T)``.
@@ -30,12 +35,13 @@ import torch
 from torch import Tensor
 
 from waveflow_py.config import MelConfig
-from waveflow_py.sampling import check_mel_projection
+from waveflow_py.sampling import check_mel_projection, check_projection_iters
 
 __all__ = [
     "project_to_mel",
     "mel_magnitude",
     "ProjectionStream",
+    "projection_margin",
     "MEL_PROJECTION_NNLS_ITERS",
     "DEFAULT_CHUNK_FRAMES",
 ]
@@ -45,10 +51,11 @@ __all__ = [
 MEL_PROJECTION_NNLS_ITERS = 32
 _FRAMES_PER_STEP = 2048  # frames per NNLS step (bounds memory on long inputs)
 DEFAULT_CHUNK_FRAMES = 1024  # frames per pass of the projection (long inputs)
+_MOMENTUM = 0.99  # fast Griffin-Lim's (librosa's default)
 
 
-def _window(cfg: MelConfig, device: torch.device) -> Tensor:
-    window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64, device=device)
+def _window(cfg: MelConfig, device: torch.device, dtype: torch.dtype = torch.float64) -> Tensor:
+    window = torch.hann_window(cfg.win_length, periodic=True, dtype=dtype, device=device)
     left = (cfg.n_fft - cfg.win_length) // 2
     return torch.nn.functional.pad(window, (left, cfg.n_fft - cfg.win_length - left))
 
@@ -82,12 +89,15 @@ def project_to_mel(
     strength: float | None = 1.0,
     nnls_iters: int = MEL_PROJECTION_NNLS_ITERS,
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    iters: int = 0,
 ) -> Tensor:
     """``audio (B, T)`` with its STFT magnitude moved onto the mel's by ``strength`` (module docstring);
     same shape, dtype and device. ``logmel (B, n_mels, F)``: the mel the audio was synthesised from
-    (frame ``f`` centred on sample ``f * hop``). Long inputs are processed ``chunk_frames`` frames at a
-    time with an ``n_fft`` margin on both sides (bounded memory; equal to one pass up to rounding)."""
+    (frame ``f`` centred on sample ``f * hop``); ``iters``: Griffin-Lim iterations after the projection.
+    Long inputs are processed ``chunk_frames`` frames at a time with a margin of ``(iters + 1) * n_fft``
+    samples on both sides (bounded memory; equal to one pass up to rounding)."""
     s = check_mel_projection(strength)
+    iters = check_projection_iters(iters)
     if audio.dim() != 2 or logmel.dim() != 3 or audio.shape[0] != logmel.shape[0]:
         raise ValueError(
             f"project_to_mel: expected audio (B, T) and log-mel (B, n_mels, F), got {tuple(audio.shape)} "
@@ -103,33 +113,53 @@ def project_to_mel(
     if not s or t <= cfg.n_fft // 2:
         return audio
     step = chunk_frames * hop
-    margin = -(-cfg.n_fft // hop) * hop  # whole frames, >= n_fft: every frame an output sample sees
+    margin = projection_margin(cfg, iters)
     if t <= step + 2 * margin:
-        return _project(audio, logmel, cfg, s, nnls_iters, 0).to(audio.dtype)
+        return _project(audio, logmel, cfg, s, nnls_iters, 0, iters).to(audio.dtype)
     parts = []
     for lo in range(0, t, step):
         a, b = max(lo - margin, 0), min(lo + step + margin, t)
-        out = _project(audio[:, a:b], logmel, cfg, s, nnls_iters, a // hop)
+        out = _project(audio[:, a:b], logmel, cfg, s, nnls_iters, a // hop, iters)
         parts.append(out[:, lo - a : min(lo + step, t) - a])
     return torch.cat(parts, dim=1).to(audio.dtype)
 
 
-def _project(audio: Tensor, logmel: Tensor, cfg: MelConfig, s: float, nnls_iters: int, first: int) -> Tensor:
+def projection_margin(cfg: MelConfig, iters: int = 0) -> int:
+    """Samples either side of a piece that its projection reads: ``n_fft`` (whole hops) per pass, the
+    projection's and each Griffin-Lim iteration's (each widens what a sample depends on by a frame)."""
+    return -(-cfg.n_fft // cfg.hop_length) * cfg.hop_length * (iters + 1)
+
+
+def _project(
+    audio: Tensor, logmel: Tensor, cfg: MelConfig, s: float, nnls_iters: int, first: int, iters: int = 0
+) -> Tensor:
     """One pass over ``audio``, whose sample 0 is the signal's sample ``first * hop`` (its frames are the
-    mel's frames ``first, first + 1, ...``)."""
-    window = _window(cfg, audio.device)
+    mel's frames ``first, first + 1, ...``), then ``iters`` Griffin-Lim iterations."""
+    work = torch.float64 if audio.dtype == torch.float64 else torch.float32  # float32: half the time
+    window = _window(cfg, audio.device, work)
     stft_kw = {"n_fft": cfg.n_fft, "hop_length": cfg.hop_length, "window": window, "center": True}
-    y = torch.stft(audio.double(), pad_mode=cfg.pad_mode, return_complex=True, **stft_kw)
+    y = torch.stft(audio.to(work), pad_mode=cfg.pad_mode, return_complex=True, **stft_kw)
+    length = audio.shape[1]
     frames = max(0, min(y.shape[-1], logmel.shape[-1] - first))
     mag = y.abs()
     gain = torch.ones_like(mag)
     if frames:
-        target = mel_magnitude(logmel[..., first : first + frames].double(), cfg, nnls_iters)
+        target = mel_magnitude(logmel[..., first : first + frames].double(), cfg, nnls_iters).to(work)
         head = mag[..., :frames]
         new = target if s == 1.0 else head.pow(1.0 - s) * target.pow(s)
-        gain[..., :frames] = torch.where(head > 0, new / head.clamp_min(1e-300), torch.zeros_like(head))
+        tiny = torch.finfo(work).tiny
+        gain[..., :frames] = torch.where(head > 0, new / head.clamp_min(tiny), torch.zeros_like(head))
         gain[:, ~_seen_bins(cfg, audio.device)] = 1.0  # bins no mel filter covers: the mel says nothing
-    return torch.istft(y * gain, length=audio.shape[1], **stft_kw)
+    spec, prev = y * gain, None
+    if iters:
+        target = mag * gain  # the magnitude every iteration keeps
+        for _ in range(iters):
+            again = torch.istft(spec, length=length, **stft_kw)
+            z = torch.stft(again, pad_mode=cfg.pad_mode, return_complex=True, **stft_kw)
+            unit = z / z.abs().clamp_min(1e-12)
+            step = unit if prev is None else unit - (_MOMENTUM / (1 + _MOMENTUM)) * prev
+            prev, spec = unit, target * step / step.abs().clamp_min(1e-12)
+    return torch.istft(spec, length=length, **stft_kw)
 
 
 class ProjectionStream:
@@ -138,20 +168,24 @@ class ProjectionStream:
     ``push(audio (B, n), mel (B, n_mels, f) or None)`` appends samples and mel frames (both counted from the
     signal's start) and returns the projected samples that are final: those whose frames are whole and
     whose neighbours' edge effects lie in the buffer, so the output lags the input by ``margin`` samples
-    (``n_fft`` rounded up to whole hops) and more until the mel has arrived; ``flush(audio)`` appends the last
+    (:func:`projection_margin`: ``n_fft`` in whole hops, times ``iters + 1``) and more until the mel has
+    arrived; ``flush(audio)`` appends the last
     samples and returns the rest (the signal has ended: its true edge is padded as in one pass). Each
     emitted piece is projected from its samples with ``margin`` on both sides, the chunked form of
     :func:`project_to_mel`. Samples and frames older than the margin are dropped (bounded memory).
     """
 
-    def __init__(self, cfg: MelConfig, strength: float, nnls_iters: int = MEL_PROJECTION_NNLS_ITERS) -> None:
+    def __init__(
+        self, cfg: MelConfig, strength: float, nnls_iters: int = MEL_PROJECTION_NNLS_ITERS, iters: int = 0
+    ) -> None:
         if cfg.padding != "center":
             raise ValueError(
                 f"mel_projection: needs centred mel frames (padding 'center'), this mel has {cfg.padding!r}"
             )
         self.cfg, self.nnls_iters = cfg, nnls_iters
         self.strength = check_mel_projection(strength)
-        self.margin = -(-cfg.n_fft // cfg.hop_length) * cfg.hop_length
+        self.iters = check_projection_iters(iters)
+        self.margin = projection_margin(cfg, self.iters)
         self.reset()
 
     def reset(self) -> None:
@@ -199,7 +233,8 @@ class ProjectionStream:
         mel = self._mel if self._mel is not None else torch.zeros(seg.shape[0], self.cfg.n_mels, 0)
         first = lo // hop - self._m0
         if self.strength and seg.shape[1] > self.cfg.n_fft // 2:
-            out = _project(seg, mel[..., first:], self.cfg, self.strength, self.nnls_iters, 0).to(seg.dtype)
+            out = _project(seg, mel[..., first:], self.cfg, self.strength, self.nnls_iters, 0, self.iters)
+            out = out.to(seg.dtype)
         else:
             out = seg
         piece = out[:, self._done - lo : end - lo]

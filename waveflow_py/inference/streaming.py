@@ -109,7 +109,8 @@ class StreamingSynthesizer:
         self.sampling = check_for_model(resolve_sampling(base, temperature=temperature), model.config)
         self._projection: ProjectionStream | None = None  # the mel projection, streamed (lags ~n_fft samples)
         if self.sampling.mel_projection is not None:
-            self._projection = ProjectionStream(model.config.mel, self.sampling.mel_projection)
+            strength, iters = self.sampling.mel_projection, self.sampling.projection_iters
+            self._projection = ProjectionStream(model.config.mel, strength, iters=iters)
         self.generator, self.dtype, self.cached = generator, dtype, cached
         self.reset()
 

@@ -197,7 +197,11 @@ def _mel_projection(
     for i, f in enumerate(frames.tolist()):
         n = f * int(model.hop_length)
         out[i, :n] = project_to_mel(
-            audio[i : i + 1, :n], mel[i : i + 1, :, :f].float(), cfg, sampling.mel_projection
+            audio[i : i + 1, :n],
+            mel[i : i + 1, :, :f].float(),
+            cfg,
+            sampling.mel_projection,
+            iters=sampling.projection_iters,
         )[0]
     return out
 

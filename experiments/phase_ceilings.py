@@ -19,8 +19,8 @@ vocoder. Voiced frames are pYIN's (the evaluation's tracker) on the reference.
 * ``noise through LPC-16``: unit-variance noise through the mel's LPC envelope (the fixed stages alone);
 * ``--model NAME``: a release, sampled at its own settings with the mel projection off (noise seed = clip
   index), and the same sample given the mel's magnitude with its own phase kept (``NAME phase, mel |X|``:
-  the mel projection, :mod:`waveflow_py.inference.projection`), then ``--gl-iters`` Griffin-Lim iterations
-  started from that phase (fast Griffin-Lim, momentum 0.99, on the mel's magnitude).
+  the mel projection, :mod:`waveflow_py.inference.projection`), and with ``--gl-iters`` Griffin-Lim
+  iterations started from that phase (the projection's ``iters``: fast Griffin-Lim on the mel's magnitude).
 
 An ISTFT of a modified STFT is not consistent: its own STFT differs from what went in, which is the gap
 between a row's magnitude and what the metrics see (and what Griffin-Lim's iterations close).
@@ -48,7 +48,7 @@ from waveflow_py.evaluation import compute_metrics
 from waveflow_py.evaluation.baselines import envelope_noise, griffin_lim, mel_to_linear
 from waveflow_py.evaluation.clips import find_clips, read_clip
 from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack, track_pitch
-from waveflow_py.inference.projection import mel_magnitude, project_to_mel
+from waveflow_py.inference.projection import project_to_mel
 
 KEYS = ("mrstft", "mrstft_unseen", "log_mel_l1", "pesq_wb", "stoi", "vuv_f1", "gpe")
 
@@ -118,30 +118,6 @@ def oracle_signals(
     }
 
 
-def griffin_lim_from(
-    audio: np.ndarray, mel: torch.Tensor, mel_cfg: Any, iters: int, momentum: float = 0.99
-) -> np.ndarray:
-    """``iters`` fast Griffin-Lim iterations on the mel's magnitude (the projection's), started from the
-    phase of ``audio (T,)`` (every bin and frame the mel has; the projection keeps the others)."""
-    n_fft, hop = mel_cfg.n_fft, mel_cfg.hop_length
-    window = torch.hann_window(mel_cfg.win_length, dtype=torch.float64)
-    kw = {"n_fft": n_fft, "hop_length": hop, "window": window, "center": True}
-    y = torch.stft(torch.from_numpy(audio).double(), return_complex=True, **kw)
-    mag = mel_magnitude(mel.double(), mel_cfg)[0]
-    frames = min(y.shape[-1], mag.shape[-1])
-    y, mag = y[:, :frames], mag[:, :frames]
-    phase = y / y.abs().clamp_min(1e-12)
-    prev = None
-    for _ in range(iters):
-        z = torch.stft(torch.istft(mag * phase, length=audio.size, **kw), return_complex=True, **kw)[
-            :, :frames
-        ]
-        unit = z / z.abs().clamp_min(1e-12)
-        step = unit if prev is None else unit - (momentum / (1 + momentum)) * prev
-        prev, phase = unit, step / step.abs().clamp_min(1e-12)
-    return torch.istft(mag * phase, length=audio.size, **kw).float().numpy()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data", type=Path)
@@ -149,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--preset", default="16k")
     p.add_argument("--model", action="append", default=[], help="a release to score beside (repeatable)")
-    p.add_argument("--gl-iters", type=int, nargs="*", default=[16, 60], help="for --model rows")
+    p.add_argument("--gl-iters", type=int, nargs="*", default=[4, 16, 60], help="for --model rows")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -159,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.model:
         from waveflow_py import Vocoder
 
-        voc = Vocoder.from_pretrained(name, mel_projection=None)
+        voc = Vocoder.from_pretrained(name, mel_projection=None, projection_iters=0)
         if voc.mel_config != mel_cfg:
             print(f"phase_ceilings: {name}'s mel settings differ from preset {args.preset}", file=sys.stderr)
             return 2
@@ -181,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
             gen = torch.Generator().manual_seed(1000 + i)
             out = voc.vocode(mel_t, generator=gen)[0, : ref.size].cpu().numpy()
             signals[name] = out
-            projected = project_to_mel(torch.from_numpy(out)[None], mel_t, mel_cfg, 1.0)[0].numpy()
-            signals[f"{name} phase, mel |X| (the mel projection)"] = projected
-            for iters in args.gl_iters:
-                label = f"{name} phase, mel |X|, then Griffin-Lim {iters} it."
-                signals[label] = griffin_lim_from(out, mel_t, mel_cfg, iters)
+            x = torch.from_numpy(out)[None]
+            for iters in [0, *args.gl_iters]:
+                more = f", then Griffin-Lim {iters} it." if iters else " (the mel projection)"
+                signals[f"{name} phase, mel |X|{more}"] = project_to_mel(x, mel_t, mel_cfg, 1.0, iters=iters)[
+                    0
+                ].numpy()
         tracks = {ref.size: track}
         speakers.append(clip.speaker)
         for name, out in signals.items():

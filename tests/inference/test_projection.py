@@ -116,6 +116,13 @@ def test_griffin_lim_iterations_chunk_stream_and_converge() -> None:
         out.append(stream.push(audio[:, a * hop : b * hop], mel[..., a:b] if b < frames else mel[..., a:]))
     out.append(stream.flush())
     close_to_peak(torch.cat(out, dim=1), one, rel=1e-5)
+    # the iterations keep the sample's phase below lock_hz: locked everywhere, they change nothing
+    close_to_peak(
+        project_to_mel(audio, mel, CFG, 1.0, iters=3, lock_hz=CFG.sample_rate),
+        project_to_mel(audio, mel, CFG, 1.0),
+    )
+    unlocked = project_to_mel(audio, mel, CFG, 1.0, iters=3, lock_hz=0.0)
+    assert float((unlocked - one).abs().max()) > 1e-3 * float(one.abs().max())  # the default lock acts
     # each iteration makes the signal's own magnitude closer to the one it is given
     err = [float((fn(project_to_mel(audio, mel, CFG, 1.0, iters=k)) - mel).abs().mean()) for k in (0, 2, 8)]
     assert err[2] < err[1] < err[0]

@@ -20,7 +20,8 @@ vocoder. Voiced frames are pYIN's (the evaluation's tracker) on the reference.
 * ``--model NAME``: a release, sampled at its own settings with the mel projection off (noise seed = clip
   index), and the same sample given the mel's magnitude with its own phase kept (``NAME phase, mel |X|``:
   the mel projection, :mod:`waveflow_py.inference.projection`), and with ``--gl-iters`` Griffin-Lim
-  iterations started from that phase (the projection's ``iters``: fast Griffin-Lim on the mel's magnitude).
+  iterations started from that phase (the projection's ``iters``: fast Griffin-Lim on the mel's magnitude,
+  the sample's phase kept below ``--lock-hz``).
 
 An ISTFT of a modified STFT is not consistent: its own STFT differs from what went in, which is the gap
 between a row's magnitude and what the metrics see (and what Griffin-Lim's iterations close).
@@ -48,7 +49,7 @@ from waveflow_py.evaluation import compute_metrics
 from waveflow_py.evaluation.baselines import envelope_noise, griffin_lim, mel_to_linear
 from waveflow_py.evaluation.clips import find_clips, read_clip
 from waveflow_py.evaluation.pitch import PitchConfig, PitchTrack, track_pitch
-from waveflow_py.inference.projection import project_to_mel
+from waveflow_py.inference.projection import PHASE_LOCK_HZ, project_to_mel
 
 KEYS = ("mrstft", "mrstft_unseen", "log_mel_l1", "pesq_wb", "stoi", "vuv_f1", "gpe")
 
@@ -126,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="16k")
     p.add_argument("--model", action="append", default=[], help="a release to score beside (repeatable)")
     p.add_argument("--gl-iters", type=int, nargs="*", default=[4, 16, 60], help="for --model rows")
+    p.add_argument(
+        "--lock-hz",
+        type=float,
+        default=PHASE_LOCK_HZ,
+        help="the iterations keep the sample's phase below this",
+    )
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -160,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             x = torch.from_numpy(out)[None]
             for iters in [0, *args.gl_iters]:
                 more = f", then Griffin-Lim {iters} it." if iters else " (the mel projection)"
-                signals[f"{name} phase, mel |X|{more}"] = project_to_mel(x, mel_t, mel_cfg, 1.0, iters=iters)[
-                    0
-                ].numpy()
+                signals[f"{name} phase, mel |X|{more}"] = project_to_mel(
+                    x, mel_t, mel_cfg, 1.0, iters=iters, lock_hz=args.lock_hz
+                )[0].numpy()
         tracks = {ref.size: track}
         speakers.append(clip.speaker)
         for name, out in signals.items():

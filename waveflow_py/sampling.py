@@ -71,14 +71,19 @@ FIELDS = (
 )
 
 
+def _number(value: Any) -> float:
+    """``value`` as a float; NaN for a bool or anything that is not a number (the checks reject NaN)."""
+    try:
+        return math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _check_strength(value: Any) -> float | None:
     """``pitch_strength``: a finite number >= 0 (a bool is not one), or ``None`` (as the model was built)."""
     if value is None:
         return None
-    try:
-        v = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        v = math.nan
+    v = _number(value)
     if not (v >= 0 and math.isfinite(v)):
         raise ValueError(f"pitch_strength: expected a finite number >= 0 or none, got {value!r}")
     return v
@@ -89,10 +94,7 @@ def check_mel_projection(value: Any) -> float | None:
     ``None`` (off)."""
     if value is None:
         return None
-    try:
-        v = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        v = math.nan
+    v = _number(value)
     if not 0.0 <= v <= 1.0:
         raise ValueError(f"mel_projection: expected a strength in [0, 1] or none (0: off), got {value!r}")
     return v or None
@@ -107,10 +109,7 @@ def check_projection_iters(value: Any) -> int:
     """``projection_iters``: a whole number in [0, :data:`MAX_PROJECTION_ITERS`] (``None``: 0)."""
     if value is None:
         return 0
-    try:
-        v = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        v = math.nan
+    v = _number(value)
     if not (0 <= v <= MAX_PROJECTION_ITERS and v == int(v)):
         raise ValueError(
             f"projection_iters: expected a whole number in [0, {MAX_PROJECTION_ITERS}] (0: none), "

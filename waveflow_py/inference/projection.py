@@ -14,8 +14,7 @@ phase and moves its magnitude onto the mel's:
    NNLS multiplicative updates; Griffin-Lim starts from the same kind of magnitude);
 3. ``|Y|^(1 - s) * M^s * Y / |Y|`` for strength ``s`` in [0, 1] (0: off; 1: the mel's magnitude with the
    sample's phase); frames past the mel's last one and bins no mel filter covers (e.g. DC) unchanged;
-4. the inverse STFT (overlap-add), trimmed to the input's length.
-
+4. the inverse STFT (overlap-add), trimmed to the input's length;
 5. optionally ``iters`` Griffin-Lim iterations on that magnitude started from the sample's phase (fast
    Griffin-Lim, Perraudin, Balazs & Sondergaard 2013, momentum 0.99): the overlap-add of step 4 changes
    the magnitudes each frame was given, the iterations make phase and magnitude consistent. Started from
@@ -56,8 +55,8 @@ MEL_PROJECTION_NNLS_ITERS = 32
 _FRAMES_PER_STEP = 2048  # frames per NNLS step (bounds memory on long inputs)
 DEFAULT_CHUNK_FRAMES = 1024  # frames per pass of the projection (long inputs)
 _MOMENTUM = 0.99  # fast Griffin-Lim's (librosa's default)
-# below this the iterations keep the sample's phase: unlocked, 16 iterations doubled the gross pitch error
-# of the lowest dev voice (0.021 -> 0.102) while locked at 600 Hz it stayed (0.021; section 15)
+# below this the iterations keep the sample's phase: unlocked, 16 iterations quadrupled the gross pitch
+# error of the lowest dev voice (0.021 -> 0.090) while locked at 600 Hz it stayed (0.021; section 15)
 PHASE_LOCK_HZ = 600.0
 
 

@@ -53,8 +53,8 @@ class StreamingSynthesizer:
     """Incremental synthesiser for a batch of ``batch`` streams of equal progress.
 
     ``push(mel (B, n_mels, f), z=None) -> audio (B, k * hop)`` for the frames that became final (``k`` a
-    multiple of ``chunk_frames``, maybe 0; with a mel projection, the samples whose projection is final,
-    about ``n_fft`` fewer); ``flush() -> audio`` for the rest at the end of the input.
+    multiple of ``chunk_frames``, maybe 0; with a mel projection, the samples whose projection is final:
+    ``(projection_iters + 1) * n_fft`` fewer); ``flush() -> audio`` for the rest at the end of the input.
     ``z`` (``(B, f * hop)``) gives the noise of the pushed frames; by default it is drawn from the model's
     prior with ``generator`` at the settings' temperature and truncation (a
     :class:`~waveflow_py.inference.core.NoiseStream`: for one stream, the same noise as offline
@@ -67,8 +67,8 @@ class StreamingSynthesizer:
         sampling, temperature: the sampling settings, resolved as in
             :func:`~waveflow_py.inference.synthesis.synthesize` (``None``: the model's); with a
             ``mel_projection`` the audio is projected as it streams
-            (:class:`~waveflow_py.inference.projection.ProjectionStream`: equal to offline, returned about
-            ``n_fft`` samples later).
+            (:class:`~waveflow_py.inference.projection.ProjectionStream`: equal to offline, returned
+            ``(projection_iters + 1) * n_fft`` samples later, in whole hops).
         generator: the noise's generator, when ``z`` is not pushed.
         dtype, cached: as in :func:`~waveflow_py.inference.synthesis.synthesize`.
     """
@@ -107,7 +107,7 @@ class StreamingSynthesizer:
             )
         base = sampling_of(model) if sampling is None else sampling
         self.sampling = check_for_model(resolve_sampling(base, temperature=temperature), model.config)
-        self._projection: ProjectionStream | None = None  # the mel projection, streamed (lags ~n_fft samples)
+        self._projection: ProjectionStream | None = None  # the mel projection, streamed
         if self.sampling.mel_projection is not None:
             strength, iters = self.sampling.mel_projection, self.sampling.projection_iters
             self._projection = ProjectionStream(model.config.mel, strength, iters=iters)

@@ -263,6 +263,15 @@ class Vocoder:
         self._set(self._resolve(mel_projection=value))
 
     @property
+    def projection_iters(self) -> int:
+        """Griffin-Lim iterations after the mel projection (0: none)."""
+        return self._sampling.projection_iters
+
+    @projection_iters.setter
+    def projection_iters(self, value: int | str | None) -> None:
+        self._set(self._resolve(projection_iters=value))
+
+    @property
     def mel_config(self) -> MelConfig:
         """The mel settings the model was trained on."""
         return self.model.config.mel

@@ -177,6 +177,9 @@ def test_a_release_stores_and_applies_it(tmp_path) -> None:
     voc = Vocoder(loaded, info)
     mel = voc.mel(0.1 * torch.randn(1, 30 * model.hop_length, generator=torch.Generator().manual_seed(2)))
     out = voc.vocode(mel, generator=torch.Generator().manual_seed(3))
+    voc.projection_iters = 2
+    assert voc.projection_iters == 2 and voc.sampling.mel_projection == 0.7
+    voc.projection_iters = 0
     voc.mel_projection = "off"
     assert voc.mel_projection is None
     raw = voc.vocode(mel, generator=torch.Generator().manual_seed(3))

@@ -24,7 +24,15 @@ from torch import Tensor, nn
 
 from waveflow_py.config import MelConfig
 
-__all__ = ["MelSpectrogram", "mel_filter_bank", "num_frames", "log_compress", "log_decompress", "pad_amount"]
+__all__ = [
+    "MelSpectrogram",
+    "mel_filter_bank",
+    "analysis_window",
+    "num_frames",
+    "log_compress",
+    "log_decompress",
+    "pad_amount",
+]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 # Longer inputs are computed in chunks of this many frames (bounded memory, same result): 4096 frames
@@ -44,6 +52,14 @@ def mel_filter_bank(cfg: MelConfig) -> np.ndarray:
         norm="slaney" if cfg.mel_norm == "slaney" else None,
         dtype=np.float64,
     )
+
+
+def analysis_window(cfg: MelConfig, dtype: torch.dtype = torch.float64) -> Tensor:
+    """The front end's ``(n_fft,)`` STFT window: a periodic Hann of ``win_length`` zero-padded to ``n_fft``
+    (centred)."""
+    window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
+    left = (cfg.n_fft - cfg.win_length) // 2
+    return nn.functional.pad(window, (left, cfg.n_fft - cfg.win_length - left)).to(dtype)
 
 
 def pad_amount(cfg: MelConfig) -> int:
@@ -119,10 +135,7 @@ class MelSpectrogram(nn.Module):
                 f"n_fft={cfg.n_fft} between {cfg.fmin} and {cfg.fmax} Hz)"
             )
         self.register_buffer("mel_basis", torch.from_numpy(basis).float(), persistent=False)
-        window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
-        left = (cfg.n_fft - cfg.win_length) // 2
-        window = nn.functional.pad(window, (left, cfg.n_fft - cfg.win_length - left))
-        self.register_buffer("window", window.float(), persistent=False)
+        self.register_buffer("window", analysis_window(cfg, torch.float32), persistent=False)
 
     def extra_repr(self) -> str:
         c = self.config

@@ -31,13 +31,17 @@ Shapes: audio ``(B, T)``, log-mel ``(B, n_mels, F)`` in the model's convention; 
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 
 import torch
 from torch import Tensor
 
-from waveflow_py.config import MelConfig
+from waveflow_py.audio.mel import analysis_window, mel_filter_bank
+from waveflow_py.config import MelConfig, from_dict, to_dict
 from waveflow_py.sampling import check_mel_projection, check_projection_iters
+from waveflow_py.sourcefilter.envelope import SpectralEnvelope
 
 __all__ = [
     "project_to_mel",
@@ -60,25 +64,31 @@ _MOMENTUM = 0.99  # fast Griffin-Lim's (librosa's default)
 PHASE_LOCK_HZ = 600.0
 
 
-def _window(cfg: MelConfig, device: torch.device, dtype: torch.dtype = torch.float64) -> Tensor:
-    window = torch.hann_window(cfg.win_length, periodic=True, dtype=dtype, device=device)
-    left = (cfg.n_fft - cfg.win_length) // 2
-    return torch.nn.functional.pad(window, (left, cfg.n_fft - cfg.win_length - left))
+def _check_centred(cfg: MelConfig) -> None:
+    if cfg.padding != "center":
+        raise ValueError(
+            f"mel_projection: needs centred mel frames (padding 'center'), this mel has {cfg.padding!r}"
+        )
 
 
-def _seen_bins(cfg: MelConfig, device: torch.device) -> Tensor:
-    """``(n_fft // 2 + 1,)`` bool: the STFT bins some mel filter covers."""
-    from waveflow_py.audio.mel import mel_filter_bank
+@functools.lru_cache(maxsize=8)
+def _pieces(config_json: str, nnls_iters: int) -> tuple[SpectralEnvelope, Tensor, Tensor]:
+    """Per distinct mel config (building them costs ~70 ms; they are pure): the order-0 envelope prior
+    whose NNLS gives the mel's magnitude, the bool ``(n_fft // 2 + 1,)`` of STFT bins some mel filter
+    covers, and the front end's analysis window (float64, CPU)."""
+    cfg = from_dict(MelConfig, json.loads(config_json))
+    covered = torch.from_numpy(mel_filter_bank(cfg).sum(axis=0) > 0)
+    return SpectralEnvelope(cfg, 0, nnls_iters=nnls_iters), covered, analysis_window(cfg)
 
-    return torch.from_numpy(mel_filter_bank(cfg).sum(axis=0) > 0).to(device)
+
+def _cached(cfg: MelConfig, nnls_iters: int) -> tuple[SpectralEnvelope, Tensor, Tensor]:
+    return _pieces(json.dumps(to_dict(cfg), sort_keys=True), int(nnls_iters))
 
 
 def mel_magnitude(logmel: Tensor, cfg: MelConfig, nnls_iters: int = MEL_PROJECTION_NNLS_ITERS) -> Tensor:
     """The linear STFT magnitude ``(B, n_fft // 2 + 1, F)`` (float64) a log-mel ``(B, n_mels, F)`` describes,
     in the units of ``torch.stft`` of the audio with the mel's window (unnormalised)."""
-    from waveflow_py.sourcefilter.envelope import SpectralEnvelope
-
-    envelope = SpectralEnvelope(cfg, 0, nnls_iters=nnls_iters)
+    envelope = _cached(cfg, nnls_iters)[0]
     log_linear = envelope.log_linear_mel(logmel).transpose(1, 2)  # (B, F, n_mels)
     b, f, n = log_linear.shape
     out = []
@@ -113,10 +123,7 @@ def project_to_mel(
             f"project_to_mel: expected audio (B, T) and log-mel (B, n_mels, F), got {tuple(audio.shape)} "
             f"and {tuple(logmel.shape)}"
         )
-    if cfg.padding != "center":
-        raise ValueError(
-            f"mel_projection: needs centred mel frames (padding 'center'), this mel has {cfg.padding!r}"
-        )
+    _check_centred(cfg)
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames: expected >= 1, got {chunk_frames}")
     t, hop = audio.shape[1], cfg.hop_length
@@ -153,7 +160,8 @@ def _project(
     """One pass over ``audio``, whose sample 0 is the signal's sample ``first * hop`` (its frames are the
     mel's frames ``first, first + 1, ...``), then ``iters`` Griffin-Lim iterations."""
     work = torch.float64 if audio.dtype == torch.float64 else torch.float32  # float32: half the time
-    window = _window(cfg, audio.device, work)
+    _, covered, window = _cached(cfg, nnls_iters)
+    window = window.to(audio.device, work)
     stft_kw = {"n_fft": cfg.n_fft, "hop_length": cfg.hop_length, "window": window, "center": True}
     y = torch.stft(audio.to(work), pad_mode=cfg.pad_mode, return_complex=True, **stft_kw)
     length = audio.shape[1]
@@ -166,7 +174,7 @@ def _project(
         new = target if s == 1.0 else head.pow(1.0 - s) * target.pow(s)
         tiny = torch.finfo(work).tiny
         gain[..., :frames] = torch.where(head > 0, new / head.clamp_min(tiny), torch.zeros_like(head))
-        gain[:, ~_seen_bins(cfg, audio.device)] = 1.0  # bins no mel filter covers: the mel says nothing
+        gain[:, ~covered.to(audio.device)] = 1.0  # bins no mel filter covers: the mel says nothing
     spec, prev = y * gain, None
     if iters:
         target = mag * gain  # the magnitude every iteration keeps
@@ -204,10 +212,7 @@ class ProjectionStream:
         iters: int = 0,
         lock_hz: float = PHASE_LOCK_HZ,
     ) -> None:
-        if cfg.padding != "center":
-            raise ValueError(
-                f"mel_projection: needs centred mel frames (padding 'center'), this mel has {cfg.padding!r}"
-            )
+        _check_centred(cfg)
         self.cfg, self.nnls_iters = cfg, nnls_iters
         self.strength = check_mel_projection(strength)
         self.iters, self.lock_hz = check_projection_iters(iters), float(lock_hz)

@@ -90,15 +90,11 @@ def _print_sampling(data: dict[str, Any]) -> None:
         "pitch:       "
         + ("no pitch prior" if strength is None else f"strength {strength:g} ({src['pitch_strength']})")
     )
-    projection = data["sampling"].get("mel_projection")
+    projection, iters = data["sampling"].get("mel_projection"), data["sampling"].get("projection_iters")
     print(
         "projection:  "
         + ("off (the flow's sample)" if projection is None else f"mel projection, strength {projection:g}")
-        + (
-            f", then {data['sampling'].get('projection_iters')} Griffin-Lim iterations"
-            if data["sampling"].get("projection_iters")
-            else ""
-        )
+        + (f", then {iters} Griffin-Lim iterations" if iters else "")
         + f" ({src.get('mel_projection', 'library default')})"
     )
     for line in data["sampling_inert"]:

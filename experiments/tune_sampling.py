@@ -1,18 +1,20 @@
 """Tune a release's sampling settings on dev clips, side by side, and optionally store them in the release.
 
-Tunes five settings together: temperature, noise truncation, excitation RMS, pitch strength and the mel
-projection's strength (it was
-``benchmarks/tune_temperature.py``, named for the first only). What it measured and chose for the
-bundled preview is written up in docs/quality-per-compute.md: section 3 (the temperature grid of the
-bake-off weights), 9 (truncation and the temperature cliff), 10 (excitation RMS) and 11 (pitch strength,
-the settings stored in ``universal-16k-preview``) and 15 (the mel projection).
+Tunes the sampling settings together: temperature, noise truncation, excitation RMS, pitch strength and
+the mel projection's strength, iterations and magnitude (it was ``benchmarks/tune_temperature.py``, named
+for the first only). What it measured and chose for the bundled releases is written up in
+docs/quality-per-compute.md: section 3 (the temperature grid of the bake-off weights), 9 (truncation and
+the temperature cliff), 10 (excitation RMS) and 11 (pitch strength, the settings stored in
+``universal-16k-preview``), 15 (the mel projection) and 16 (its fitted magnitude, the settings of
+``universal-16k``).
 
 The grid: temperature x noise truncation x excitation level (``excitation_rms``, envelope priors) and,
 for a release with the pitch prior, its strength (``pitch_strength``: the pitch stage has no weights, so
 it is a sampling setting, ``SamplingConfig.pitch_strength``: one model for every value; the likelihood
 ``waveflow eval`` reports stays the one of the strength the model was built with), and the strength of the
-mel projection (``mel_projection``, a post-filter on the sample: ``--mel-projections 1.0 none``) and its
-Griffin-Lim iterations (``projection_iters``: ``--projection-iters 0 16``).
+mel projection (``mel_projection``, a post-filter on the sample: ``--mel-projections 1.0 none``), its
+Griffin-Lim iterations (``projection_iters``: ``--projection-iters 0 16``) and its magnitude
+(``projection_fit``: ``--projection-fits 0 1``; 0 the mel's smooth one, n the fitted one).
 For each setting every clip is vocoded through the one sampler (``inference.synthesize``, noise seed
 ``seed + clip index``, the same for every setting) and scored against its reference: MR-STFT, log-mel
 L1, peak |sample| and (unless ``--fast``) V/UV F1 and F0 RMSE.
@@ -30,6 +32,7 @@ turns either off.
     python experiments/tune_sampling.py RELEASE --data ../shared/data/librispeech-mini/metadata.csv \\
         --split dev --max-clips 12 --temperatures 0.98 1.0 1.02 --excitation-rms none 1.0 \\
         --pitch-strengths 1.0 1.25 1.5 [--mel-projections none 1.0] [--projection-iters 0 16] \\
+        [--projection-fits 0 1] \\
         [--max-peak 1.0] [--min-vuv-f1 0.84] [--max-gpe 0.011] [--select mrstft|log_mel_l1] [--write]
 """
 
@@ -104,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="Griffin-Lim iterations after the mel projection to try (default: the release's)",
     )
+    ap.add_argument(
+        "--projection-fits",
+        nargs="+",
+        default=[KEEP],
+        metavar="N",
+        help="fitted-magnitude updates per iteration to try (0: the mel's smooth magnitude; default: the "
+        "release's)",
+    )
     ap.add_argument("--max-gpe", type=float, default=None, help="keep settings with a GPE at most this")
     ap.add_argument("--select", choices=("mrstft", "log_mel_l1"), default="mrstft", help="what to minimise")
     ap.add_argument("--seed", type=int, default=0)
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from waveflow_py.flows.distributions import check_truncation
     from waveflow_py.inference.core import check_excitation_rms
     from waveflow_py.pretrained import load_release, save_release
-    from waveflow_py.sampling import check_mel_projection, check_projection_iters
+    from waveflow_py.sampling import check_mel_projection, check_projection_fit, check_projection_iters
 
     def values(texts: list[str], check: Callable[[str], float | None], flag: str) -> list[float | None]:
         try:
@@ -153,15 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     refs = [read_clip(clip, cfg.sample_rate, args.max_seconds).astype(np.float32) for clip in clips]
 
     rows = []
-    iterations = [KEEP if t == KEEP else check_projection_iters(t) for t in args.projection_iters]
+    try:
+        iterations = [KEEP if t == KEEP else check_projection_iters(t) for t in args.projection_iters]
+        fits = [KEEP if t == KEEP else check_projection_fit(t) for t in args.projection_fits]
+    except ValueError as e:
+        ap.error(str(e))
     grid = [
-        (s, t, c, r, p, g)
+        (s, t, c, r, p, g, f)
         for s in strengths
         for t in args.temperatures
         for c in truncations
         for r in levels
         for p in projections
         for g in iterations
+        for f in fits
     ]
     for point in grid:
         means = _score(base, refs, _settings(base, *point), args.seed, fast=args.fast)
@@ -184,16 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     best = min(allowed, key=lambda r: (r[1][args.select], r[1][other]))
     print(
         "\n| pitch strength | temperature | truncation | excitation RMS | mel projection | iterations "
-        "| MR-STFT | log-mel L1 | peak | V/UV F1 | GPE | F0 RMSE (cents) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| fit | MR-STFT | log-mel L1 | peak | V/UV F1 | GPE | F0 RMSE (cents) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for point, m in rows:
-        strength, temp, trunc, level, proj, iters = point
+        strength, temp, trunc, level, proj, iters, fit = point
         mark = " (chosen)" if point == best[0] else ""
         name = "release's" if strength is None else f"{strength:g}"
         print(
             f"| {name}{mark} | {temp:.2f} | {_name(trunc)} | {_name(level)} | {_name(proj)} | "
-            f"{_name(iters)} | "
+            f"{_name(iters)} | {_name(fit)} | "
             f"{m['mrstft']:.4f} | {m['log_mel_l1']:.4f} | {m['peak']:.3f} | {m['vuv_f1']:.3f} | "
             f"{m['gpe']:.3f} | {m['f0_rmse_cents']:.1f} |"
         )
@@ -220,6 +236,7 @@ def _settings(
     level: float | None,
     projection: float | str | None = KEEP,
     iters: int | str = KEEP,
+    fit: int | str = KEEP,
 ) -> SamplingConfig:
     """One grid point over the release's settings (a strength of ``None`` or a projection of ``KEEP``:
     the release's)."""
@@ -231,6 +248,7 @@ def _settings(
         pitch_strength=KEEP if strength is None else strength,
         mel_projection=projection,
         projection_iters=iters,
+        projection_fit=fit,
     )
 
 
@@ -267,10 +285,11 @@ def _score(
 
 
 def _describe(setting: tuple) -> str:
-    strength, temp, trunc, level, projection, iters = setting
+    strength, temp, trunc, level, projection, iters, fit = setting
     out = f"temperature {temp:.2f}, truncation {_name(trunc)}, excitation RMS {_name(level)}"
     out = out if projection == KEEP else f"{out}, mel projection {_name(projection)}"
     out = out if iters == KEEP else f"{out}, {iters} Griffin-Lim iterations"
+    out = out if fit == KEEP else f"{out}, fit {fit}"
     return out if strength is None else f"pitch strength {strength:g}, {out}"
 
 

@@ -139,6 +139,7 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
         "pitch_strength": None,
         "mel_projection": None,
         "projection_iters": 0,
+        "projection_fit": 0,
     }
     main(["info", str(release)])
     text = capsys.readouterr().out

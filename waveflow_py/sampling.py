@@ -14,7 +14,13 @@ How a flow vocoder turns noise into audio is set by a few numbers that are not w
   (:func:`~waveflow_py.inference.projection.project_to_mel`; centred mels only; ``None`` or 0: off). It
   acts on the sample, after the flow: ``log_prob`` and the training objective never see it;
 * ``projection_iters``: Griffin-Lim iterations after the mel projection, started from the sample's phase
-  (0: none; inert without ``mel_projection``).
+  (0: none; inert without ``mel_projection``);
+* ``projection_fit``: how the projection finds the magnitude it gives the output: 0, the mel's smooth
+  magnitude (its filter bank's pseudo-inverse), fixed, with the sample's phase kept below 600 Hz (the
+  releases before it); ``n >= 1``, a magnitude fitted to the mel from the output's own, again after
+  every iteration by ``n`` multiplicative updates (keeps the harmonics the model put there:
+  mel-constrained Griffin-Lim), with the sample's phase kept below 150 Hz; inert without
+  ``mel_projection``.
 
 :class:`SamplingConfig` holds them, validated by :meth:`SamplingConfig.__post_init__` (the one validator;
 every reader of a temperature, truncation, level or strength goes through it). The one rule,
@@ -49,7 +55,9 @@ __all__ = [
     "describe_sampling",
     "check_mel_projection",
     "check_projection_iters",
+    "check_projection_fit",
     "MAX_PROJECTION_ITERS",
+    "MAX_PROJECTION_FIT",
 ]
 
 # Flow vocoders are trained with the prior N(0, sigma^2) and synthesise speech from a narrower one:
@@ -68,6 +76,7 @@ FIELDS = (
     "pitch_strength",
     "mel_projection",
     "projection_iters",
+    "projection_fit",
 )
 
 
@@ -105,17 +114,28 @@ def check_mel_projection(value: Any) -> float | None:
 MAX_PROJECTION_ITERS = 256
 
 
-def check_projection_iters(value: Any) -> int:
-    """``projection_iters``: a whole number in [0, :data:`MAX_PROJECTION_ITERS`] (``None``: 0)."""
+# multiplicative updates per fit a projection may ask for (each costs two products with the filter bank)
+MAX_PROJECTION_FIT = 64
+
+
+def _count(value: Any, name: str, top: int, zero: str) -> int:
+    """A whole number in [0, top] (``None``: 0), else a ``ValueError`` naming ``name``."""
     if value is None:
         return 0
     v = _number(value)
-    if not (0 <= v <= MAX_PROJECTION_ITERS and v == int(v)):
-        raise ValueError(
-            f"projection_iters: expected a whole number in [0, {MAX_PROJECTION_ITERS}] (0: none), "
-            f"got {value!r}"
-        )
+    if not (0 <= v <= top and v == int(v)):
+        raise ValueError(f"{name}: expected a whole number in [0, {top}] (0: {zero}), got {value!r}")
     return int(v)
+
+
+def check_projection_iters(value: Any) -> int:
+    """``projection_iters``: a whole number in [0, :data:`MAX_PROJECTION_ITERS`] (``None``: 0)."""
+    return _count(value, "projection_iters", MAX_PROJECTION_ITERS, "none")
+
+
+def check_projection_fit(value: Any) -> int:
+    """``projection_fit``: a whole number in [0, :data:`MAX_PROJECTION_FIT`] (``None``: 0)."""
+    return _count(value, "projection_fit", MAX_PROJECTION_FIT, "the mel's smooth magnitude, fixed")
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,7 @@ class SamplingConfig:
     pitch_strength: float | None = None
     mel_projection: float | None = None
     projection_iters: int = 0
+    projection_fit: int = 0
 
     def __post_init__(self) -> None:
         checked = {
@@ -139,6 +160,7 @@ class SamplingConfig:
             "pitch_strength": _check_strength(self.pitch_strength),
             "mel_projection": check_mel_projection(self.mel_projection),
             "projection_iters": check_projection_iters(self.projection_iters),
+            "projection_fit": check_projection_fit(self.projection_fit),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -240,8 +262,9 @@ def inert_settings(sampling: SamplingConfig) -> list[str]:
     out = []
     if sampling.temperature == 0 and sampling.truncation is not None:
         out.append(f"truncation {sampling.truncation:g} has no effect at temperature 0 (the noise is zero)")
-    if sampling.projection_iters and sampling.mel_projection is None:
-        out.append(f"projection_iters {sampling.projection_iters} has no effect without mel_projection")
+    for name in ("projection_iters", "projection_fit"):
+        if getattr(sampling, name) and sampling.mel_projection is None:
+            out.append(f"{name} {getattr(sampling, name)} has no effect without mel_projection")
     return out
 
 

@@ -73,6 +73,8 @@ class Vocoder:
             ``"release"``: as ``sampling``; ``None`` or 0: off).
         projection_iters: Griffin-Lim iterations after the mel projection, from the sample's phase
             (``"release"``: as ``sampling``; 0: none).
+        projection_fit: the projection's magnitude: ``n >= 1`` fitted to the mel from the output's own,
+            ``n`` updates per iteration; 0: the mel's smooth magnitude (``"release"``: as ``sampling``).
         compute_dtype: dtype of the networks during synthesis (``"auto"``: bfloat16 where it was measured
             faster than float32 for this model on this machine and its audio within tolerance, else
             float32, see :func:`waveflow_py.inference.precision.choose_dtype`; ``None``: the parameters'
@@ -94,6 +96,7 @@ class Vocoder:
         pitch_strength: float | str | None = KEEP,
         mel_projection: float | str | None = KEEP,
         projection_iters: int | str | None = KEEP,
+        projection_fit: int | str | None = KEEP,
         compute_dtype: torch.dtype | str | None = None,
         max_frames: int | None = DEFAULT_MAX_FRAMES,
     ) -> None:
@@ -108,6 +111,7 @@ class Vocoder:
             pitch_strength=pitch_strength,
             mel_projection=mel_projection,
             projection_iters=projection_iters,
+            projection_fit=projection_fit,
         )
         explicit = sampling is not None or temperature is not None
         envelope = source_filter_of(getattr(model, "config", None)).envelope != "none"
@@ -141,6 +145,7 @@ class Vocoder:
         pitch_strength: float | str | None = KEEP,
         mel_projection: float | str | None = KEEP,
         projection_iters: int | str | None = KEEP,
+        projection_fit: int | str | None = KEEP,
     ) -> Vocoder:
         """Load a release by bundled name or directory (``None``: the default bundled release).
 
@@ -150,9 +155,7 @@ class Vocoder:
         ``"fp32"``/``"bf16"``/``"fp16"`` force one; the weights
         stay float32 (``"float64"`` moves them to float64). ``sampling`` and the single settings
         ``temperature``, ``truncation``, ``excitation_rms``, ``pitch_strength``, ``mel_projection``,
-        ``projection_iters`` override
-        the release's
-        (see :class:`Vocoder`).
+        ``projection_iters``, ``projection_fit`` override the release's (see :class:`Vocoder`).
         """
         wanted = None if is_auto(dtype) else parse_dtype(dtype)
         weights = torch.float64 if wanted == torch.float64 else None
@@ -171,6 +174,7 @@ class Vocoder:
             pitch_strength=pitch_strength,
             mel_projection=mel_projection,
             projection_iters=projection_iters,
+            projection_fit=projection_fit,
             compute_dtype=compute,
         )
         logger.info("compute dtype %s (%s)", vocoder.compute_dtype or vocoder.dtype, vocoder.dtype_reason)
@@ -270,6 +274,15 @@ class Vocoder:
     @projection_iters.setter
     def projection_iters(self, value: int | str | None) -> None:
         self._set(self._resolve(projection_iters=value))
+
+    @property
+    def projection_fit(self) -> int:
+        """Updates per iteration of the projection's fitted magnitude (0: the mel's smooth magnitude)."""
+        return self._sampling.projection_fit
+
+    @projection_fit.setter
+    def projection_fit(self, value: int | str | None) -> None:
+        self._set(self._resolve(projection_fit=value))
 
     @property
     def mel_config(self) -> MelConfig:

@@ -4,6 +4,8 @@ per item as if alone, releases store it, and bad settings are errors."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ from tests.inference.conftest import close_to_peak, mel_and_noise, tiny_waveglow
 from waveflow_py.audio import MelSpectrogram
 from waveflow_py.audio.mel import mel_filter_bank
 from waveflow_py.config import MelConfig, SourceFilterConfig, mel_preset
-from waveflow_py.inference.projection import ProjectionStream, mel_magnitude, project_to_mel
+from waveflow_py.inference.projection import FIT_LOCK_HZ, ProjectionStream, mel_magnitude, project_to_mel
 from waveflow_py.inference.streaming import StreamingSynthesizer
 from waveflow_py.inference.synthesis import synthesize
 from waveflow_py.sampling import SamplingConfig, check_for_model, inert_settings, resolve_sampling
@@ -184,3 +186,122 @@ def test_a_release_stores_and_applies_it(tmp_path) -> None:
     assert voc.mel_projection is None
     raw = voc.vocode(mel, generator=torch.Generator().manual_seed(3))
     close_to_peak(out, project_to_mel(raw, mel, model.config.mel, 0.7), rel=1e-5)
+
+
+# ---------------------------------------------------------------- the fitted magnitude (projection_fit)
+def _fitted_direct(
+    audio: torch.Tensor, mel: torch.Tensor, s: float, iters: int, fit: int, locked: int
+) -> torch.Tensor:
+    """Mel-constrained Griffin-Lim written out in float64 (module docstring of projection.py)."""
+    from waveflow_py.inference.projection import FIRST_FIT_UPDATES
+
+    window = torch.hann_window(CFG.n_fft, dtype=torch.float64)
+    kw = {"n_fft": CFG.n_fft, "hop_length": CFG.hop_length, "window": window, "return_complex": True}
+    basis = torch.from_numpy(mel_filter_bank(CFG)).double()
+    seen = basis.sum(0) > 0
+    linear_mel = mel.double().exp()  # the 16k preset: natural log of a magnitude mel
+    y = torch.stft(audio.double(), pad_mode="reflect", **kw)
+    frames = mel.shape[-1]
+
+    def target(mag: torch.Tensor, updates: int) -> torch.Tensor:
+        tiny = torch.finfo(torch.float64).tiny  # bins no filter covers: 0 / tiny, not 0 / 0
+        x = mag[..., :frames].clamp_min(tiny)
+        for _ in range(updates):  # W x -> the mel, per frame, from the given magnitude
+            x = x * (basis.T @ linear_mel) / (basis.T @ (basis @ x) + tiny)
+        x = mag[..., :frames] ** (1 - s) * x**s
+        out = mag.clone()  # bins no filter covers, frames past the mel: not constrained
+        out[:, seen, :frames] = x[:, seen]
+        return out
+
+    spec, prev = y / y.abs() * target(y.abs(), FIRST_FIT_UPDATES), None
+    for _ in range(iters):
+        z = torch.stft(
+            torch.istft(spec, CFG.n_fft, CFG.hop_length, window=window, length=audio.shape[1]),
+            **{**kw, "pad_mode": "reflect"},
+        )
+        step = z if prev is None else z - 0.99 / 1.99 * prev
+        goal = target(z.abs(), fit)
+        prev, spec = z, step / step.abs() * goal
+        spec[:, :locked] = goal[:, :locked] * y[:, :locked] / y[:, :locked].abs()  # the sample's phase
+    return torch.istft(spec, CFG.n_fft, CFG.hop_length, window=window, length=audio.shape[1])
+
+
+def test_the_fitted_magnitude_equals_a_direct_computation() -> None:
+    audio, mel = _signals(seconds=0.4)
+    bin_hz = CFG.sample_rate / CFG.n_fft
+    for s, iters, fit, lock in (
+        (1.0, 0, 1, 0.0),
+        (1.0, 3, 2, 0.0),
+        (0.6, 2, 1, 3 * bin_hz),
+        (1.0, 2, 1, None),
+    ):
+        locked = 3 if lock else math.ceil(FIT_LOCK_HZ / bin_hz) if lock is None else 0  # None: the default
+        direct = _fitted_direct(audio, mel, s, iters, fit, locked)
+        got = project_to_mel(audio.double(), mel, CFG, s, iters=iters, fit=fit, lock_hz=lock)
+        close_to_peak(got, direct, rel=1e-6)
+        single = project_to_mel(audio, mel, CFG, s, iters=iters, fit=fit, lock_hz=lock)
+        close_to_peak(single, direct.float(), rel=1e-3)
+
+
+def test_a_signal_with_the_target_mel_is_a_fixed_point_of_the_fit() -> None:
+    # the fit starts from the signal's own magnitude: if its mel already is the target, nothing moves (the
+    # smooth magnitude would replace its harmonics by the filter bank's pseudo-inverse)
+    n = 8000 // CFG.hop_length * CFG.hop_length
+    t = torch.arange(n) / CFG.sample_rate
+    tone = sum(torch.sin(2 * torch.pi * k * 140.0 * t + k) / k for k in range(1, 20)) * 0.1
+    tone = (tone + 0.01 * torch.randn(n, generator=torch.Generator().manual_seed(0)))[None].double()
+    mel = MelSpectrogram(CFG)(tone.float())  # every band above the mel's floor (clamp)
+    fitted = project_to_mel(tone, mel, CFG, 1.0, iters=4, fit=1)
+    smooth = project_to_mel(tone, mel, CFG, 1.0, iters=4)
+    inner = slice(CFG.n_fft, -CFG.n_fft)  # away from the edges' float32 mel rounding
+    err_fit = float((fitted - tone)[:, inner].abs().max())
+    assert err_fit < 1e-5 * float(tone.abs().max())  # float32 mel: 5e-8 measured
+    assert float((smooth - tone)[:, inner].abs().max()) > 0.05 * float(tone.abs().max())  # 0.2 measured
+
+
+def test_fitted_iterations_chunk_stream_and_reach_the_mel() -> None:
+    audio, mel = _signals(seconds=1.0)
+    fn = MelSpectrogram(CFG)
+    one = project_to_mel(audio, mel, CFG, 1.0, iters=3, fit=1)
+    close_to_peak(project_to_mel(audio, mel, CFG, 1.0, iters=3, fit=1, chunk_frames=9), one, rel=1e-5)
+    stream, hop, out = ProjectionStream(CFG, 1.0, iters=3, fit=1), CFG.hop_length, []
+    frames = audio.shape[1] // hop
+    for a in range(0, frames, 17):
+        b = min(a + 17, frames)
+        out.append(stream.push(audio[:, a * hop : b * hop], mel[..., a:b] if b < frames else mel[..., a:]))
+    out.append(stream.flush())
+    close_to_peak(torch.cat(out, dim=1), one, rel=1e-5)
+    # its iterations bring the output's own mel closer to the target than the smooth magnitude's do
+    err = {
+        (k, fit): float((fn(project_to_mel(audio, mel, CFG, 1.0, iters=k, fit=fit)) - mel).abs().mean())
+        for k in (0, 8)
+        for fit in (0, 1)
+    }
+    assert err[(8, 1)] < err[(0, 1)] and err[(8, 1)] < err[(8, 0)]
+
+
+def test_the_fit_setting_is_checked_stored_and_applied(tmp_path) -> None:
+    from waveflow_py.pretrained import load_release, save_release
+    from waveflow_py.vocoder import Vocoder
+
+    assert SamplingConfig().projection_fit == 0 and SamplingConfig(projection_fit=2.0).projection_fit == 2
+    for bad in (-1, 1.5, 1000, True, "x"):
+        with pytest.raises(ValueError, match="projection_fit"):
+            SamplingConfig(projection_fit=bad)  # type: ignore[arg-type]
+    assert inert_settings(SamplingConfig(projection_fit=1)) == [
+        "projection_fit 1 has no effect without mel_projection"
+    ]
+    assert SamplingConfig.from_dict({"mel_projection": 1}).projection_fit == 0  # releases before it: smooth
+    model = tiny_waveglow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4))
+    settings = SamplingConfig(temperature=0.9, mel_projection=1.0, projection_iters=2, projection_fit=1)
+    save_release(tmp_path / "rel", model, provenance={"note": "test release"}, sampling=settings)
+    loaded, info = load_release(tmp_path / "rel")
+    assert info.sampling.projection_fit == 1
+    voc = Vocoder(loaded, info)
+    mel = voc.mel(0.1 * torch.randn(1, 30 * model.hop_length, generator=torch.Generator().manual_seed(2)))
+    out = voc.vocode(mel, generator=torch.Generator().manual_seed(3))
+    voc.mel_projection = "off"
+    raw = voc.vocode(mel, generator=torch.Generator().manual_seed(3))
+    close_to_peak(out, project_to_mel(raw, mel, model.config.mel, 1.0, iters=2, fit=1), rel=1e-5)
+    voc.projection_fit = 0
+    assert voc.projection_fit == 0

@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 __all__ = [
     "main",
@@ -148,16 +148,18 @@ def _projection(text: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"expected a strength in [0, 1] or 'none', got {text!r}") from None
 
 
-def _iters(text: str) -> int | str:
-    """``--projection-iters`` values: a whole number >= 0, or ``release``."""
-    from waveflow_py.sampling import check_projection_iters
+def _count(check: Callable[[str], int]) -> Callable[[str], int | str]:
+    """An argparse type for a whole-number setting checked by ``check``, or ``release``."""
 
-    if text.strip().lower() == "release":
-        return "release"
-    try:
-        return check_projection_iters(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
+    def parse(text: str) -> int | str:
+        if text.strip().lower() == "release":
+            return "release"
+        try:
+            return check(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
+
+    return parse
 
 
 def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
@@ -165,8 +167,11 @@ def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     error, reported once): ``--temperature T`` into ``args.temperature`` (``None``: the release's, else
     the library default :data:`waveflow_py.sampling.DEFAULT_TEMPERATURE`), ``--truncation C|none``,
     ``--excitation-rms R|none``, ``--pitch-strength S|model``, ``--mel-projection S|none`` and
-    ``--projection-iters N`` into ``args.truncation``, ``args.excitation_rms``, ``args.pitch_strength``,
-    ``args.mel_projection`` and ``args.projection_iters`` (``"release"`` when not given: the release's)."""
+    ``--projection-iters N``, ``--projection-fit N`` into ``args.truncation``, ``args.excitation_rms``,
+    ``args.pitch_strength``, ``args.mel_projection``, ``args.projection_iters`` and ``args.projection_fit``
+    (``"release"`` when not given: the release's)."""
+    from waveflow_py.sampling import check_projection_fit, check_projection_iters
+
     parser.add_argument(
         "--temperature",
         type=_temperature,
@@ -208,11 +213,19 @@ def add_temperature_argument(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--projection-iters",
-        type=_iters,
+        type=_count(check_projection_iters),
         default="release",
         metavar="N",
         help="Griffin-Lim iterations after the mel projection, started from the sample's phase (0: none; "
         "default: the release's)",
+    )
+    parser.add_argument(
+        "--projection-fit",
+        type=_count(check_projection_fit),
+        default="release",
+        metavar="N",
+        help="the projection's magnitude: N >= 1 fits it to the mel from the output's own, N updates per "
+        "iteration (keeps the harmonics); 0: the mel's smooth magnitude (default: the release's)",
     )
 
 

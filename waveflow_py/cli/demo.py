@@ -114,6 +114,7 @@ def _vocoder(args: argparse.Namespace, out: Path, name: str | None) -> tuple[Any
         pitch_strength=args.pitch_strength,
         mel_projection=args.mel_projection,
         projection_iters=args.projection_iters,
+        projection_fit=args.projection_fit,
     )
     return vocoder, bool(vocoder.info is not None and vocoder.info.is_untrained)
 

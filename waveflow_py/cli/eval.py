@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         pitch_strength=args.pitch_strength,
         mel_projection=args.mel_projection,
         projection_iters=args.projection_iters,
+        projection_fit=args.projection_fit,
     )
     summ = summaries(result)
     if result.clips:

@@ -91,9 +91,11 @@ def _print_sampling(data: dict[str, Any]) -> None:
         + ("no pitch prior" if strength is None else f"strength {strength:g} ({src['pitch_strength']})")
     )
     projection, iters = data["sampling"].get("mel_projection"), data["sampling"].get("projection_iters")
+    fit = data["sampling"].get("projection_fit") or 0
     print(
         "projection:  "
         + ("off (the flow's sample)" if projection is None else f"mel projection, strength {projection:g}")
+        + (f", fitted magnitude ({fit} updates per iteration)" if projection is not None and fit else "")
         + (f", then {iters} Griffin-Lim iterations" if iters else "")
         + f" ({src.get('mel_projection', 'library default')})"
     )

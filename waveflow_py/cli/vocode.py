@@ -328,6 +328,7 @@ def _vocoder(args: argparse.Namespace) -> Any:
         pitch_strength=args.pitch_strength,
         mel_projection=args.mel_projection,
         projection_iters=args.projection_iters,
+        projection_fit=args.projection_fit,
     )
 
 

@@ -210,6 +210,7 @@ def _sampling(model: dict[str, Any]) -> str:
     out = out if strength is None else f"{out}, pitch strength {strength:g}"
     if projection is not None:
         out = f"{out}, mel projection {projection:g}"
-        iters = settings.get("projection_iters") or 0
+        fit, iters = settings.get("projection_fit") or 0, settings.get("projection_iters") or 0
+        out = f"{out} (fitted magnitude, {fit} updates per iteration)" if fit else out
         out = f"{out} and {iters} Griffin-Lim iterations" if iters else out
     return out

@@ -226,11 +226,13 @@ def evaluate(
     pitch_strength: float | str | None = KEEP,
     mel_projection: float | str | None = KEEP,
     projection_iters: int | str | None = KEEP,
+    projection_fit: int | str | None = KEEP,
 ) -> EvalResult:
     """Evaluate ``model`` (an :class:`EvalModel`, or a release name/directory) on ``data``.
 
     ``temperature`` overrides the model's sampling temperature; ``truncation``, ``excitation_rms``,
-    ``pitch_strength``, ``mel_projection`` and ``projection_iters`` (a release name/directory only) its
+    ``pitch_strength``, ``mel_projection``, ``projection_iters`` and ``projection_fit`` (a release
+    name/directory only) its
     other sampling settings, as in :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the
     release's).
 
@@ -248,13 +250,22 @@ def evaluate(
             pitch_strength=pitch_strength,
             mel_projection=mel_projection,
             projection_iters=projection_iters,
+            projection_fit=projection_fit,
         )
     elif not all(
         isinstance(v, str) and v == KEEP
-        for v in (truncation, excitation_rms, pitch_strength, mel_projection, projection_iters)
+        for v in (
+            truncation,
+            excitation_rms,
+            pitch_strength,
+            mel_projection,
+            projection_iters,
+            projection_fit,
+        )
     ):
         raise ValueError(
-            "truncation, excitation_rms, pitch_strength, mel_projection, projection_iters: apply to a "
+            "truncation, excitation_rms, pitch_strength, mel_projection, projection_iters, projection_fit: "
+            "apply to a "
             "release name/directory; give an EvalModel its settings with "
             "EvalModel.from_model(..., sampling=SamplingConfig(...))"
         )

@@ -152,11 +152,13 @@ class EvalModel:
         pitch_strength: float | str | None = KEEP,
         mel_projection: float | str | None = KEEP,
         projection_iters: int | str | None = KEEP,
+        projection_fit: int | str | None = KEEP,
     ) -> EvalModel:
         """Load a release with :meth:`waveflow_py.vocoder.Vocoder.from_pretrained` (name or directory;
         sha256 checked) and wrap its model, sampled through ``synthesize`` with a seeded generator and the
         vocoder's sampling settings (the release's, unless ``temperature``, ``truncation``,
-        ``excitation_rms``, ``pitch_strength``, ``mel_projection`` or ``projection_iters`` override them)."""
+        ``excitation_rms``, ``pitch_strength``, ``mel_projection``, ``projection_iters`` or ``projection_fit``
+        override them)."""
         from waveflow_py.vocoder import Vocoder
 
         vocoder = Vocoder.from_pretrained(
@@ -168,6 +170,7 @@ class EvalModel:
             pitch_strength=pitch_strength,
             mel_projection=mel_projection,
             projection_iters=projection_iters,
+            projection_fit=projection_fit,
         )
         info = vocoder.info
         if info is None:  # pragma: no cover - from_pretrained always records its release

@@ -109,8 +109,10 @@ class StreamingSynthesizer:
         self.sampling = check_for_model(resolve_sampling(base, temperature=temperature), model.config)
         self._projection: ProjectionStream | None = None  # the mel projection, streamed
         if self.sampling.mel_projection is not None:
-            strength, iters = self.sampling.mel_projection, self.sampling.projection_iters
-            self._projection = ProjectionStream(model.config.mel, strength, iters=iters)
+            s = self.sampling
+            self._projection = ProjectionStream(
+                model.config.mel, s.mel_projection, iters=s.projection_iters, fit=s.projection_fit
+            )
         self.generator, self.dtype, self.cached = generator, dtype, cached
         self.reset()
 

@@ -202,6 +202,7 @@ def _mel_projection(
             cfg,
             sampling.mel_projection,
             iters=sampling.projection_iters,
+            fit=sampling.projection_fit,
         )[0]
     return out
 

@@ -165,3 +165,5 @@ def test_unseen_mrstft_is_the_same_distance_at_256_64_and_4096_1024(speech: np.n
     assert values["mrstft_unseen"] == unseen["total"]
     assert values["mrstft"] == multi_resolution_stft(ref, noisy, MRSTFT_RESOLUTIONS)["total"]
     assert values["mrstft_unseen"] != values["mrstft"]
+    for n, h in MRSTFT_RESOLUTIONS + MRSTFT_UNSEEN_RESOLUTIONS:  # and each resolution alone
+        assert values[f"mrstft_{n}_{h}"] == multi_resolution_stft(ref, noisy, ((n, h),))["total"]

@@ -29,6 +29,7 @@ from waveflow_py.evaluation.pitch import (
     track_pitch,
 )
 from waveflow_py.evaluation.spectral import (
+    MRSTFT_RESOLUTIONS,
     MRSTFT_UNSEEN_RESOLUTIONS,
     log_mel_l1,
     mel_cepstral_distortion,
@@ -65,6 +66,17 @@ METRICS: tuple[MetricSpec, ...] = (
         "MR-STFT (SC + log-mag L1) at FFT/hop 256/64 and 4096/1024, resolutions a spectral loss on the "
         "usual three does not use",
     ),
+    *(
+        MetricSpec(
+            f"mrstft_{n}_{h}",
+            f"MR-STFT {n}/{h}",
+            "",
+            False,
+            f"SC + log-mag L1 at FFT/hop {n}/{h} alone "
+            f"({'one of the usual three' if (n, h) in MRSTFT_RESOLUTIONS else 'unseen'})",
+        )
+        for n, h in sorted(MRSTFT_RESOLUTIONS + MRSTFT_UNSEEN_RESOLUTIONS)
+    ),
     MetricSpec("log_mel_l1", "log-mel L1", "model log units", False, "L1 of the model's log-mel"),
     MetricSpec(
         "mcd",
@@ -86,6 +98,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("vuv_f1", "V/UV F1", "", True, "voicing decisions vs the reference's (pYIN)"),
 )
 METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
+# the MR-STFT family, computed together: the means over the usual and the unseen resolutions, and each
+MRSTFT_KEYS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if k.startswith("mrstft"))
 PITCH_KEYS: tuple[str, ...] = ("f0_rmse_cents", "gpe", "periodicity_rmse", "vuv_f1")  # one pYIN pass
 
 
@@ -138,16 +152,23 @@ def compute_metrics(
     _attempt(result, ("pesq_wb",), lambda: pesq_wb(ref, deg, sr))
     _attempt(result, ("stoi",), lambda: stoi(ref, deg, sr))
 
-    def mrstft() -> dict[str, float]:
-        d = multi_resolution_stft(ref, deg)
-        return {"mrstft": d["total"], "mrstft_sc": d["sc"], "mrstft_logmag": d["log_mag"]}
+    def mrstft() -> dict[str, float]:  # each resolution once; the means as multi_resolution_stft takes them
+        per = {
+            r: multi_resolution_stft(ref, deg, (r,)) for r in MRSTFT_RESOLUTIONS + MRSTFT_UNSEEN_RESOLUTIONS
+        }
 
-    _attempt(result, ("mrstft", "mrstft_sc", "mrstft_logmag"), mrstft)
-    _attempt(
-        result,
-        ("mrstft_unseen",),
-        lambda: multi_resolution_stft(ref, deg, MRSTFT_UNSEEN_RESOLUTIONS)["total"],
-    )
+        def mean(rs: tuple[tuple[int, int], ...], part: str) -> float:
+            return float(np.mean([per[r][part] for r in rs]))
+
+        sc, lm = mean(MRSTFT_RESOLUTIONS, "sc"), mean(MRSTFT_RESOLUTIONS, "log_mag")
+        out = {"mrstft": sc + lm, "mrstft_sc": sc, "mrstft_logmag": lm}
+        out["mrstft_unseen"] = mean(MRSTFT_UNSEEN_RESOLUTIONS, "sc") + mean(
+            MRSTFT_UNSEEN_RESOLUTIONS, "log_mag"
+        )
+        out.update({f"mrstft_{n}_{h}": v["total"] for (n, h), v in per.items()})
+        return out
+
+    _attempt(result, MRSTFT_KEYS, mrstft)
     _attempt(result, ("log_mel_l1",), lambda: log_mel_l1(ref, deg, sr, mel_config))
     _attempt(result, ("mcd",), lambda: mel_cepstral_distortion(ref, deg, sr, mel_config))
 

@@ -17,6 +17,7 @@ from waveflow_py.inference.projection import FIT_LOCK_HZ, ProjectionStream, mel_
 from waveflow_py.inference.streaming import StreamingSynthesizer
 from waveflow_py.inference.synthesis import synthesize
 from waveflow_py.sampling import SamplingConfig, check_for_model, inert_settings, resolve_sampling
+from waveflow_py.vocoder import Vocoder
 
 CFG = mel_preset("16k", n_fft=256, win_length=256, hop_length=64, n_mels=20)
 
@@ -28,6 +29,18 @@ def _signals(seconds: float = 0.5, seed: int = 0) -> tuple[torch.Tensor, torch.T
     tone = sum(torch.sin(2 * torch.pi * k * 140.0 * t) / k for k in range(1, 20))
     target = (tone + 0.05 * torch.randn(n, generator=gen))[None].float()
     return 0.1 * torch.randn(2, n, generator=gen), MelSpectrogram(CFG)(target).expand(2, -1, -1)
+
+
+def _streamed(stream: ProjectionStream, audio: torch.Tensor, mel: torch.Tensor, step: int) -> torch.Tensor:
+    """``audio`` and its mel pushed ``step`` frames at a time (the mel's extra last frame with the last
+    piece), then flushed: everything the stream returned."""
+    hop, out = CFG.hop_length, []
+    frames = audio.shape[1] // hop
+    for a in range(0, frames, step):
+        b = min(a + step, frames)
+        out.append(stream.push(audio[:, a * hop : b * hop], mel[..., a:b] if b < frames else mel[..., a:]))
+    out.append(stream.flush())
+    return torch.cat(out, dim=1)
 
 
 def test_one_pass_equals_a_direct_computation() -> None:
@@ -111,13 +124,7 @@ def test_griffin_lim_iterations_chunk_stream_and_converge() -> None:
     fn = MelSpectrogram(CFG)
     one = project_to_mel(audio, mel, CFG, 1.0, iters=3)
     close_to_peak(project_to_mel(audio, mel, CFG, 1.0, iters=3, chunk_frames=9), one, rel=1e-5)
-    stream, hop, out = ProjectionStream(CFG, 1.0, iters=3), CFG.hop_length, []
-    frames = audio.shape[1] // hop
-    for a in range(0, frames, 23):
-        b = min(a + 23, frames)
-        out.append(stream.push(audio[:, a * hop : b * hop], mel[..., a:b] if b < frames else mel[..., a:]))
-    out.append(stream.flush())
-    close_to_peak(torch.cat(out, dim=1), one, rel=1e-5)
+    close_to_peak(_streamed(ProjectionStream(CFG, 1.0, iters=3), audio, mel, 23), one, rel=1e-5)
     # the iterations keep the sample's phase below lock_hz: locked everywhere, they change nothing
     close_to_peak(
         project_to_mel(audio, mel, CFG, 1.0, iters=3, lock_hz=CFG.sample_rate),
@@ -167,17 +174,21 @@ def test_settings_are_checked_and_stored() -> None:
         project_to_mel(audio[0], mel, CFG)
 
 
-def test_a_release_stores_and_applies_it(tmp_path) -> None:
+def _release_vocoder(tmp_path, settings: SamplingConfig) -> tuple[Vocoder, torch.Tensor]:
+    """A tiny envelope-prior model saved as a release with ``settings``, loaded as a Vocoder, and a mel."""
     from waveflow_py.pretrained import load_release, save_release
-    from waveflow_py.vocoder import Vocoder
 
     model = tiny_waveglow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4))
-    settings = SamplingConfig(temperature=0.9, mel_projection=0.7)
     save_release(tmp_path / "rel", model, provenance={"note": "test release"}, sampling=settings)
-    loaded, info = load_release(tmp_path / "rel")
-    assert info.sampling.mel_projection == 0.7
-    voc = Vocoder(loaded, info)
+    voc = Vocoder(*load_release(tmp_path / "rel"))
     mel = voc.mel(0.1 * torch.randn(1, 30 * model.hop_length, generator=torch.Generator().manual_seed(2)))
+    return voc, mel
+
+
+def test_a_release_stores_and_applies_it(tmp_path) -> None:
+    voc, mel = _release_vocoder(tmp_path, SamplingConfig(temperature=0.9, mel_projection=0.7))
+    assert voc.info is not None and voc.info.sampling.mel_projection == 0.7
+    model = voc.model
     out = voc.vocode(mel, generator=torch.Generator().manual_seed(3))
     voc.projection_iters = 2
     assert voc.projection_iters == 2 and voc.sampling.mel_projection == 0.7
@@ -264,13 +275,7 @@ def test_fitted_iterations_chunk_stream_and_reach_the_mel() -> None:
     fn = MelSpectrogram(CFG)
     one = project_to_mel(audio, mel, CFG, 1.0, iters=3, fit=1)
     close_to_peak(project_to_mel(audio, mel, CFG, 1.0, iters=3, fit=1, chunk_frames=9), one, rel=1e-5)
-    stream, hop, out = ProjectionStream(CFG, 1.0, iters=3, fit=1), CFG.hop_length, []
-    frames = audio.shape[1] // hop
-    for a in range(0, frames, 17):
-        b = min(a + 17, frames)
-        out.append(stream.push(audio[:, a * hop : b * hop], mel[..., a:b] if b < frames else mel[..., a:]))
-    out.append(stream.flush())
-    close_to_peak(torch.cat(out, dim=1), one, rel=1e-5)
+    close_to_peak(_streamed(ProjectionStream(CFG, 1.0, iters=3, fit=1), audio, mel, 17), one, rel=1e-5)
     # its iterations bring the output's own mel closer to the target than the smooth magnitude's do
     err = {
         (k, fit): float((fn(project_to_mel(audio, mel, CFG, 1.0, iters=k, fit=fit)) - mel).abs().mean())
@@ -281,9 +286,6 @@ def test_fitted_iterations_chunk_stream_and_reach_the_mel() -> None:
 
 
 def test_the_fit_setting_is_checked_stored_and_applied(tmp_path) -> None:
-    from waveflow_py.pretrained import load_release, save_release
-    from waveflow_py.vocoder import Vocoder
-
     assert SamplingConfig().projection_fit == 0 and SamplingConfig(projection_fit=2.0).projection_fit == 2
     for bad in (-1, 1.5, 1000, True, "x"):
         with pytest.raises(ValueError, match="projection_fit"):
@@ -292,13 +294,10 @@ def test_the_fit_setting_is_checked_stored_and_applied(tmp_path) -> None:
         "projection_fit 1 has no effect without mel_projection"
     ]
     assert SamplingConfig.from_dict({"mel_projection": 1}).projection_fit == 0  # releases before it: smooth
-    model = tiny_waveglow(source_filter=SourceFilterConfig(envelope="lpc", lpc_order=4))
     settings = SamplingConfig(temperature=0.9, mel_projection=1.0, projection_iters=2, projection_fit=1)
-    save_release(tmp_path / "rel", model, provenance={"note": "test release"}, sampling=settings)
-    loaded, info = load_release(tmp_path / "rel")
-    assert info.sampling.projection_fit == 1
-    voc = Vocoder(loaded, info)
-    mel = voc.mel(0.1 * torch.randn(1, 30 * model.hop_length, generator=torch.Generator().manual_seed(2)))
+    voc, mel = _release_vocoder(tmp_path, settings)
+    assert voc.info is not None and voc.info.sampling.projection_fit == 1
+    model = voc.model
     out = voc.vocode(mel, generator=torch.Generator().manual_seed(3))
     voc.mel_projection = "off"
     raw = voc.vocode(mel, generator=torch.Generator().manual_seed(3))

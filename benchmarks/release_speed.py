@@ -5,7 +5,7 @@ Each release vocodes the same mel (a dev clip of ``--data`` repeated to ``--seco
 best time of each is reported, with the CPU model, flags, threads and dtype, so the ratio between them
 holds on a busy machine even where the absolute figure does not.
 
-    python benchmarks/release_speed.py universal-16k-preview \\
+    python benchmarks/release_speed.py universal-16k universal-16k-preview \\
         recipes/librispeech-mini/bakeoff/resume/wg64-pitch-latest --threads 1
 """
 

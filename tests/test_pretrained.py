@@ -285,7 +285,7 @@ def test_releases_without_a_manifest_still_load(release: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [REPO / "pretrained" / "universal-16k-preview"]
+    sorted(p for p in (REPO / "pretrained").iterdir() if p.is_dir())
     + sorted(
         p for p in (REPO / "recipes" / "librispeech-mini" / "bakeoff" / "resume").glob("*") if p.is_dir()
     ),
@@ -297,3 +297,22 @@ def test_the_bundled_and_recipe_releases_load(path: Path) -> None:
     _, info = load_release(path)
     assert info.verified
     assert (info.config_sha256 is not None) == (path / MANIFEST_FILE).is_file()
+
+
+def test_the_source_tree_ships_universal_16k_as_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As it ships: ``pretrained/DEFAULT`` names ``universal-16k`` (not a preview), whose sampling block
+    holds the fitted-magnitude projection; the preview beside it keeps the smooth one."""
+    from waveflow_py.pretrained import default_release
+
+    for var in ("WAVEFLOW_DEFAULT_MODEL", "WAVEFLOW_PRETRAINED_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    assert default_release() == "universal-16k"
+    _, info = load_release()
+    assert info.verified and not info.is_preview and info.name == "universal-16k"
+    assert (info.sampling.mel_projection, info.sampling.projection_iters, info.sampling.projection_fit) == (
+        1.0,
+        16,
+        2,
+    )
+    _, preview = load_release("universal-16k-preview")
+    assert preview.is_preview and preview.sampling.projection_fit == 0

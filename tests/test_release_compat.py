@@ -40,3 +40,16 @@ def test_old_release_samples_as_before(release: str) -> None:
     peak = float(np.abs(expected).max())
     assert peak > 0
     np.testing.assert_allclose(audio[0].numpy(), expected, rtol=0, atol=1e-4 * peak)
+
+
+def test_the_bundled_preview_samples_with_its_projection_as_before() -> None:
+    """``universal-16k-preview`` as bundled (its sampling block: the mel projection with 16 phase-locked
+    iterations and no ``projection_fit`` key) gives the audio it gave before the fitted magnitude existed:
+    fixture written with the code of 4cca403, the fixture mel above, noise seed 7."""
+    mel = torch.from_numpy(np.load(FIXTURES)["universal-16k-preview/mel"])[None]
+    expected = np.load(ROOT / "tests" / "fixtures" / "preview_projected.npz")["audio"]
+    model, info = load_release(ROOT / "pretrained" / "universal-16k-preview")
+    assert info.sampling.projection_iters == 16 and info.sampling.projection_fit == 0
+    audio, _ = synthesize(model, mel, generator=torch.Generator().manual_seed(7))
+    peak = float(np.abs(expected).max())
+    np.testing.assert_allclose(audio[0].numpy(), expected, rtol=0, atol=1e-4 * peak)

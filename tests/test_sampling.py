@@ -301,6 +301,7 @@ def test_info_shows_the_resolved_settings(capsys: pytest.CaptureFixture[str]) ->
         "pitch_strength": 1.5,
         "mel_projection": None,
         "projection_iters": 0,
+        "projection_fit": 0,
     }
     assert data["sampling_source"]["pitch_strength"] == "model: source_filter.pitch_strength"
     assert data["sampling_source"]["truncation"] == "library default"
@@ -308,6 +309,11 @@ def test_info_shows_the_resolved_settings(capsys: pytest.CaptureFixture[str]) ->
     data = json.loads(capsys.readouterr().out)  # the bundled preview stores the block, strength 1.0
     assert data["sampling"]["pitch_strength"] == 1.0
     assert data["sampling_source"]["pitch_strength"] == "release"
+    assert main(["info", str(ROOT / "pretrained" / "universal-16k")]) == 0  # the default's fitted magnitude
+    assert (
+        "fitted magnitude (2 updates per iteration), then 16 Griffin-Lim iterations"
+        in capsys.readouterr().out
+    )
 
 
 def test_the_objective_samples_by_the_same_rule() -> None:

@@ -4,7 +4,7 @@
 #   rehearsal: REHEARSAL=1 scripts/gpu/session.sh        (CPU, tiny budgets, the same steps)
 # Needs scripts/gpu/prepare.sh run here once (.whl wheels, .gpu/shard data). Steps, each logged to $OUT:
 #   1. the CUDA-only tests;  2. `waveflow bench` of the cached and fused (CUDA graph) inverses at batch 1
-#   and 16;  3. training RECIPE (the long run's lineage) from INIT (the bundled preview's weights; bf16,
+#   and 16;  3. training RECIPE (the long run's lineage) from INIT (the bundled default's weights; bf16,
 #   batch BATCH, TRAIN_MIN minutes of wall clock) and its export to $OUT/release;  4. the training samples/s of the paper model (PAPER_MIN,
 #   batch PAPER_BATCH x 16384 samples: gpu-bf16.yaml's 32 on the GPU).
 # Every step runs even if an earlier one failed; the exit status is that of the worst step.
@@ -44,11 +44,11 @@ data=(data.root=.gpu/shard data.dev_max_items=12 data.num_workers=0 train.device
 step cuda-tests "$PY" -m pytest -q -p no:cacheprovider tests/inference/test_cuda.py
 step bench wf bench "${BENCH[@]}" --results "$OUT/bench.md"
 rm -rf /tmp/gpu-run
-# the long run's lineage (docs/quality-per-compute.md sections 13-14): the bundled preview's weights, the
+# the long run's lineage (docs/quality-per-compute.md sections 13-14): the bundled default's weights, the
 # harmonic source with the learned pitch predictor and the spectral objective through the sampling path
 # (RECIPE= / INIT= to train another candidate or start elsewhere)
 RECIPE="${RECIPE:-recipes/librispeech-mini/spectral/wg64-harmonic-learned.yaml}"
-INIT="${INIT:-pretrained/universal-16k-preview}"
+INIT="${INIT:-pretrained/universal-16k}"
 step train wf train "$RECIPE" --out /tmp/gpu-run \
   --init-from "$INIT" --minutes "$TRAIN_MIN" \
   --set "${data[@]}" train.batch_size="$BATCH" train.budget_clock=wall train.num_threads=null \

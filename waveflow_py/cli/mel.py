@@ -5,7 +5,7 @@ mirrored under ``OUT``). Each input gives one ``(n_mels, F)`` float32 mel that c
 (:mod:`waveflow_py.audio.melfile`): ``.npy`` (default) with ``mel_config.json`` in its folder, or ``.pt`` /
 ``.npz`` with the settings inside; ``waveflow vocode`` reads them and refuses a model of other settings.
 The settings come from a release (``--model``), a preset (``--preset``), or else the default model's
-(while no default ships: the bundled preview's), and the command says which. An ``OUT`` that already
+(where only a preview is bundled: the preview's), and the command says which. An ``OUT`` that already
 holds mels of other settings is refused. A bad input is reported on stderr and the others still
 complete. Before anything is written, an output that resolves to an input is refused, and so is an
 existing file unless it is an earlier output of ``waveflow mel`` (``OUT`` already holds its

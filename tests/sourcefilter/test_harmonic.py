@@ -47,6 +47,16 @@ def test_flat_harmonics_have_unit_power_and_the_right_frequencies() -> None:
     torch.testing.assert_close(torch.cat([a, b], 1), h, atol=1e-7, rtol=0)
 
 
+def test_the_harmonics_cosines_equal_a_direct_computation() -> None:
+    from waveflow_py.sourcefilter.harmonic import _cos_multiples
+
+    phase = torch.cumsum(torch.full((2, 3000), 2 * math.pi * 97.0 / SR, dtype=torch.float64), 1)
+    phase = phase + torch.tensor([[0.3], [5000.0]], dtype=torch.float64)  # up to thousands of radians
+    k = torch.arange(1, 161, dtype=torch.float64)
+    direct = torch.cos(phase[..., None] * k)  # itself rounded by ~|k phase| * 1e-16
+    torch.testing.assert_close(_cos_multiples(phase, 160), direct, atol=1e-10, rtol=0)
+
+
 def test_band_amplitudes_shape_the_harmonics() -> None:
     t = SR
     f0 = torch.full((1, t), 200.0, dtype=torch.float64)

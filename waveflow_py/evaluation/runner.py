@@ -232,9 +232,8 @@ def evaluate(
 
     ``temperature`` overrides the model's sampling temperature; ``truncation``, ``excitation_rms``,
     ``pitch_strength``, ``mel_projection``, ``projection_iters`` and ``projection_fit`` (a release
-    name/directory only) its
-    other sampling settings, as in :meth:`waveflow_py.Vocoder.from_pretrained` (``"release"``: the
-    release's).
+    name/directory only) its other sampling settings, as in :meth:`waveflow_py.Vocoder.from_pretrained`
+    (``"release"``: the release's).
 
     ``data`` is a metadata.csv or a directory (:func:`find_clips`; ``split`` filters it, ``max_clips``
     keeps the first N). When ``out_dir`` is given, writes ``report.md``, ``metrics.json`` and the
@@ -265,8 +264,7 @@ def evaluate(
     ):
         raise ValueError(
             "truncation, excitation_rms, pitch_strength, mel_projection, projection_iters, projection_fit: "
-            "apply to a "
-            "release name/directory; give an EvalModel its settings with "
+            "apply to a release name/directory; give an EvalModel its settings with "
             "EvalModel.from_model(..., sampling=SamplingConfig(...))"
         )
     clips = find_clips(data, split=split, max_clips=max_clips)

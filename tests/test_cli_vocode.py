@@ -150,8 +150,15 @@ def test_info_prints_what_the_release_holds(release: Path, capsys: pytest.Captur
 def test_info_without_model_lists_bundled(tmp_path: Path, monkeypatch, capsys) -> None:
     build_random_release(tmp_path / "bundle" / "alpha")
     monkeypatch.setenv("WAVEFLOW_PRETRAINED_DIR", str(tmp_path / "bundle"))
+    monkeypatch.setattr(lookup, "_SOURCE_PRETRAINED", tmp_path / "none")
+    monkeypatch.delenv("WAVEFLOW_DEFAULT_MODEL", raising=False)
     assert main(["info"]) == 0
-    assert "bundled releases: alpha" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bundled releases: alpha" in out and "default:  alpha (used when no model is named)" in out
+    build_random_release(tmp_path / "bundle" / "beta")  # two and no DEFAULT file: none, and why
+    assert main(["info", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["releases"] == ["alpha", "beta"] and data["default"] is None
 
 
 def test_demo_builds_an_untrained_release_when_none_is_bundled(

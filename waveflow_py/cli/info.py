@@ -104,14 +104,27 @@ def _print_sampling(data: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from waveflow_py.pretrained import list_releases, load_release, release_dirs
+    from waveflow_py.pretrained import (
+        ReleaseNotFoundError,
+        default_release,
+        list_releases,
+        load_release,
+        release_dirs,
+    )
 
     if args.model is None:
         names = list_releases()
+        try:
+            default: str | None = default_release()
+            why = "used when no model is named"
+        except ReleaseNotFoundError as e:
+            default, why = None, str(e)
         if args.json:
-            print(json.dumps({"releases": names, "searched": [str(d) for d in release_dirs()]}))
+            dirs = [str(d) for d in release_dirs()]
+            print(json.dumps({"releases": names, "default": default, "searched": dirs}))
             return 0
         print("bundled releases: " + (", ".join(names) if names else "none"))
+        print(f"default:  {default or 'none'} ({why})")
         print("searched: " + ", ".join(str(d) for d in release_dirs()))
         return 0
     from waveflow_py.dtypes import short_name

@@ -119,13 +119,13 @@ def run(args: argparse.Namespace) -> int:
             why = "used when no model is named"
         except ReleaseNotFoundError as e:
             default, why = None, str(e)
+        dirs = [str(d) for d in release_dirs()]
         if args.json:
-            dirs = [str(d) for d in release_dirs()]
             print(json.dumps({"releases": names, "default": default, "searched": dirs}))
             return 0
         print("bundled releases: " + (", ".join(names) if names else "none"))
         print(f"default:  {default or 'none'} ({why})")
-        print("searched: " + ", ".join(str(d) for d in release_dirs()))
+        print("searched: " + ", ".join(dirs))
         return 0
     from waveflow_py.dtypes import short_name
     from waveflow_py.inference.precision import choose_dtype

@@ -198,7 +198,7 @@ def _project(
     """One pass over ``audio``, whose sample 0 is the signal's sample ``first * hop`` (its frames are the
     mel's frames ``first, first + 1, ...``), then ``iters`` Griffin-Lim iterations."""
     work = torch.float64 if audio.dtype == torch.float64 else torch.float32  # float32: half the time
-    _, covered, window, _ = _cached(cfg, nnls_iters)
+    envelope, covered, window, bank = _cached(cfg, nnls_iters)
     window = window.to(audio.device, work)
     stft_kw = {"n_fft": cfg.n_fft, "hop_length": cfg.hop_length, "window": window, "center": True}
     y = torch.stft(audio.to(work), pad_mode=cfg.pad_mode, return_complex=True, **stft_kw)
@@ -206,7 +206,10 @@ def _project(
     frames = max(0, min(y.shape[-1], logmel.shape[-1] - first))
     locked = min(math.ceil(lock_hz * cfg.n_fft / cfg.sample_rate), y.shape[1])  # bins below lock_hz
     if fit:
-        return _fitted(y, logmel[..., first : first + frames], cfg, s, iters, fit, locked, stft_kw, length)
+        pieces = (envelope, covered, bank)
+        return _fitted(
+            y, logmel[..., first : first + frames], cfg, pieces, s, iters, fit, locked, stft_kw, length
+        )
     mag = y.abs()
     gain = torch.ones_like(mag)
     if frames:
@@ -235,6 +238,7 @@ def _fitted(
     y: Tensor,
     logmel: Tensor,
     cfg: MelConfig,
+    pieces: tuple[SpectralEnvelope, Tensor, Tensor],
     s: float,
     iters: int,
     fit: int,
@@ -243,10 +247,11 @@ def _fitted(
     length: int,
 ) -> Tensor:
     """The fitted-magnitude projection (module docstring) of a signal of ``length`` samples whose STFT is
-    ``y (B, K, F)``; ``logmel (B, n_mels, f)``: the mel of its first ``f <= F`` frames; the iterations keep
-    the sample's phase in the first ``locked`` bins."""
+    ``y (B, K, F)``; ``logmel (B, n_mels, f)``: the mel of its first ``f <= F`` frames; ``pieces``: the
+    config's envelope, covered bins and filter bank (:func:`_pieces`); the iterations keep the sample's
+    phase in the first ``locked`` bins."""
     work, frames = y.real.dtype, logmel.shape[-1]
-    envelope, covered, _, bank = _cached(cfg, MEL_PROJECTION_NNLS_ITERS)
+    envelope, covered, bank = pieces
     tiny = torch.finfo(work).tiny
     sample = (y.real.square() + y.imag.square()).sqrt()
     # the fit applies to the bins some mel filter covers (lo..hi, and inside that range a mask if they are

@@ -155,7 +155,8 @@ ENVELOPES = ("none", "gain", "lpc")
 PITCH_PRIORS = ("none", "ltp")
 SOURCES = ("none", "harmonic")
 PITCH_LAGS = ("highest", "first")
-SOURCE_PITCHES = ("analysis", "learned")
+SOURCE_PITCHES = ("analysis", "learned", "hybrid")
+PITCH_NET_SOURCES = ("learned", "hybrid")  # the source pitches that run the learned predictor
 
 
 @dataclass
@@ -184,8 +185,10 @@ class SourceFilterConfig:
     source_hidden: int = 64  # width of the per-frame control network
     source_threshold: float = 0.45  # periodicity peak below which a frame is unvoiced (no harmonics)
     # where the harmonic source's F0 and voicing come from: "analysis" (the periodicity's first peak and
-    # source_threshold) or "learned" (sourcefilter.pitchnet: a network on the mel and that periodicity,
-    # trained on pYIN labels by `waveflow train-pitch`, loaded with train.pitch_net, fixed in training)
+    # source_threshold), "learned" (sourcefilter.pitchnet: a network on the mel and that periodicity,
+    # trained on pYIN labels by `waveflow train-pitch`, loaded with train.pitch_net, fixed in training) or
+    # "hybrid" (the analysis where it hears a voice, the learned predictor in the frames it leaves unvoiced:
+    # a low voice's periodicity falls under source_threshold on a third of its voiced frames)
     source_pitch: str = "analysis"
     source_pitch_hidden: int = 128  # channels of the learned pitch predictor
     # learned pitch: voicing clamp((p - floor) / (1 - floor), 0, 1) of its voicing probability p (0.5: the
@@ -768,8 +771,9 @@ class TrainConfig:
     max_minutes: float | None = None  # time budget: stop cleanly (checkpoint, validate, export) after it
     budget_clock: str = "wall"  # what max_minutes counts: "wall" (elapsed) or "cpu" (this process's CPU time)
     init_from: str | None = None  # a release (name or directory) whose weights start a new run (fine-tuning)
-    # the learned pitch predictor's weights (a `waveflow train-pitch` output directory) for a model with
-    # model.source_filter.source_pitch "learned"; loaded when a run starts (not on resume), then fixed
+    # the learned pitch predictor's weights (a `waveflow train-pitch` output directory) for a model whose
+    # model.source_filter.source_pitch is "learned" or "hybrid"; loaded when a run starts (not on resume),
+    # then fixed
     pitch_net: str | None = None
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # NLL and sampled spectral terms
 

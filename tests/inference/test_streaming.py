@@ -123,14 +123,16 @@ def test_streaming_truncated_noise_equals_offline(factories) -> None:
     assert (plain - offline).abs().max() > 1e-4  # the truncated draws differ from the plain ones
 
 
-def test_streaming_with_the_learned_pitch_predictor_equals_offline(factories) -> None:
+@pytest.mark.parametrize("pitch", ["learned", "hybrid"])
+def test_streaming_with_the_learned_pitch_predictor_equals_offline(factories, pitch: str) -> None:
     """The learned pitch predictor reads +-16 mel frames: the stream gives the source-filter stages its
-    buffered left context (``mel_offset``) and lookahead, so chunks still equal one pass."""
+    buffered left context (``mel_offset``) and lookahead, so chunks still equal one pass (alone and in the
+    hybrid pitch)."""
     from waveflow_py.config import SourceFilterConfig
     from waveflow_py.sourcefilter.pitchnet import RECEPTIVE_FRAMES
 
     stages = SourceFilterConfig(
-        envelope="lpc", lpc_order=4, source="harmonic", source_pitch="learned", source_pitch_hidden=8
+        envelope="lpc", lpc_order=4, source="harmonic", source_pitch=pitch, source_pitch_hidden=8
     )
     model = factories[1](source_filter=stages)
     torch.manual_seed(3)

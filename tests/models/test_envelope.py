@@ -30,6 +30,7 @@ VARIANTS = [
     ("lpc+ltp+harmonic", 0.0),
     ("gain+harmonic", 0.9),
     ("lpc+harmonic+learned", 0.0),  # the learned pitch predictor (random weights) gives F0 and voicing
+    ("lpc+harmonic+hybrid", 0.0),  # the analysis, and the predictor where the analysis is unvoiced
 ]
 
 
@@ -45,7 +46,7 @@ def tiny(kind: str, envelope: str, preemphasis: float = 0.0, seed: int = 0) -> t
         pitch_threshold=0.0,
         source="harmonic" if "harmonic" in extra else "none",
         source_threshold=0.0,
-        source_pitch="learned" if "learned" in extra else "analysis",
+        source_pitch=next((p for p in ("learned", "hybrid") if p in extra), "analysis"),
         source_pitch_hidden=8,
     )
     if kind == "waveflow":
@@ -144,7 +145,8 @@ def test_envelope_synthesis_in_two_chunks_equals_one_pass(
     whole, ld, state = model.envelope_synthesis(e, mel)
     assert isinstance(state, SourceFilterState)
     cut = 4  # frames in the first chunk; it is given one mel frame beyond (centred frames)
-    if "learned" in envelope:  # the predictor reads +-16 frames: lookahead, then the left context
+    predictor = "learned" in envelope or "hybrid" in envelope  # it reads +-16 frames
+    if predictor:  # lookahead, then the left context
         first, ld1, s1 = model.envelope_synthesis(e[:, : cut * hop], mel)
         second, ld2, s2 = model.envelope_synthesis(e[:, cut * hop :], mel, state=s1, mel_offset=cut)
         blind, _, _ = model.envelope_synthesis(e[:, cut * hop :], mel[:, :, cut:], state=s1)

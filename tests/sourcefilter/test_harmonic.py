@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,6 +56,49 @@ def test_the_harmonics_cosines_equal_a_direct_computation() -> None:
     k = torch.arange(1, 161, dtype=torch.float64)
     direct = torch.cos(phase[..., None] * k)  # itself rounded by ~|k phase| * 1e-16
     torch.testing.assert_close(_cos_multiples(phase, 160), direct, atol=1e-10, rtol=0)
+
+
+def _direct_harmonic_sum(f0: torch.Tensor, amp: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """The module docstring's formula, one sample at a time (float64): harmonics below Nyquist for that
+    sample's own F0, amplitudes linear in frequency between the band centres, the taper's power count."""
+    phase = torch.cumsum(f0 * (2 * math.pi / SR), dim=1)
+    out = torch.zeros_like(f0)
+    for b in range(f0.shape[0]):
+        for n in range(f0.shape[1]):
+            k = torch.arange(1, int(SR / 2 / float(f0[b, n])) + 2, dtype=torch.float64)
+            fk = float(f0[b, n]) * k
+            taper = ((SR / 2 - fk) / 500.0).clamp(0.0, 1.0)
+            a = torch.from_numpy(np.interp(fk.numpy(), centres.numpy(), amp[b, :, n].numpy()))
+            waves = taper * torch.cos(k * phase[b, n])
+            out[b, n] = (a * waves).sum() / math.sqrt(max(float(taper.sum()), 1.0) / 2)
+    return out
+
+
+def test_unvoiced_samples_are_skipped_and_the_rest_equal_a_direct_computation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from waveflow_py.sourcefilter import harmonic
+
+    t = 600  # two blocks: voiced (220-260 Hz) and unvoiced (F0 52 Hz, amplitudes 0) samples in both
+    monkeypatch.setattr(harmonic, "_BLOCK", 400)
+    gen = torch.Generator().manual_seed(0)
+    f0 = torch.linspace(220.0, 260.0, t, dtype=torch.float64)[None].repeat(2, 1)
+    amp = torch.rand(2, 8, t, generator=gen, dtype=torch.float64)
+    unvoiced = torch.zeros(2, t, dtype=torch.bool)
+    unvoiced[0, 100:250], unvoiced[1, 380:590] = True, True
+    f0[unvoiced], amp.transpose(1, 2)[unvoiced] = 52.0, 0.0
+    counts: list[int] = []
+    real = harmonic._cos_multiples
+    monkeypatch.setattr(harmonic, "_cos_multiples", lambda ph, k: counts.append(k) or real(ph, k))
+    centres = mel_band_centres(8, SR)
+    h, _ = harmonic_sum(f0, amp, centres, torch.zeros(2, dtype=torch.float64), SR)
+    assert counts == [math.ceil(SR / 2 / 220.0), math.ceil(SR / 2 / f0[:, 400:][~unvoiced[:, 400:]].min())]
+    assert float(h[unvoiced].abs().max()) == 0.0
+    torch.testing.assert_close(h, _direct_harmonic_sum(f0, amp, centres), atol=1e-9, rtol=0)
+    # a block with no voiced sample sums nothing
+    counts.clear()
+    silent, _ = harmonic_sum(f0, torch.zeros_like(amp), centres, torch.zeros(2, dtype=torch.float64), SR)
+    assert counts == [] and float(silent.abs().max()) == 0.0
 
 
 def test_band_amplitudes_shape_the_harmonics() -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from waveflow_py.audio import MelSpectrogram
 from waveflow_py.config import SourceFilterConfig, mel_preset
 from waveflow_py.sourcefilter import HarmonicSource
 from waveflow_py.sourcefilter.pitchnet import (
@@ -112,3 +113,34 @@ def test_the_harmonic_source_takes_f0_and_voicing_from_the_predictor() -> None:
         HarmonicSource(mel_cfg, pitch="pyin")
     with pytest.raises(ValueError, match="source_pitch_floor"):
         SourceFilterConfig(source="harmonic", source_pitch="learned", source_pitch_floor=1.0)
+
+
+def test_the_hybrid_pitch_keeps_the_analysis_and_fills_its_unvoiced_frames_from_the_predictor() -> None:
+    mel_cfg = mel_preset("16k")
+    sr = mel_cfg.sample_rate
+    hybrid = HarmonicSource(mel_cfg, bands=4, hidden=8, threshold=0.45, pitch="hybrid", pitch_hidden=8)
+    analysis = HarmonicSource(mel_cfg, bands=4, hidden=8, threshold=0.45)
+    net = hybrid.pitchnet
+    assert net is not None and analysis.pitchnet is None
+    with torch.no_grad():  # a predictor that says 200 Hz, voiced with probability sigmoid(2), everywhere
+        for p in net.parameters():
+            p.zero_()
+        k = round(1200 * math.log2(200 / PITCH_FMIN) / PITCH_CENTS)
+        net.out.bias[1 + k] = 10.0
+        net.out.bias[0] = 2.0
+    # 0.5 s of a 120 Hz sawtooth (the analysis hears it), then 0.5 s of white noise (it does not)
+    t = torch.arange(sr // 2, dtype=torch.float64) / sr
+    saw = 0.5 * (2 * torch.remainder(120 * t, 1.0) - 1)
+    audio = torch.cat([saw, 0.3 * torch.randn(sr // 2, generator=torch.Generator().manual_seed(0))]).float()
+    logmel = MelSpectrogram(mel_cfg)(audio[None])
+    with torch.no_grad():
+        f0_a, v_a, peak_a = analysis.frame_pitch(logmel)
+        f0_h, v_h, peak_h = hybrid.frame_pitch(logmel)
+    voiced = v_a > 0
+    assert int(voiced.sum()) > 10 and int((~voiced).sum()) > 10  # both branches are exercised
+    assert torch.equal(f0_h[voiced], f0_a[voiced]) and torch.equal(v_h[voiced], v_a[voiced])
+    assert torch.equal(peak_h, peak_a)
+    torch.testing.assert_close(f0_h[~voiced], torch.full_like(f0_h[~voiced], _centre(k)), rtol=1e-4, atol=0)
+    p = float(torch.sigmoid(torch.tensor(2.0)))
+    torch.testing.assert_close(v_h[~voiced], torch.full_like(v_h[~voiced], 2 * p - 1))
+    assert float(f0_a[voiced].median()) == pytest.approx(120, rel=0.02)

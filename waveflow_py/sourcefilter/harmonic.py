@@ -40,7 +40,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.config import MelConfig
+from waveflow_py.config import PITCH_NET_SOURCES, SOURCE_PITCHES, MelConfig
 from waveflow_py.sourcefilter.base import FilterFlow, work_dtype
 from waveflow_py.sourcefilter.periodicity import MelPeriodicity, lag_range
 from waveflow_py.sourcefilter.pitchnet import RECEPTIVE_FRAMES, MelPitchNet, lag_features
@@ -67,16 +67,6 @@ def per_sample(values: Tensor, length: int, hop: int) -> Tensor:
     return (a + (b - a) * weight).reshape(*values.shape[:-1], -1)[..., :length]
 
 
-def _harmonics(f0: Tensor, nyquist: float, f0_floor: float) -> int:
-    """How many harmonics a block needs: up to Nyquist for its lowest F0 (a host sync), or for ``f0_floor``
-    while a CUDA graph is captured (no sync allowed)."""
-    if f0.is_cuda and torch.cuda.is_current_stream_capturing():
-        lowest = f0_floor
-    else:
-        lowest = max(float(f0.detach().min()), f0_floor)
-    return max(1, math.ceil(nyquist / lowest))
-
-
 def _cos_multiples(phase: Tensor, count: int) -> Tensor:
     """``cos(k * phase)`` for ``k = 1 .. count``, shape ``(*phase.shape, count)``: the real parts of the
     running product of ``exp(i phase)`` (one complex multiply per harmonic instead of a cosine: 3.6x faster
@@ -93,28 +83,61 @@ def harmonic_sum(
     amplitudes ``amp (B, bands, T)`` at ``centres (bands,)`` Hz. ``phase0 (B,)`` (float64): the phase before
     the first sample; ``f0_floor``: the lowest F0 the caller produces (bounds the harmonic count). Returns
     the signal ``(B, T)`` in ``amp``'s dtype and the phase after the last sample ``(B,)`` (float64, in
-    ``[0, 2 pi)``)."""
+    ``[0, 2 pi)``).
+
+    Samples whose amplitudes are all zero (unvoiced frames) are 0 and skipped: the harmonics are summed
+    over the others only, up to Nyquist for their lowest F0 (an unvoiced frame's F0 is often the lowest
+    the analysis returns). So no gradient reaches a zero row of ``amp`` (the model's are ``sqrt(v) exp(.)``
+    at ``v = 0``, whose gradient is zero anyway). While a CUDA graph is captured every sample is summed."""
     nyquist = sample_rate / 2
     phase = phase0[:, None] + torch.cumsum(f0 * (2 * math.pi / sample_rate), dim=1)
+    capturing = f0.is_cuda and torch.cuda.is_current_stream_capturing()
     out = []
     for s in range(0, f0.shape[1], _BLOCK):
-        f, a, ph = f0[:, s : s + _BLOCK], amp[..., s : s + _BLOCK], phase[:, s : s + _BLOCK]
-        k_max = _harmonics(f, nyquist, f0_floor)
-        k = torch.arange(1, k_max + 1, device=f.device, dtype=f.dtype)
-        fk = f[..., None] * k  # (B, t, K)
-        taper = ((nyquist - fk) / _TAPER_HZ).clamp(0.0, 1.0)
-        # each harmonic's amplitude: linear in frequency between the band centres, constant beyond
-        pos = torch.searchsorted(centres, fk.reshape(-1)).reshape(fk.shape).clamp(1, len(centres) - 1)
-        lo, hi = torch.take(centres, pos - 1), torch.take(centres, pos)  # (take: faster than indexing)
-        w = ((fk - lo) / (hi - lo)).clamp(0.0, 1.0).to(a.dtype)
-        at = a.transpose(1, 2)
-        ak = torch.gather(at, 2, pos - 1) * (1 - w) + torch.gather(at, 2, pos) * w
-        count = taper.sum(-1).clamp_min(1.0)
-        waves = (taper * _cos_multiples(ph, k_max)).to(a.dtype)
-        out.append((ak * waves).sum(-1) * torch.rsqrt(count / 2).to(a.dtype))
+        f, at, ph = f0[:, s : s + _BLOCK], amp[..., s : s + _BLOCK].transpose(1, 2), phase[:, s : s + _BLOCK]
+        if capturing:  # no host sync: every sample, harmonics up to Nyquist for f0_floor
+            out.append(_sum_block(f, at, ph, centres, nyquist, _harmonics(f0_floor, nyquist)))
+            continue
+        active = at.detach().ne(0).any(-1)  # (B, t): samples with a harmonic
+        count = int(active.sum())
+        if count == active.numel():
+            out.append(_sum_block(f, at, ph, centres, nyquist, _harmonics(_lowest(f, f0_floor), nyquist)))
+        elif count == 0:
+            out.append(amp.new_zeros(f.shape))
+        else:
+            fa = f[active]
+            k_max = _harmonics(_lowest(fa, f0_floor), nyquist)
+            h = _sum_block(fa[None], at[active][None], ph[active][None], centres, nyquist, k_max)[0]
+            out.append(amp.new_zeros(f.shape).masked_scatter(active, h))
     h = torch.cat(out, dim=1) if out else amp.new_zeros(f0.shape)
     end = phase[:, -1] if phase.shape[1] else phase0
     return h, torch.remainder(end, 2 * math.pi)
+
+
+def _lowest(f0: Tensor, f0_floor: float) -> float:
+    """The lowest F0 of a block, at least ``f0_floor`` (a host sync)."""
+    return max(float(f0.detach().min()), f0_floor)
+
+
+def _harmonics(lowest: float, nyquist: float) -> int:
+    """How many harmonics reach Nyquist for the F0 ``lowest``."""
+    return max(1, math.ceil(nyquist / lowest))
+
+
+def _sum_block(f: Tensor, at: Tensor, ph: Tensor, centres: Tensor, nyquist: float, k_max: int) -> Tensor:
+    """The harmonic sum of one block: ``f`` and ``ph (B, t)`` float64, ``at (B, t, bands)`` -> ``(B, t)``
+    in ``at``'s dtype, harmonics ``1 .. k_max`` (tapered to zero over the last 500 Hz below Nyquist)."""
+    k = torch.arange(1, k_max + 1, device=f.device, dtype=f.dtype)
+    fk = f[..., None] * k  # (B, t, K)
+    taper = ((nyquist - fk) / _TAPER_HZ).clamp(0.0, 1.0)
+    # each harmonic's amplitude: linear in frequency between the band centres, constant beyond
+    pos = torch.searchsorted(centres, fk.reshape(-1)).reshape(fk.shape).clamp(1, len(centres) - 1)
+    lo, hi = torch.take(centres, pos - 1), torch.take(centres, pos)  # (take: faster than indexing)
+    w = ((fk - lo) / (hi - lo)).clamp(0.0, 1.0).to(at.dtype)
+    ak = torch.gather(at, 2, pos - 1) * (1 - w) + torch.gather(at, 2, pos) * w
+    count = taper.sum(-1).clamp_min(1.0)
+    waves = (taper * _cos_multiples(ph, k_max)).to(at.dtype)
+    return (ak * waves).sum(-1) * torch.rsqrt(count / 2).to(at.dtype)
 
 
 class SourceControls(nn.Module):
@@ -151,10 +174,12 @@ class HarmonicSource(FilterFlow):
         bands: harmonic amplitude bands.
         hidden: width of the control network.
         threshold: periodicity peak below which a frame is unvoiced (``pitch="analysis"``).
-        pitch: ``"analysis"`` (F0 and voicing from the periodicity's first peak) or ``"learned"`` (from
+        pitch: ``"analysis"`` (F0 and voicing from the periodicity's first peak), ``"learned"`` (from
             :class:`~waveflow_py.sourcefilter.pitchnet.MelPitchNet` on the log-mel and the periodicity:
             voicing ``v = clamp((p - pitch_floor) / (1 - pitch_floor), 0, 1)`` of its voicing probability
-            ``p``; its weights are fixed, ``requires_grad=False``, set by ``train.pitch_net``).
+            ``p``; its weights are fixed, ``requires_grad=False``, set by ``train.pitch_net``) or
+            ``"hybrid"`` (the analysis's F0 and voicing where it is voiced, the learned predictor's in the
+            frames it leaves unvoiced).
         pitch_hidden: channels of the learned predictor.
         pitch_floor: the probability below which the learned predictor's frames get no harmonics (0.5:
             its own decision; lower leaves the controls to scale harmonics where it is unsure).
@@ -179,13 +204,13 @@ class HarmonicSource(FilterFlow):
         self.periodicity = MelPeriodicity(mel, lo, hi, lag="first")
         self.f0_floor = mel.sample_rate / (hi + 1)  # below the longest lag the analysis returns
         self.controls = SourceControls(mel.n_mels, bands, hidden)
-        if pitch not in ("analysis", "learned"):
-            raise ValueError(f"HarmonicSource: pitch expected 'analysis' or 'learned', got {pitch!r}")
+        if pitch not in SOURCE_PITCHES:
+            raise ValueError(f"HarmonicSource: pitch expected one of {SOURCE_PITCHES}, got {pitch!r}")
         if not 0 <= pitch_floor < 1:
             raise ValueError(f"HarmonicSource: pitch_floor expected in [0, 1), got {pitch_floor!r}")
         self.pitch, self.pitch_floor = pitch, float(pitch_floor)
         self.pitchnet: MelPitchNet | None = None
-        if pitch == "learned":
+        if pitch in PITCH_NET_SOURCES:
             self.pitchnet = MelPitchNet(mel.n_mels, hi - lo + 1, pitch_hidden).requires_grad_(False)
             self.mel_context = RECEPTIVE_FRAMES
         self._centres: dict[str, Tensor] = {"cpu": mel_band_centres(bands, mel.sample_rate)}
@@ -228,15 +253,19 @@ class HarmonicSource(FilterFlow):
         p = self.periodicity
         lag, peak, rho = p.frame_analysis(logmel)
         dtype = logmel.dtype
+        f0 = (self.sample_rate / lag).to(dtype)
+        voicing = ((peak - self.threshold) / (1.0 - self.threshold)).clamp(0.0, 1.0).to(dtype)
         if self.pitchnet is None:
-            voicing = ((peak - self.threshold) / (1.0 - self.threshold)).clamp(0.0, 1.0)
-            return (self.sample_rate / lag).to(dtype), voicing.to(dtype), peak.to(dtype)
+            return f0, voicing, peak.to(dtype)
         w = self.pitchnet.out.weight
         feats = lag_features(rho, p.min_lag, p.max_lag).to(w.dtype)
-        f0, prob = MelPitchNet.decode(self.pitchnet(logmel.to(w.dtype), feats))
-        f0 = f0.clamp(min=self.f0_floor)
-        voicing = ((prob - self.pitch_floor) / (1.0 - self.pitch_floor)).clamp(0.0, 1.0)
-        return f0.to(dtype), voicing.to(dtype), peak.to(dtype)
+        f0_net, prob = MelPitchNet.decode(self.pitchnet(logmel.to(w.dtype), feats))
+        f0_net = f0_net.clamp(min=self.f0_floor).to(dtype)
+        voicing_net = ((prob - self.pitch_floor) / (1.0 - self.pitch_floor)).clamp(0.0, 1.0).to(dtype)
+        if self.pitch == "learned":
+            return f0_net, voicing_net, peak.to(dtype)
+        fill = voicing <= 0  # hybrid: the predictor where the analysis hears no voice
+        return torch.where(fill, f0_net, f0), torch.where(fill, voicing_net, voicing), peak.to(dtype)
 
     def _source(self, ctx: Tensor, length: int, phase0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(h (B, T), log g (B, T), phase after (B,))`` from a context of ``S + 1`` boundaries."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from waveflow_py.config import ExperimentConfig, source_filter_of, to_dict
+from waveflow_py.config import PITCH_NET_SOURCES, ExperimentConfig, source_filter_of, to_dict
 from waveflow_py.train.checkpoint import CheckpointMismatch, load_model_weights
 
 __all__ = [
@@ -111,19 +111,19 @@ def load_pitch_net_into(exp: ExperimentConfig, model: nn.Module, required: bool)
 
     model_cfg = exp.model_config()
     sf = source_filter_of(model_cfg)
-    learned = sf.source == "harmonic" and sf.source_pitch == "learned"
+    learned = sf.source == "harmonic" and sf.source_pitch in PITCH_NET_SOURCES
     path = exp.train.pitch_net
     if path is None:
         if learned and (required or not exp.train.init_from):
             raise ValueError(
-                "model.source_filter.source_pitch is 'learned' but train.pitch_net is not set: train the "
-                "predictor with `waveflow train-pitch DATA --out DIR` and pass train.pitch_net=DIR"
+                f"model.source_filter.source_pitch is {sf.source_pitch!r} but train.pitch_net is not set: "
+                "train the predictor with `waveflow train-pitch DATA --out DIR` and pass train.pitch_net=DIR"
             )
         return False
     if not learned:
         raise ValueError(
             "train.pitch_net is set but the model has no learned pitch predictor (set "
-            "model.source_filter.source=harmonic and source_pitch=learned)"
+            "model.source_filter.source=harmonic and source_pitch=learned or hybrid)"
         )
     weights = load_pitch_net(path, model_cfg.mel, sf.source_pitch_hidden)
     load_model_weights(model.source_filter.harmonic.pitchnet, weights, what=f"pitch predictor {path}")
@@ -132,7 +132,7 @@ def load_pitch_net_into(exp: ExperimentConfig, model: nn.Module, required: bool)
 
 
 def _learned(pitch: dict[str, Any]) -> bool:
-    return pitch.get("source_filter.source_pitch") == "learned"
+    return pitch.get("source_filter.source_pitch") in PITCH_NET_SOURCES
 
 
 def _restore(model: dict[str, Any], values: dict[str, Any]) -> None:

@@ -115,32 +115,51 @@ def test_the_harmonic_source_takes_f0_and_voicing_from_the_predictor() -> None:
         SourceFilterConfig(source="harmonic", source_pitch="learned", source_pitch_floor=1.0)
 
 
-def test_the_hybrid_pitch_keeps_the_analysis_and_fills_its_unvoiced_frames_from_the_predictor() -> None:
+def test_the_hybrid_pitch_takes_the_predictors_f0_and_fills_the_analysis_voicing() -> None:
     mel_cfg = mel_preset("16k")
     sr = mel_cfg.sample_rate
-    hybrid = HarmonicSource(mel_cfg, bands=4, hidden=8, threshold=0.45, pitch="hybrid", pitch_hidden=8)
+    hybrid = HarmonicSource(
+        mel_cfg, bands=4, hidden=8, threshold=0.45, pitch="hybrid", pitch_hidden=8, pitch_floor=0.3
+    )
     analysis = HarmonicSource(mel_cfg, bands=4, hidden=8, threshold=0.45)
     net = hybrid.pitchnet
     assert net is not None and analysis.pitchnet is None
-    with torch.no_grad():  # a predictor that says 200 Hz, voiced with probability sigmoid(2), everywhere
+    with torch.no_grad():  # a predictor that says 200 Hz, voiced with probability sigmoid(2) ...
         for p in net.parameters():
             p.zero_()
         k = round(1200 * math.log2(200 / PITCH_FMIN) / PITCH_CENTS)
         net.out.bias[1 + k] = 10.0
         net.out.bias[0] = 2.0
+    real_forward = net.forward
+    frames = 1 + sr // mel_cfg.hop_length  # (1 s of audio, centred frames)
+    unsure = torch.arange(frames) % 3 == 0  # ... but sigmoid(-2), under the floor, on every third frame
+
+    def forward(logmel: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+        out = real_forward(logmel, rho).clone()
+        out[:, 0] = torch.where(unsure, -2.0, 2.0)
+        return out
+
+    net.forward = forward  # type: ignore[method-assign]
     # 0.5 s of a 120 Hz sawtooth (the analysis hears it), then 0.5 s of white noise (it does not)
     t = torch.arange(sr // 2, dtype=torch.float64) / sr
     saw = 0.5 * (2 * torch.remainder(120 * t, 1.0) - 1)
     audio = torch.cat([saw, 0.3 * torch.randn(sr // 2, generator=torch.Generator().manual_seed(0))]).float()
     logmel = MelSpectrogram(mel_cfg)(audio[None])
+    assert logmel.shape[-1] == frames
     with torch.no_grad():
         f0_a, v_a, peak_a = analysis.frame_pitch(logmel)
         f0_h, v_h, peak_h = hybrid.frame_pitch(logmel)
+    f0_a, v_a, f0_h, v_h = f0_a[0], v_a[0], f0_h[0], v_h[0]
     voiced = v_a > 0
-    assert int(voiced.sum()) > 10 and int((~voiced).sum()) > 10  # both branches are exercised
-    assert torch.equal(f0_h[voiced], f0_a[voiced]) and torch.equal(v_h[voiced], v_a[voiced])
-    assert torch.equal(peak_h, peak_a)
-    torch.testing.assert_close(f0_h[~voiced], torch.full_like(f0_h[~voiced], _centre(k)), rtol=1e-4, atol=0)
-    p = float(torch.sigmoid(torch.tensor(2.0)))
-    torch.testing.assert_close(v_h[~voiced], torch.full_like(v_h[~voiced], 2 * p - 1))
+    assert int(voiced.sum()) > 10 and int((~voiced).sum()) > 10  # both voicing branches are exercised
     assert float(f0_a[voiced].median()) == pytest.approx(120, rel=0.02)
+    assert torch.equal(peak_h, peak_a)
+    # F0: the predictor's where it hears a voice (p = sigmoid(2) > floor), the analysis's elsewhere
+    torch.testing.assert_close(f0_h[~unsure], torch.full_like(f0_h[~unsure], _centre(k)), rtol=1e-4, atol=0)
+    assert torch.equal(f0_h[unsure], f0_a[unsure])
+    # voicing: the analysis's where it hears a voice, the predictor's (p - floor) / (1 - floor) elsewhere
+    assert torch.equal(v_h[voiced], v_a[voiced])
+    p = float(torch.sigmoid(torch.tensor(2.0)))
+    fill = ~voiced & ~unsure
+    torch.testing.assert_close(v_h[fill], torch.full_like(v_h[fill], (p - 0.3) / 0.7))
+    assert float(v_h[~voiced & unsure].abs().max()) == 0.0

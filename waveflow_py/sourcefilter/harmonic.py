@@ -178,8 +178,8 @@ class HarmonicSource(FilterFlow):
             :class:`~waveflow_py.sourcefilter.pitchnet.MelPitchNet` on the log-mel and the periodicity:
             voicing ``v = clamp((p - pitch_floor) / (1 - pitch_floor), 0, 1)`` of its voicing probability
             ``p``; its weights are fixed, ``requires_grad=False``, set by ``train.pitch_net``) or
-            ``"hybrid"`` (the analysis's F0 and voicing where it is voiced, the learned predictor's in the
-            frames it leaves unvoiced).
+            ``"hybrid"`` (the predictor's F0 where its voicing is above 0, the analysis's elsewhere; the
+            analysis's voicing where it is above 0, the predictor's elsewhere).
         pitch_hidden: channels of the learned predictor.
         pitch_floor: the probability below which the learned predictor's frames get no harmonics (0.5:
             its own decision; lower leaves the controls to scale harmonics where it is unsure).
@@ -264,8 +264,10 @@ class HarmonicSource(FilterFlow):
         voicing_net = ((prob - self.pitch_floor) / (1.0 - self.pitch_floor)).clamp(0.0, 1.0).to(dtype)
         if self.pitch == "learned":
             return f0_net, voicing_net, peak.to(dtype)
-        fill = voicing <= 0  # hybrid: the predictor where the analysis hears no voice
-        return torch.where(fill, f0_net, f0), torch.where(fill, voicing_net, voicing), peak.to(dtype)
+        # hybrid: the predictor's F0 wherever it hears a voice (it makes fewer octave errors), the analysis's
+        # voicing wherever that hears one (the predictor's in the frames it leaves unvoiced)
+        f0 = torch.where(voicing_net > 0, f0_net, f0)
+        return f0, torch.where(voicing > 0, voicing, voicing_net), peak.to(dtype)
 
     def _source(self, ctx: Tensor, length: int, phase0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(h (B, T), log g (B, T), phase after (B,))`` from a context of ``S + 1`` boundaries."""

@@ -187,9 +187,9 @@ class SourceFilterConfig:
     # where the harmonic source's F0 and voicing come from: "analysis" (the periodicity's first peak and
     # source_threshold), "learned" (sourcefilter.pitchnet: a network on the mel and that periodicity,
     # trained on pYIN labels by `waveflow train-pitch`, loaded with train.pitch_net, fixed in training) or
-    # "hybrid" (the predictor's F0 where it hears a voice, the analysis's voicing where that hears one and
-    # the predictor's elsewhere: a low voice's periodicity falls under source_threshold on a third of its
-    # voiced frames, and its first peak is at times a multiple of the F0)
+    # "hybrid" (the analysis's voicing where it hears a voice, the predictor's elsewhere; the analysis's F0
+    # unless the predictor hears a voice more than 20 % away: a low voice's periodicity falls under
+    # source_threshold on a third of its voiced frames, and its first peak is at times a multiple of the F0)
     source_pitch: str = "analysis"
     source_pitch_hidden: int = 128  # channels of the learned pitch predictor
     # learned pitch: voicing clamp((p - floor) / (1 - floor), 0, 1) of its voicing probability p (0.5: the

@@ -50,6 +50,7 @@ __all__ = ["HarmonicSource", "SourceControls", "harmonic_sum", "mel_band_centres
 _TAPER_HZ = 500.0  # harmonics fade out over the last 500 Hz below Nyquist
 _BLOCK = 4096  # samples per block of the harmonic sum (bounds memory: block x harmonics)
 _NOISE_FLOOR = 0.9  # at v = 1 the noise starts at sqrt(1 - 0.9) of its power
+_HYBRID_AGREE = 1.2  # hybrid pitch: F0s within this ratio agree (the gross pitch error's 20 %)
 
 
 def mel_band_centres(bands: int, sample_rate: int) -> Tensor:
@@ -178,8 +179,9 @@ class HarmonicSource(FilterFlow):
             :class:`~waveflow_py.sourcefilter.pitchnet.MelPitchNet` on the log-mel and the periodicity:
             voicing ``v = clamp((p - pitch_floor) / (1 - pitch_floor), 0, 1)`` of its voicing probability
             ``p``; its weights are fixed, ``requires_grad=False``, set by ``train.pitch_net``) or
-            ``"hybrid"`` (the predictor's F0 where its voicing is above 0, the analysis's elsewhere; the
-            analysis's voicing where it is above 0, the predictor's elsewhere).
+            ``"hybrid"`` (the analysis's voicing where it is above 0, the predictor's elsewhere; the
+            analysis's F0 unless the predictor hears a voice (voicing above 0) at an F0 more than 20 %
+            away, or where the analysis hears none).
         pitch_hidden: channels of the learned predictor.
         pitch_floor: the probability below which the learned predictor's frames get no harmonics (0.5:
             its own decision; lower leaves the controls to scale harmonics where it is unsure).
@@ -264,9 +266,12 @@ class HarmonicSource(FilterFlow):
         voicing_net = ((prob - self.pitch_floor) / (1.0 - self.pitch_floor)).clamp(0.0, 1.0).to(dtype)
         if self.pitch == "learned":
             return f0_net, voicing_net, peak.to(dtype)
-        # hybrid: the predictor's F0 wherever it hears a voice (it makes fewer octave errors), the analysis's
-        # voicing wherever that hears one (the predictor's in the frames it leaves unvoiced)
-        f0 = torch.where(voicing_net > 0, f0_net, f0)
+        # hybrid: the analysis's F0 (a fractional lag) where both hear a voice and agree within the gross
+        # pitch error's 20 %, the predictor's where they disagree (the analysis's first peak at a multiple
+        # of the F0) or only the predictor hears one; the analysis's voicing wherever that hears one, the
+        # predictor's in the frames it leaves unvoiced
+        agree = (voicing > 0) & ((f0 / f0_net).log().abs() <= math.log(_HYBRID_AGREE))
+        f0 = torch.where((voicing_net > 0) & ~agree, f0_net, f0)
         return f0, torch.where(voicing > 0, voicing, voicing_net), peak.to(dtype)
 
     def _source(self, ctx: Tensor, length: int, phase0: Tensor) -> tuple[Tensor, Tensor, Tensor]:

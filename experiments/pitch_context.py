@@ -11,12 +11,13 @@ and scored with the evaluation's own :func:`~waveflow_py.evaluation.pitch.gross_
 * the periodicity analysis (``source_pitch: analysis``: the lag of its first peak, voiced where the peak
   is above each ``--thresholds`` value; no parameters);
 * with ``--pitch-net DIR``: also the learned predictor written by ``waveflow train-pitch``
-  (``source_pitch: learned``: voiced where its probability is above 0.5).
+  (``source_pitch: learned``: voiced where its probability is above 0.5), and the two together
+  (``source_pitch: hybrid`` at the first threshold, the predictor hearing a voice above ``--floor``).
 
     python experiments/pitch_context.py ../shared/data/librispeech-mini --clips 24 --thresholds 0.45 \
         --pitch-net recipes/librispeech-mini/pitchnet
 
-Written up in docs/quality-per-compute.md, sections 13 and 14.
+Written up in docs/quality-per-compute.md, sections 13, 14 and 17.
 """
 
 from __future__ import annotations
@@ -45,16 +46,18 @@ def context_track(
     return PitchTrack(f0=np.where(v, f0[idx], np.nan), voiced=v, voiced_prob=v.astype(np.float64))
 
 
-def _sources(cfg, thresholds: list[float], pitch_net: Path | None) -> dict[str, HarmonicSource]:
+def _sources(cfg, thresholds: list[float], pitch_net: Path | None, floor: float) -> dict[str, HarmonicSource]:
     """The stages whose pitch is graded, by row label."""
     out = {f"analysis {t:.2f}": HarmonicSource(cfg, threshold=t) for t in thresholds}
     if pitch_net is not None:
         from waveflow_py.train.pitch import load_pitch_net
 
-        stage = HarmonicSource(cfg, pitch="learned")
-        assert stage.pitchnet is not None
-        stage.pitchnet.load_state_dict(load_pitch_net(pitch_net, cfg, stage.pitchnet.hidden))
-        out["learned"] = stage
+        learned = HarmonicSource(cfg, pitch="learned")
+        hybrid = HarmonicSource(cfg, threshold=thresholds[0], pitch="hybrid", pitch_floor=floor)
+        for name, stage in (("learned", learned), (f"hybrid {floor:.2f}", hybrid)):
+            assert stage.pitchnet is not None
+            stage.pitchnet.load_state_dict(load_pitch_net(pitch_net, cfg, stage.pitchnet.hidden))
+            out[name] = stage
     return out
 
 
@@ -66,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="16k")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.45])
     p.add_argument("--pitch-net", type=Path, default=None, help="a `waveflow train-pitch` output directory")
+    p.add_argument("--floor", type=float, default=0.3, help="the hybrid's source_pitch_floor")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = mel_preset(args.preset)
     mel_fn = MelSpectrogram(cfg)
     pcfg = PitchConfig()
-    stages = _sources(cfg, args.thresholds, args.pitch_net)
+    stages = _sources(cfg, args.thresholds, args.pitch_net, args.floor)
     scores: dict[str, dict[str, list[tuple[float, float]]]] = {k: defaultdict(list) for k in stages}
     for clip in find_clips(args.data, "dev", args.clips):
         ref = read_clip(clip, cfg.sample_rate, args.seconds or None, cfg.hop_length)

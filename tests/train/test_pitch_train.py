@@ -128,3 +128,41 @@ def test_a_vocoder_run_adds_the_learned_pitch_to_a_harmonic_release(
     d["model"]["source_filter"]["source_pitch"] = "analysis"
     with pytest.raises(ValueError, match="no learned pitch predictor"):
         Trainer(from_dict(ExperimentConfig, d))
+
+
+def test_add_pitch_net_gives_a_release_the_hybrid_pitch_without_training(
+    pitch_run, corpus, tiny_experiment, tmp_path, monkeypatch
+) -> None:
+    """experiments/add_pitch_net.py: the predictor's weights and width from `train-pitch`, every other
+    weight, the model config and the sampling block the release's; a non-empty OUT is refused."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "experiments"))
+    import add_pitch_net
+
+    from waveflow_py.pretrained import load_release
+
+    _, net_dir, _ = pitch_run
+    exp = tiny_experiment(corpus, tmp_path / "h", steps=1, export_release=True)
+    d = to_dict(exp)
+    d["model"]["source_filter"].update(source="harmonic", pitch_lag="first")
+    release = train(from_dict(ExperimentConfig, d)).release
+    assert release is not None
+    out = tmp_path / "hybrid"
+    assert add_pitch_net.main([str(release), str(net_dir), str(out), "--floor", "0.25"]) == 0
+    old, old_info = load_release(release)
+    new, info = load_release(out)
+    stages = info.config.source_filter
+    assert (stages.source_pitch, stages.source_pitch_floor, stages.source_pitch_hidden) == ("hybrid", 0.25, 16)
+    assert info.sampling == old_info.sampling and info.provenance["pitch_net"] == str(net_dir)
+    theirs = old.state_dict()
+    for name, value in new.state_dict().items():
+        if ".pitchnet." in name:
+            torch.testing.assert_close(value, load_pitch_net(net_dir, MEL, 16)[name.split(".pitchnet.")[1]])
+        else:
+            torch.testing.assert_close(value, theirs[name], msg=name)
+    assert add_pitch_net.main([str(release), str(net_dir), str(out)]) == 2  # never over a release
+    plain = train(tiny_experiment(corpus, tmp_path / "plain", steps=1, export_release=True)).release
+    assert add_pitch_net.main([str(plain), str(net_dir), str(tmp_path / "none")]) == 2  # no harmonic source
+    assert not (tmp_path / "none").exists()
+    del sys.modules["add_pitch_net"]

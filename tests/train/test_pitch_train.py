@@ -152,8 +152,8 @@ def test_add_pitch_net_gives_a_release_the_hybrid_pitch_without_training(
     assert add_pitch_net.main([str(release), str(net_dir), str(out), "--floor", "0.25"]) == 0
     old, old_info = load_release(release)
     new, info = load_release(out)
-    stages = info.config.source_filter
-    assert (stages.source_pitch, stages.source_pitch_floor, stages.source_pitch_hidden) == ("hybrid", 0.25, 16)
+    st = info.config.source_filter
+    assert (st.source_pitch, st.source_pitch_floor, st.source_pitch_hidden) == ("hybrid", 0.25, 16)
     assert info.sampling == old_info.sampling and info.provenance["pitch_net"] == str(net_dir)
     theirs = old.state_dict()
     for name, value in new.state_dict().items():

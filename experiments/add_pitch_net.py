@@ -5,15 +5,16 @@ wrote; every other weight, the rest of the model config and the sampling block s
 predictor has no gradient in training either (``train.pitch_net``), so this is what a training run from
 the release would start from, at step 0. A release that already has a predictor gets the new one.
 
-What it made: ``pretrained/universal-16k`` (2026-12-04, night) from the analysis-pitch release of the same
-name (the weights of ``universal-16k-preview``, sampled with the fitted projection), hybrid, floor 0.3;
-docs/quality-per-compute.md, section 17:
+What it made: the step-0 hybrid of docs/quality-per-compute.md, section 17 (the "hybrid" rows of its
+first two tables), from the analysis-pitch ``universal-16k`` of 2026-12-04, night (``git show
+89f0bb2:pretrained/universal-16k/...``: the weights of ``universal-16k-preview`` with the fitted
+projection's sampling), hybrid, floor 0.3; the bundled ``universal-16k`` is that model trained 4500 steps
+further with ``recipes/librispeech-mini/spectral/wg64-harmonic-hybrid.yaml``:
 
-    python experiments/add_pitch_net.py pretrained/universal-16k recipes/librispeech-mini/pitchnet OUT \\
+    python experiments/add_pitch_net.py ANALYSIS_RELEASE recipes/librispeech-mini/pitchnet OUT \\
         --pitch hybrid --floor 0.3
 
-(run on the new release it writes the same weights again). ``OUT`` must not exist or be empty: a release
-is never overwritten in place.
+``OUT`` must not exist or be empty: a release is never overwritten in place.
 """
 
 from __future__ import annotations

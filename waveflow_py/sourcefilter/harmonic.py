@@ -8,7 +8,8 @@ source-filter waveform models for statistical parametric speech synthesis", IEEE
 
 * per frame, the mel gives the F0 (``sample_rate / lag`` of the periodicity's first peak,
   :func:`~waveflow_py.sourcefilter.periodicity.pick_lag`) and a voicing ``v = clamp((peak - threshold) /
-  (1 - threshold), 0, 1)``;
+  (1 - threshold), 0, 1)`` (``pitch="analysis"``; ``"learned"`` takes both from a fixed network on the
+  mel, ``"hybrid"`` lets that network correct and fill in the analysis: :class:`HarmonicSource`);
 * a small per-frame network (:class:`SourceControls`) on ``[log-mel - its maximum, the maximum, log F0, v,
   peak]`` gives ``bands`` harmonic amplitudes ``A_b = sqrt(v) exp(a_b)`` (band centres equally spaced on
   the mel scale; in between, linear in frequency) and a noise log-gain ``log g = 0.5 log(1 - 0.9 v) + c``

@@ -109,7 +109,7 @@ def test_logs_and_dev_metrics(corpus, tiny_experiment, tmp_path) -> None:
     for r in train_recs:
         assert r["bits_per_sample"] == pytest.approx(r["nll"] / math.log(2))
         assert {"lr", "grad_norm", "steps_per_s", "samples_per_s"} <= set(r)
-    assert {"nll", "bits_per_sample", "mel_l1"} <= set(dev_recs[0])
+    assert {"nll", "bits_per_sample", "mel_l1", "mrstft", "mrstft_unseen"} <= set(dev_recs[0])
     assert res.release is not None and (res.release / "model.safetensors").is_file()
 
 

@@ -31,7 +31,7 @@ import scipy.fft
 import torch
 
 from waveflow_py.audio import MelSpectrogram, log_decompress
-from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS, MelConfig, from_dict, to_dict
+from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS, UNSEEN_STFT_RESOLUTIONS, MelConfig, from_dict, to_dict
 from waveflow_py.evaluation._signal import align_pair, check_sample_rate
 
 __all__ = [
@@ -50,7 +50,7 @@ __all__ = [
 
 MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = DEFAULT_STFT_RESOLUTIONS  # the training loss's too
 # (n_fft, hop) pairs a spectral training loss on MRSTFT_RESOLUTIONS does not use: 4x finer and 2x coarser
-MRSTFT_UNSEEN_RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 64), (4096, 1024))
+MRSTFT_UNSEEN_RESOLUTIONS: tuple[tuple[int, int], ...] = UNSEEN_STFT_RESOLUTIONS
 MCD_COEFFICIENTS: int = 24  # c1..c24 (fewer for mels with fewer than 25 bins: see mcd_coefficients)
 _LOG_FLOOR = 1e-7
 _MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)

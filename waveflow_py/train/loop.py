@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.config import ExperimentConfig, source_filter_of, to_dict
+from waveflow_py.config import UNSEEN_STFT_RESOLUTIONS, ExperimentConfig, source_filter_of, to_dict
 from waveflow_py.flows.base import NonFiniteError
 from waveflow_py.sampling import resolve_sampling
 from waveflow_py.train import checkpoint as ckpt
@@ -303,15 +303,22 @@ class Trainer:
                     self.cfg.seed,
                 )
             model.train(was_training)
-            res = ValidationResult(nll, l1, clips, mrstft=clips_mrstft(clips))
+            res = ValidationResult(
+                nll,
+                l1,
+                clips,
+                mrstft=clips_mrstft(clips),
+                mrstft_unseen=clips_mrstft(clips, UNSEEN_STFT_RESOLUTIONS),
+            )
             self.metrics.scalars(self.step, "dev", {**res.scalars(), **self.clock.minutes()})
             self.result.dev.append((self.step, res.scalars()))
+            spectral = "".join(
+                f", {label} {value:.4f}"
+                for label, value in (("mel L1", l1), ("MR-STFT", res.mrstft), ("unseen", res.mrstft_unseen))
+                if value is not None
+            )
             logger.info(
-                "step %d: dev NLL %.4f nats/sample (%.4f bits)%s",
-                self.step,
-                nll,
-                bits_per_sample(nll),
-                f", mel L1 {l1:.4f}" if l1 is not None else "",
+                "step %d: dev NLL %.4f nats/sample (%.4f bits)%s", self.step, nll, bits_per_sample(nll), spectral
             )
             sr = self.exp.sample_rate
             for c in clips:

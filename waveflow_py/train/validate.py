@@ -5,7 +5,9 @@ Mel L1 is the mean absolute difference between the log-mels of a clip vocoded fr
 (through the one sampler, :func:`waveflow_py.inference.synthesize`, with the run's sampling settings)
 and of the reference audio, over the same frames; MR-STFT is the multi-resolution STFT distance
 of the same pair (spectral convergence + log-magnitude L1 at the evaluation's three resolutions,
-:func:`waveflow_py.train.objective.mrstft_terms`).
+:func:`waveflow_py.train.objective.mrstft_terms`), and "MR-STFT unseen" the same distance at the two
+resolutions the default spectral loss does not use (256/64 and 4096/1024, as ``waveflow eval``'s
+``mrstft_unseen``): a run that trains on the first can overfit its resolutions, and the second shows it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS
+from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS, UNSEEN_STFT_RESOLUTIONS
 from waveflow_py.inference.synthesis import synthesize
 from waveflow_py.sampling import SamplingConfig
 from waveflow_py.train.data import DevSet
@@ -42,6 +44,7 @@ class ValidationResult:
     mel_l1: float | None
     clips: list[VocodedClip] = field(default_factory=list)
     mrstft: float | None = None
+    mrstft_unseen: float | None = None
 
     def scalars(self) -> dict[str, float]:
         out = {"nll": self.nll, "bits_per_sample": bits_per_sample(self.nll)}
@@ -49,6 +52,8 @@ class ValidationResult:
             out["mel_l1"] = self.mel_l1
         if self.mrstft is not None:
             out["mrstft"] = self.mrstft
+        if self.mrstft_unseen is not None:
+            out["mrstft_unseen"] = self.mrstft_unseen
         return out
 
 
@@ -97,16 +102,18 @@ def vocode_clips(
 
 
 @torch.no_grad()
-def clips_mrstft(clips: list[VocodedClip]) -> float | None:
-    """Mean multi-resolution STFT distance (SC + log-magnitude L1) of the vocoded clips to their references
-    (``None`` without clips); clips shorter than the longest window are skipped."""
+def clips_mrstft(
+    clips: list[VocodedClip], resolutions: tuple[tuple[int, int], ...] = DEFAULT_STFT_RESOLUTIONS
+) -> float | None:
+    """Mean multi-resolution STFT distance (SC + log-magnitude L1) at ``resolutions`` (``(n_fft, hop)``
+    pairs) of the vocoded clips to their references (``None`` without clips); clips no longer than half the
+    longest window are skipped."""
+    longest = max(n_fft for n_fft, _ in resolutions)
     values = []
     for c in clips:
         n = min(c.reference.shape[-1], c.generated.shape[-1])
-        if n <= DEFAULT_STFT_RESOLUTIONS[-1][0] // 2:
+        if n <= longest // 2:
             continue
-        sc, lm = mrstft_terms(
-            c.generated[None, :n].double(), c.reference[None, :n].double(), DEFAULT_STFT_RESOLUTIONS
-        )
+        sc, lm = mrstft_terms(c.generated[None, :n].double(), c.reference[None, :n].double(), resolutions)
         values.append(float(sc + lm))
     return sum(values) / len(values) if values else None

@@ -3,13 +3,13 @@
 #   recipes/finetune-speaker/run.sh                        # prepare, eval-before, train, eval (after)
 #   RELEASE=path/to/release MINUTES=60 recipes/finetune-speaker/run.sh
 #   recipes/finetune-speaker/run.sh train                  # (again: resumes the run)
-# Environment: PY, RELEASE (default pretrained/universal-16k-preview), DATA (corpus root, default
+# Environment: PY, RELEASE (default pretrained/universal-16k), DATA (corpus root, default
 # ../shared/data/single-speaker-44k), OUT (default out/finetune-speaker), MINUTES, CLIPS (dev clips, 10),
 # EXTRA (more `waveflow train` arguments, e.g. "--set train.num_threads=1").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONFIG=${CONFIG:-recipes/finetune-speaker/config.yaml}
-RELEASE=${RELEASE:-pretrained/universal-16k-preview}
+RELEASE=${RELEASE:-pretrained/universal-16k}
 DATA=${DATA:-../shared/data/single-speaker-44k}
 OUT=${OUT:-out/finetune-speaker}
 CLIPS=${CLIPS:-10}

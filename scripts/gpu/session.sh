@@ -44,15 +44,16 @@ data=(data.root=.gpu/shard data.dev_max_items=12 data.num_workers=0 train.device
 step cuda-tests "$PY" -m pytest -q -p no:cacheprovider tests/inference/test_cuda.py
 step bench wf bench "${BENCH[@]}" --results "$OUT/bench.md"
 rm -rf /tmp/gpu-run
-# the long run's lineage (docs/quality-per-compute.md sections 13-14): the bundled default's weights, the
-# harmonic source with the learned pitch predictor and the spectral objective through the sampling path
+# the long run's lineage (docs/quality-per-compute.md sections 17-18): the bundled default's weights, the
+# harmonic source with the hybrid pitch and the spectral objective through the sampling path, Adam 1e-4 and
+# EMA weights (0.999; the release gets them) as the CPU continuation
 # (RECIPE= / INIT= to train another candidate or start elsewhere)
-RECIPE="${RECIPE:-recipes/librispeech-mini/spectral/wg64-harmonic-learned.yaml}"
+RECIPE="${RECIPE:-recipes/librispeech-mini/spectral/wg64-harmonic-hybrid.yaml}"
 INIT="${INIT:-pretrained/universal-16k}"
 step train wf train "$RECIPE" --out /tmp/gpu-run \
   --init-from "$INIT" --minutes "$TRAIN_MIN" \
   --set "${data[@]}" train.batch_size="$BATCH" train.budget_clock=wall train.num_threads=null \
-  train.lr=0.0003 train.val_every=100000 train.val_at_start=false train.val_clips=0 train.ckpt_every=100000
+  train.lr=0.0001 train.ema_decay=0.999 train.warmup_steps=0 train.val_every=100000 train.val_at_start=false train.val_clips=0 train.ckpt_every=100000
 mkdir -p "$OUT/release" && cp /tmp/gpu-run/release/* "$OUT/release/" 2>/dev/null
 grep '"train"' /tmp/gpu-run/metrics.jsonl | tail -n 3 > "$OUT/train-tail.jsonl" 2>/dev/null
 rm -rf /tmp/gpu-paper

@@ -599,8 +599,8 @@ def _temperature(value: Any, where: str) -> float:
 
 
 DEFAULT_STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
-# (n_fft, hop) pairs the default loss does not use (4x finer, 2x coarser): validation and `waveflow eval` grade
-# a spectral objective there too
+# (n_fft, hop) pairs the default loss does not use (4x finer, 2x coarser): validation and `waveflow eval`
+# grade a spectral objective there too
 UNSEEN_STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 64), (4096, 1024))
 
 

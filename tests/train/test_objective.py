@@ -68,17 +68,17 @@ def test_validation_mrstft_is_the_evaluation_metric_at_both_resolution_sets() ->
 
     def clip(n: int, seed: int) -> VocodedClip:
         ref = _signal(n=n, seed=seed)[0]
-        gen = 0.8 * ref + 0.02 * torch.randn(n, generator=torch.Generator().manual_seed(seed + 9), dtype=ref.dtype)
+        noise = torch.randn(n, generator=torch.Generator().manual_seed(seed + 9), dtype=ref.dtype)
+        gen = 0.8 * ref + 0.02 * noise
         return VocodedClip(f"c{seed}", ref, gen, torch.zeros(4, 3), torch.zeros(4, 3))
 
     long_clips = [clip(6000, 1), clip(5000, 2)]
     short = clip(1500, 3)  # longer than half of 2048, not of 4096: graded at the usual resolutions only
     for resolutions in (DEFAULT_STFT_RESOLUTIONS, UNSEEN_STFT_RESOLUTIONS):
         graded = long_clips + ([short] if resolutions == DEFAULT_STFT_RESOLUTIONS else [])
-        direct = [
-            multi_resolution_stft(c.reference.numpy(), c.generated.numpy(), resolutions)["total"] for c in graded
-        ]
-        assert clips_mrstft(long_clips + [short], resolutions) == pytest.approx(np.mean(direct), rel=1e-9)
+        pairs = [(c.reference.numpy(), c.generated.numpy()) for c in graded]
+        expected = np.mean([multi_resolution_stft(r, g, resolutions)["total"] for r, g in pairs])
+        assert clips_mrstft(long_clips + [short], resolutions) == pytest.approx(expected, rel=1e-9)
     assert clips_mrstft([short], UNSEEN_STFT_RESOLUTIONS) is None and clips_mrstft([]) is None
 
 

@@ -31,7 +31,13 @@ import scipy.fft
 import torch
 
 from waveflow_py.audio import MelSpectrogram, log_decompress
-from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS, UNSEEN_STFT_RESOLUTIONS, MelConfig, from_dict, to_dict
+from waveflow_py.config import (
+    DEFAULT_STFT_RESOLUTIONS,
+    UNSEEN_STFT_RESOLUTIONS,
+    MelConfig,
+    from_dict,
+    to_dict,
+)
 from waveflow_py.evaluation._signal import align_pair, check_sample_rate
 
 __all__ = [

@@ -317,9 +317,8 @@ class Trainer:
                 for label, value in (("mel L1", l1), ("MR-STFT", res.mrstft), ("unseen", res.mrstft_unseen))
                 if value is not None
             )
-            logger.info(
-                "step %d: dev NLL %.4f nats/sample (%.4f bits)%s", self.step, nll, bits_per_sample(nll), spectral
-            )
+            bits = bits_per_sample(nll)
+            logger.info("step %d: dev NLL %.4f nats/sample (%.4f bits)%s", self.step, nll, bits, spectral)
             sr = self.exp.sample_rate
             for c in clips:
                 self.metrics.audio(self.step, f"dev/{c.name}/generated", c.generated, sr)

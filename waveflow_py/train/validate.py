@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS, UNSEEN_STFT_RESOLUTIONS
+from waveflow_py.config import DEFAULT_STFT_RESOLUTIONS
 from waveflow_py.inference.synthesis import synthesize
 from waveflow_py.sampling import SamplingConfig
 from waveflow_py.train.data import DevSet

@@ -53,7 +53,8 @@ INIT="${INIT:-pretrained/universal-16k}"
 step train wf train "$RECIPE" --out /tmp/gpu-run \
   --init-from "$INIT" --minutes "$TRAIN_MIN" \
   --set "${data[@]}" train.batch_size="$BATCH" train.budget_clock=wall train.num_threads=null \
-  train.lr=0.0001 train.ema_decay=0.999 train.warmup_steps=0 train.val_every=100000 train.val_at_start=false train.val_clips=0 train.ckpt_every=100000
+  train.lr=0.0001 train.ema_decay=0.999 train.warmup_steps=0 \
+  train.val_every=100000 train.val_at_start=false train.val_clips=0 train.ckpt_every=100000
 mkdir -p "$OUT/release" && cp /tmp/gpu-run/release/* "$OUT/release/" 2>/dev/null
 grep '"train"' /tmp/gpu-run/metrics.jsonl | tail -n 3 > "$OUT/train-tail.jsonl" 2>/dev/null
 rm -rf /tmp/gpu-paper

@@ -775,6 +775,9 @@ class TrainConfig:
     max_minutes: float | None = None  # time budget: stop cleanly (checkpoint, validate, export) after it
     budget_clock: str = "wall"  # what max_minutes counts: "wall" (elapsed) or "cpu" (this process's CPU time)
     init_from: str | None = None  # a release (name or directory) whose weights start a new run (fine-tuning)
+    # with init_from: the step the new run starts at (its learning-rate schedule, data order and step
+    # count go on from there; a lineage continued from a resume point: the steps in its provenance)
+    init_step: int = 0
     # the learned pitch predictor's weights (a `waveflow train-pitch` output directory) for a model whose
     # model.source_filter.source_pitch is "learned" or "hybrid"; loaded when a run starts (not on resume),
     # then fixed
@@ -801,6 +804,14 @@ class TrainConfig:
             raise ValueError(f"train.ema_decay: expected 0 <= decay < 1, got {self.ema_decay}")
         if self.lr <= 0:
             raise ValueError(f"train.lr: expected > 0, got {self.lr}")
+        if not 0 <= self.init_step < self.steps:
+            raise ValueError(
+                f"train.init_step: expected 0 <= init_step < train.steps ({self.steps}), got {self.init_step}"
+            )
+        if self.init_step and not self.init_from:
+            raise ValueError(
+                "train.init_step: a run starts at a later step only from a release (train.init_from)"
+            )
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"train.max_minutes: expected > 0 (or null: no budget), got {self.max_minutes}")
         if self.budget_clock not in ("wall", "cpu"):

@@ -127,6 +127,36 @@ def test_cli_minutes_sets_the_budget_of_each_invocation(corpus, tiny_experiment,
     assert first["state"]["step"] < load_checkpoint(out)["state"]["step"] < steps
 
 
+def test_init_step_continues_a_lineage_schedule(corpus, tiny_experiment, tmp_path) -> None:
+    from waveflow_py.train.schedule import lr_at
+
+    first = train(tiny_experiment(corpus, tmp_path / "r", steps=2, export_release=True))
+    assert first.release is not None
+    over = {"steps": STEPS, "lr_schedule": "cosine", "lr_min_ratio": 0.1, "val_at_start": True}
+    # a release continued at step 3 of a 5-step cosine: steps 4 and 5 at that schedule's learning rates
+    exp = tiny_experiment(corpus, tmp_path / "ft", init_from=str(first.release), init_step=3, **over)
+    res = train(exp)
+    assert res.step == STEPS and [s for s, _ in res.losses] == [4, 5]
+    rows = [json.loads(x) for x in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"] for r in rows if r["split"] == "train"}
+    assert lrs == pytest.approx({4: lr_at(3, exp.train), 5: lr_at(4, exp.train)})
+    assert lr_at(3, exp.train) < exp.train.lr  # not the schedule's start
+    assert [r["step"] for r in rows if r["split"] == "dev"][0] == 3  # validated before its first step
+    assert load_checkpoint(tmp_path / "ft")["state"]["step"] == STEPS
+    # a resume of that run goes on from its checkpoint, not from init_step
+    more = train(
+        tiny_experiment(
+            corpus, tmp_path / "ft", init_from=str(first.release), init_step=3, **{**over, "steps": STEPS + 1}
+        ),
+        resume=True,
+    )
+    assert [s for s, _ in more.losses] == [STEPS + 1]
+    with pytest.raises(ValueError, match="init_step.*init_from"):
+        tiny_experiment(corpus, tmp_path / "x", init_step=3, **over)
+    with pytest.raises(ValueError, match=r"init_step: expected 0 <= init_step < train.steps \(5\), got 5"):
+        tiny_experiment(corpus, tmp_path / "x", init_from=str(first.release), init_step=STEPS, **over)
+
+
 def test_cli_init_from_and_resume_are_exclusive(corpus, tmp_path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(

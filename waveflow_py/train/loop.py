@@ -82,11 +82,17 @@ class Trainer:
         self.init_release: Path | None = None  # the release a fine-tuning run started from
         self._needs_pitch_net = False  # init_from added a learned pitch predictor (weights: train.pitch_net)
         self.result = TrainResult(0, self.out_dir)
+        self.resumed = bool(resume)
         try:
             if resume:
                 self._resume(resume)
             elif self.cfg.init_from:
                 self._init_from(self.cfg.init_from)
+                self.step = self.cfg.init_step
+                if self.step:
+                    logger.info(
+                        "the run starts at step %d of %d (train.init_step)", self.step, exp.train.steps
+                    )
             else:
                 self._calibrate_envelope()
             if not resume:
@@ -188,7 +194,7 @@ class Trainer:
 
     def _init_from(self, release: str) -> None:
         """Start from a release's weights (fine-tuning; ``init_weights.release_weights`` checks that its
-        model fits). Optimizer and step start fresh."""
+        model fits). The optimizer starts fresh; the step at ``train.init_step`` (0 unless set)."""
         info, weights, self._needs_pitch_net = release_weights(self.exp, self.parts.model, release)
         ckpt.load_model_weights(self.parts.model, weights, what=f"release {info.path}")
         if self.parts.ema is not None:
@@ -349,7 +355,7 @@ class Trainer:
         p.model.train()
         t0, s0 = time.perf_counter(), self.step
         window: dict[str, list[float]] = {}  # finite steps' terms since the last log line (means logged)
-        if self.step == 0 and cfg.val_at_start:
+        if not self.resumed and cfg.val_at_start:
             self._validate()
         budget = _Budget(cfg.max_minutes, cfg.budget_clock, self.clock)
         self.clock.start()
